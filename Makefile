@@ -1,0 +1,33 @@
+# The two commands of the README: `make sample` and `make test`.
+# Both create the virtual environment and install what they need on a fresh machine.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: sample test lint chromium bench
+
+$(BIN)/covmap: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+sample: $(BIN)/covmap
+	$(BIN)/covmap build --sample
+
+# Debian's chromium drives the browser tests; installing it needs root (as in CI).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else echo "chromium is missing: run 'sudo apt-get install chromium' for the browser tests"; fi; }
+
+lint: $(BIN)/covmap
+	$(BIN)/ruff check .
+
+test: $(BIN)/covmap chromium lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(BIN)/covmap
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/predict.py

@@ -1,0 +1,60 @@
+"""Typed errors and warnings of the library.
+
+Only ``cli.py`` turns these into messages and exit codes: every
+:class:`CoverageError` means "could not run" (exit 2) and its message names the
+input at fault.
+"""
+
+
+class CoverageError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+
+class InputReadError(CoverageError):
+    """A submission or boundary file cannot be read at all (format, encoding, columns)."""
+
+
+class SchemaError(CoverageError, ValueError):
+    """A table does not have the columns or types a stage requires."""
+
+
+class CRSMismatchError(CoverageError, ValueError):
+    """Inputs are in coordinate systems that cannot be combined as given."""
+
+
+class ConfigError(CoverageError, ValueError):
+    """The TOML configuration has an unknown key, a wrong type or a value out of range."""
+
+
+class BoundaryError(CoverageError, ValueError):
+    """Administrative boundaries are missing, invalid or lack required attributes."""
+
+
+class EmptyCoverageError(CoverageError):
+    """A stage was given nothing to work on (no sectors, no units, no raster cells)."""
+
+
+class FileOverwriteError(CoverageError, FileExistsError):
+    """An output would replace a user's existing file and overwrite was not allowed."""
+
+
+class StageError(CoverageError):
+    """A pipeline stage failed; names the stage, the input and the reason."""
+
+    def __init__(self, stage: str, input_name: str, reason: str):
+        self.stage = stage
+        self.input_name = input_name
+        self.reason = reason
+        super().__init__(f"stage '{stage}' failed on {input_name}: {reason}")
+
+
+class CoverageWarning(UserWarning):
+    """Base class of the library's warnings."""
+
+
+class ModelValidityWarning(CoverageWarning):
+    """A path-loss model was used outside its published validity range."""
+
+
+class SyntheticDataWarning(CoverageWarning):
+    """Synthetic data (e.g. generated township polygons) is being used."""

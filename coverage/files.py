@@ -1,0 +1,89 @@
+"""Writing outputs safely: atomic replacement and no silent clobbering.
+
+Every writer in the library goes through :func:`atomic_output`, so a run killed at
+any moment leaves either the old file or the new one, never half of one; and
+through :func:`check_writable`, the one place that decides whether an existing
+file may be replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from coverage.errors import FileOverwriteError
+
+RUN_MARKER = "manifest.json"
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    """True when ``path`` is (inside) a run directory the tool made itself."""
+    path = Path(path)
+    return any((parent / RUN_MARKER).exists() for parent in [path, *path.parents][:4])
+
+
+def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse to replace a user's existing file unless ``overwrite`` is set.
+
+    Files inside a run directory (one holding ``manifest.json``) belong to the tool
+    and may always be replaced.
+
+    Raises
+    ------
+    FileOverwriteError
+        ``path`` exists, is not in a run directory and ``overwrite`` is False.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite and not is_run_dir(path.parent):
+        raise FileOverwriteError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    The temporary file keeps the suffix of ``path`` so that format drivers which
+    look at the extension (GDAL, pyogrio) pick the right one.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "table.csv"
+    >>> with atomic_output(target) as tmp:
+    ...     _ = tmp.write_text("a,b\\n1,2\\n")
+    >>> target.read_text()
+    'a,b\\n1,2\\n'
+    """
+    path = check_writable(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_csv_bom(frame, path: str | os.PathLike, overwrite: bool = True) -> Path:
+    """Write a pandas frame as UTF-8 CSV with a BOM (so Chinese Excel opens it), atomically."""
+    with atomic_output(path, overwrite) as tmp:
+        frame.to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\n")
+    return Path(path)
+
+
+def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
