@@ -58,3 +58,19 @@ class ModelValidityWarning(CoverageWarning):
 
 class SyntheticDataWarning(CoverageWarning):
     """Synthetic data (e.g. generated township polygons) is being used."""
+
+
+class PublishError(CoverageError, ValueError):
+    """The site cannot be published as asked (edition, operator, base map or key)."""
+
+
+class ArgumentError(CoverageError, ValueError):
+    """A library function was called with an argument it cannot use (the message names it)."""
+
+
+class UnknownUnitError(CoverageError, LookupError):
+    """An administrative unit code (e.g. a county asked for by ``covmap gaps``) is not in the run."""
+
+
+class RadioModelError(CoverageError, ValueError):
+    """A radio model was asked for something it does not know (model, technology, environment)."""

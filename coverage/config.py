@@ -1,0 +1,341 @@
+"""The configuration: one TOML file, validated when loaded; the defaults live in code.
+
+Tables and keys (units in the key names)
+----------------------------------------
+``[nbiot]``, ``[redcap]``
+    Any field of :class:`coverage.radio.profiles.TechProfile` (defaults:
+    :data:`coverage.radio.profiles.NBIOT` / ``REDCAP``, each with its source).
+    Sub-tables (``[nbiot.bands]``, ``[redcap.carrier_subcarriers]``,
+    ``[nbiot.shadow_sigma_db]``, ``[nbiot.ce_thresholds_dbm]``) are merged key by
+    key into the defaults. ``tech`` cannot change.
+``[grid]``
+    ``resolution_m`` (default 100, 30-1000), ``tile_size_px`` (default 512,
+    64-4096, a multiple of 16).
+``[gaps]``
+    ``min_gap_km2``: smallest uncovered area reported as a gap (default 1.0).
+``[publish]``
+    ``resolution_m``: cell size of the public raster overlays (default 500, 100-5000).
+
+Example::
+
+    [nbiot]
+    eirp_dbm = 52.0
+    penetration_margin_db = 15.0
+
+    [nbiot.shadow_sigma_db]
+    urban = 9.0
+
+    [grid]
+    resolution_m = 50
+
+An unknown key, a wrong type or a value out of range raises
+:class:`coverage.errors.ConfigError` naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import logging
+import math
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from coverage.errors import ConfigError
+from coverage.radio import ENVIRONMENTS
+from coverage.radio.profiles import PROFILES, TechProfile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """The raster grid."""
+
+    resolution_m: int = 100  # cell size, metres (30-1000)
+    tile_size_px: int = 512  # tile edge, pixels (COG block multiple of 16)
+
+
+@dataclass(frozen=True)
+class GapsConfig:
+    """Coverage gaps."""
+
+    min_gap_km2: float = 1.0  # smallest uncovered area reported as a gap, km²
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """The public site."""
+
+    resolution_m: int = 500  # cell size of the public raster overlays, metres
+
+
+@dataclass(frozen=True)
+class Config:
+    """Effective configuration: defaults overridden by one TOML file.
+
+    Attributes
+    ----------
+    profiles : dict of str to TechProfile
+        ``profiles["nbiot"]``, ``profiles["redcap"]``.
+    grid, gaps, publish
+        The other tables.
+    source : str or None
+        The TOML file read, None for the defaults (not part of the fingerprint).
+    """
+
+    profiles: dict[str, TechProfile] = field(default_factory=lambda: dict(PROFILES))
+    grid: GridConfig = GridConfig()
+    gaps: GapsConfig = GapsConfig()
+    publish: PublishConfig = PublishConfig()
+    source: str | None = None
+
+    def as_dict(self) -> dict:
+        """Effective values as plain JSON-able data (tables as in the TOML file)."""
+        out = {tech: profile.as_dict() for tech, profile in self.profiles.items()}
+        out["grid"] = asdict(self.grid)
+        out["gaps"] = asdict(self.gaps)
+        out["publish"] = asdict(self.publish)
+        return out
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON of :meth:`as_dict` (for reusing results)."""
+        text = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def to_toml(self) -> str:
+        """The effective values as TOML text that :func:`load_config` reads back.
+
+        Derived thresholds per environment are added as comments.
+        """
+        lines = []
+        if self.source:
+            lines.append(f"# effective configuration: defaults overridden by {self.source}")
+        else:
+            lines.append("# effective configuration: built-in defaults")
+        for table, values in self.as_dict().items():
+            scalars = {k: v for k, v in values.items() if not isinstance(v, dict)}
+            subtables = {k: v for k, v in values.items() if isinstance(v, dict)}
+            lines.append("")
+            lines.append(f"[{table}]")
+            lines.extend(f"{key} = {_toml_value(value)}" for key, value in scalars.items())
+            if table in self.profiles:
+                profile = self.profiles[table]
+                lines.append(f"# z(cell_edge_reliability) = {profile.shadow_z:.4f}")
+                for env in ENVIRONMENTS:
+                    t = profile.thresholds_dbm(env)
+                    lines.append(f"# thresholds {env}: outdoor {t['outdoor']:.2f} dBm, deep {t['deep']:.2f} dBm")
+            for key, sub in subtables.items():
+                lines.append("")
+                lines.append(f"[{table}.{key}]")
+                lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in sub.items())
+        return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() and key.isascii() else json.dumps(key)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+# ---------------------------------------------------------------- validation rules
+
+# kind, low, high (inclusive), unit for the message
+_NUMBER, _INT, _STR, _DICT = "number", "integer", "string", "table"
+
+_PROFILE_RULES: dict[str, tuple] = {
+    "label": (_STR, None, None, ""),
+    "default_band": (_STR, None, None, ""),
+    "eirp_dbm": (_NUMBER, -10.0, 100.0, "dBm"),
+    "antenna_gain_dbi": (_NUMBER, -10.0, 40.0, "dBi"),
+    "height_m": (_NUMBER, 1.0, 500.0, "m"),
+    "beamwidth_deg": (_NUMBER, 1.0, 360.0, "degrees"),
+    "downtilt_deg": (_NUMBER, -20.0, 60.0, "degrees"),
+    "vertical_beamwidth_deg": (_NUMBER, 1.0, 180.0, "degrees"),
+    "front_to_back_db": (_NUMBER, 0.0, 80.0, "dB"),
+    "sla_v_db": (_NUMBER, 0.0, 80.0, "dB"),
+    "ue_height_m": (_NUMBER, 0.1, 50.0, "m"),
+    "ue_antenna_gain_dbi": (_NUMBER, -30.0, 20.0, "dBi"),
+    "body_loss_db": (_NUMBER, 0.0, 40.0, "dB"),
+    "device_loss_db": (_NUMBER, 0.0, 40.0, "dB"),
+    "rsrp_threshold_dbm": (_NUMBER, -160.0, -30.0, "dBm"),
+    "penetration_margin_db": (_NUMBER, 0.0, 60.0, "dB"),
+    "cell_edge_reliability": (_NUMBER, 0.5, 0.999, "fraction"),
+}
+# Sub-tables: allowed keys (None = any band name), value kind and range.
+_PROFILE_TABLES: dict[str, tuple] = {
+    "bands": (None, _NUMBER, 1.0, 100_000.0, "MHz"),
+    "carrier_subcarriers": (None, _INT, 12, 6600, "subcarriers"),
+    "shadow_sigma_db": (ENVIRONMENTS, _NUMBER, 0.0, 20.0, "dB"),
+    "ce_thresholds_dbm": (("CE0", "CE1", "CE2"), _NUMBER, -160.0, -30.0, "dBm"),
+}
+_SECTION_RULES: dict[str, tuple[type, dict[str, tuple]]] = {
+    "grid": (GridConfig, {"resolution_m": (_INT, 30, 1000, "m"), "tile_size_px": (_INT, 64, 4096, "pixels")}),
+    "gaps": (GapsConfig, {"min_gap_km2": (_NUMBER, 0.0, 100_000.0, "km²")}),
+    "publish": (PublishConfig, {"resolution_m": (_INT, 100, 5000, "m")}),
+}
+
+
+class _Checker:
+    """Builds ConfigErrors that name the key and the file."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {key}: {message}")
+
+    def unknown(self, key: str, name: str, allowed) -> ConfigError:
+        hint = difflib.get_close_matches(name, list(allowed), n=1)
+        extra = f"; did you mean {hint[0]!r}?" if hint else f"; allowed: {', '.join(allowed)}"
+        return self.fail(key, f"unknown key{extra}")
+
+    def value(self, key: str, value, kind: str, low, high, unit: str):
+        if kind == _STR:
+            if not isinstance(value, str) or not value.strip():
+                raise self.fail(key, f"must be a non-empty string, got {value!r}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                kind == _INT and not isinstance(value, int)):
+            unit_text = f" in {unit}" if unit else ""
+            raise self.fail(key, f"must be {'an integer' if kind == _INT else 'a number'}{unit_text}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(key, f"must be finite, got {value!r}")
+        if not low <= value <= high:
+            raise self.fail(key, f"{value!r} {unit} is out of range {low}-{high} {unit}".replace("  ", " "))
+        return float(value) if kind == _NUMBER else int(value)
+
+
+def _table(checker: _Checker, key: str, value) -> dict:
+    if not isinstance(value, dict):
+        raise checker.fail(key, f"must be a table, got {value!r}")
+    return value
+
+
+def _override_profile(checker: _Checker, tech: str, base: TechProfile, table: dict) -> TechProfile:
+    changes: dict = {}
+    allowed = ("tech", *_PROFILE_RULES, *_PROFILE_TABLES)
+    for name, value in table.items():
+        key = f"[{tech}] {name}"
+        if name == "tech":
+            if value != tech:
+                raise checker.fail(key, f"cannot change the technology of [{tech}] (got {value!r})")
+        elif name in _PROFILE_RULES:
+            changes[name] = checker.value(key, value, *_PROFILE_RULES[name])
+        elif name in _PROFILE_TABLES:
+            keys, kind, low, high, unit = _PROFILE_TABLES[name]
+            if name == "ce_thresholds_dbm" and not base.ce_thresholds_dbm and value:
+                raise checker.fail(key, f"coverage-enhancement levels exist only for NB-IoT, not {tech}")
+            merged = dict(getattr(base, name))
+            for sub_name, sub_value in _table(checker, key, value).items():
+                sub_key = f"[{tech}.{name}] {sub_name}"
+                if keys is not None and sub_name not in keys:
+                    raise checker.unknown(sub_key, sub_name, keys)
+                merged[sub_name] = checker.value(sub_key, sub_value, kind, low, high, unit)
+            changes[name] = merged
+        else:
+            raise checker.unknown(key, name, allowed)
+    profile = replace(base, **changes)
+    # Cross-field checks.
+    if profile.default_band not in profile.bands:
+        raise checker.fail(f"[{tech}] default_band",
+                           f"{profile.default_band!r} is not one of the bands {', '.join(profile.bands)}")
+    missing = [band for band in profile.bands if band not in profile.carrier_subcarriers]
+    if missing:
+        raise checker.fail(f"[{tech}.carrier_subcarriers]", f"no subcarrier count for band(s) {', '.join(missing)}")
+    ce = profile.ce_thresholds_dbm
+    if ce and not ce["CE0"] > ce["CE1"] > ce["CE2"]:
+        raise checker.fail(f"[{tech}.ce_thresholds_dbm]", f"must decrease from CE0 to CE2, got {ce}")
+    return profile
+
+
+def _override_section(checker: _Checker, name: str, table: dict):
+    cls, rules = _SECTION_RULES[name]
+    changes = {}
+    for key_name, value in table.items():
+        key = f"[{name}] {key_name}"
+        if key_name not in rules:
+            raise checker.unknown(key, key_name, rules)
+        changes[key_name] = checker.value(key, value, *rules[key_name])
+    section = cls(**changes)
+    if name == "grid" and section.tile_size_px % 16:
+        raise checker.fail("[grid] tile_size_px", f"{section.tile_size_px} must be a multiple of 16")
+    return section
+
+
+def config_from_dict(data: dict, source: str = "<config>") -> Config:
+    """Validate parsed TOML data (a dict of tables) and apply it to the defaults.
+
+    Raises
+    ------
+    ConfigError
+        Unknown table or key, wrong type, value out of range; the message names
+        ``source`` and the key.
+    """
+    checker = _Checker(source)
+    profiles = dict(PROFILES)
+    sections = {}
+    allowed = (*PROFILES, *_SECTION_RULES)
+    for name, value in data.items():
+        if name in PROFILES:
+            profiles[name] = _override_profile(checker, name, PROFILES[name], _table(checker, f"[{name}]", value))
+        elif name in _SECTION_RULES:
+            sections[name] = _override_section(checker, name, _table(checker, f"[{name}]", value))
+        else:
+            raise checker.unknown(name, name, allowed)
+    return Config(profiles=profiles, source=None if source == "<config>" else source, **sections)
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Load the configuration: the built-in defaults, overridden by a TOML file.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        A TOML file; None for the defaults alone.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, not valid TOML (the message gives the line), or has
+        an unknown key, a wrong type or an out-of-range value.
+
+    Examples
+    --------
+    >>> cfg = load_config()
+    >>> cfg.grid.resolution_m, cfg.profiles["nbiot"].penetration_margin_db
+    (100, 20.0)
+    """
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: configuration file not found") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    config = config_from_dict(data, source=str(path))
+    log.info("configuration %s loaded (fingerprint %s)", path, config.fingerprint()[:12])
+    return config
+
+
+__all__ = ["Config", "GapsConfig", "GridConfig", "PublishConfig", "config_from_dict", "load_config"]
