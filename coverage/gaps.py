@@ -1,0 +1,272 @@
+"""Coverage gaps: the uncovered parts of each unit as ranked polygons.
+
+A pixel is uncovered when its class is 0 (no coverage) or nodata (255), and
+the parts of a unit outside the raster extent are uncovered too (the raster is
+read with a boundless window padded with nodata). Uncovered pixels inside a
+unit become polygons with ``rasterio.features.shapes`` (4-connected regions),
+which are clipped exactly to the unit's polygon, split into parts, and dropped
+below ``min_gap_km2``.
+
+Each gap carries
+- ``area_km2`` in the raster's equal-area CRS;
+- ``centroid_lon`` / ``centroid_lat`` (WGS-84) of the gap's centroid computed in
+  the equal-area CRS;
+- ``sites_needed_estimate`` = ⌈gap area / cell area⌉, the cell area being a
+  regular hexagon of circumradius ``r`` (3√3/2 · r²) with ``r`` the typical cell
+  radius of the environment (report.json ``typical_cell_radius_m``; ``rural`` by
+  default, since most large gaps are rural). It is a rough **estimate** that
+  ignores terrain, shape of the gap and existing sites' overlap;
+- ``rank_in_county``: 1 = biggest gap of its county (ties by position);
+- ``nearest_sector_km``: geodesic distance (WGS-84 ellipsoid) from the gap's
+  boundary to the nearest sector of the layer's operator and technology (0 when a
+  sector lies inside the gap). Internal / operator use only: the publish stage
+  drops it from public outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+import rasterio.features
+import shapely
+from pyproj import Geod, Transformer
+from shapely.geometry import shape
+
+from coverage.errors import CRSMismatchError, EmptyCoverageError, SchemaError
+from coverage.layout import ALL_OPERATORS, CLASS_DEEP, CLASS_NODATA, CLASS_OUTDOOR, layer_key
+from coverage.zonal import pixel_window
+
+log = logging.getLogger(__name__)
+
+M2_PER_KM2 = 1.0e6
+DEFAULT_MIN_GAP_KM2 = 1.0
+DEFAULT_GAP_ENVIRONMENT = "rural"
+
+#: Columns of a gaps layer (docs/CONTRACTS.md), geometry last.
+GAP_COLUMNS = (
+    "gap_id", "tech", "operator", "county_code", "county_name", "unit_code", "unit_name",
+    "area_km2", "centroid_lon", "centroid_lat", "sites_needed_estimate", "rank_in_county",
+    "nearest_sector_km",
+)
+
+_GEOD = Geod(ellps="WGS84")
+
+
+def hexagon_area_m2(radius_m: float) -> float:
+    """Area of a regular hexagon of circumradius ``radius_m``: 3√3/2 · r² (m²).
+
+    Examples
+    --------
+    >>> round(hexagon_area_m2(1000.0))
+    2598076
+    """
+    return 1.5 * math.sqrt(3.0) * float(radius_m) ** 2
+
+
+def find_gaps(class_raster, units, min_gap_km2: float = DEFAULT_MIN_GAP_KM2, sectors=None,
+              typical_cell_radius_m: float | Mapping[str, float] | None = None, *,
+              tech: str | None = None, operator: str = ALL_OPERATORS,
+              environment: str = DEFAULT_GAP_ENVIRONMENT) -> gpd.GeoDataFrame:
+    """Uncovered areas of each unit, as polygons ranked per county.
+
+    Parameters
+    ----------
+    class_raster : path
+        Coverage class GeoTIFF (0 none, 1 outdoor, 2 deep, 255 nodata) in an
+        equal-area CRS.
+    units : geopandas.GeoDataFrame
+        Polygons (any CRS) with ``code`` and ``name``. Counties are their own
+        county; units with a ``parent`` column (townships) take it as county code
+        (and ``parent_name`` as county name).
+    min_gap_km2 : float, default 1.0
+        Gaps smaller than this (km², after clipping to the unit) are dropped.
+    sectors : geopandas.GeoDataFrame, optional
+        Sectors table; when given, ``nearest_sector_km`` is filled using the
+        sectors of ``tech`` (if given) and ``operator`` (all operators for
+        ``"all"``). NaN without sectors.
+    typical_cell_radius_m : float or mapping, optional
+        Typical cell radius (m), or report.json's mapping environment → radius of
+        which ``environment`` is used. Without it ``sites_needed_estimate`` is empty.
+    tech : str, optional
+        Technology id, written to the ``tech`` column and used to pick sectors.
+    operator : str, default "all"
+        Operator code or ``"all"``, written to ``operator``.
+    environment : str, default "rural"
+        Which typical cell radius sizes the sites estimate.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        EPSG:4326, columns :data:`GAP_COLUMNS` + geometry, ordered by county then
+        rank.
+
+    Raises
+    ------
+    SchemaError
+        ``units`` lacks a CRS or the ``code`` column, or ``min_gap_km2`` < 0.
+    EmptyCoverageError
+        ``units`` is empty.
+    CRSMismatchError
+        The raster has no CRS.
+
+    Examples
+    --------
+    >>> gaps = find_gaps("run/raster/nbiot_class.tif", counties, 1.0,
+    ...                  typical_cell_radius_m={"rural": 8000}, tech="nbiot")  # doctest: +SKIP
+    """
+    if not isinstance(units, gpd.GeoDataFrame) or units.crs is None:
+        raise SchemaError("units must be a GeoDataFrame with a CRS")
+    if "code" not in units.columns:
+        raise SchemaError("units lack the 'code' column")
+    if len(units) == 0:
+        raise EmptyCoverageError("no units to look for gaps in")
+    if not min_gap_km2 >= 0:
+        raise SchemaError(f"min_gap_km2 must be ≥ 0, got {min_gap_km2}")
+    radius_m = _radius(typical_cell_radius_m, environment)
+
+    with rasterio.open(class_raster) as ds:
+        if ds.crs is None:
+            raise CRSMismatchError(f"{class_raster} has no CRS")
+        crs = ds.crs
+        pixel_m2 = abs(ds.transform.a * ds.transform.e - ds.transform.b * ds.transform.d)
+        projected = units.to_crs(crs)
+        geoms = projected.geometry.to_numpy()
+        bad = ~shapely.is_valid(geoms)
+        if bad.any():
+            geoms = geoms.copy()
+            geoms[bad] = shapely.make_valid(geoms[bad])
+        rows = []
+        for i, geom in enumerate(geoms):
+            if geom is None or geom.is_empty:
+                continue
+            for part in _unit_gaps(ds, geom, pixel_m2, min_gap_km2 * M2_PER_KM2):
+                rows.append((i, part))
+
+    county_code, county_name = _county_columns(units)
+    unit_idx = np.array([i for i, _ in rows], dtype=int)
+    gap_geoms = np.array([g for _, g in rows], dtype=object)
+    area_km2 = shapely.area(gap_geoms) / M2_PER_KM2 if len(rows) else np.zeros(0)
+    centroids = gpd.GeoSeries(shapely.centroid(gap_geoms), crs=crs).to_crs(4326) if len(rows) else None
+    frame = pd.DataFrame({
+        "tech": tech,
+        "operator": operator,
+        "county_code": county_code[unit_idx],
+        "county_name": county_name[unit_idx],
+        "unit_code": units["code"].to_numpy()[unit_idx],
+        "unit_name": (units["name"].to_numpy() if "name" in units.columns else np.full(len(units), None))[unit_idx],
+        "area_km2": area_km2,
+        "centroid_lon": centroids.x.to_numpy() if centroids is not None else np.zeros(0),
+        "centroid_lat": centroids.y.to_numpy() if centroids is not None else np.zeros(0),
+    })
+    if radius_m:
+        frame["sites_needed_estimate"] = pd.array(
+            np.ceil(area_km2 * M2_PER_KM2 / hexagon_area_m2(radius_m)).astype("int64"), dtype="Int64")
+    else:
+        frame["sites_needed_estimate"] = pd.array([pd.NA] * len(frame), dtype="Int64")
+    frame["nearest_sector_km"] = _nearest_sector_km(gap_geoms, crs, sectors, tech, operator)
+    frame["_geometry"] = gap_geoms
+
+    frame = frame.sort_values(["county_code", "area_km2"], ascending=[True, False], kind="stable")
+    frame["rank_in_county"] = frame.groupby("county_code", sort=False).cumcount().astype("int64") + 1
+    key = layer_key(tech or "gap", operator)
+    frame["gap_id"] = [f"{key}-{c}-{r}" for c, r in zip(frame["county_code"], frame["rank_in_county"], strict=True)]
+    out = gpd.GeoDataFrame(frame.loc[:, list(GAP_COLUMNS)].reset_index(drop=True),
+                           geometry=gpd.GeoSeries(frame["_geometry"].to_numpy(), crs=crs).to_crs(4326).to_numpy(),
+                           crs=4326)
+    log.info("%s: %d gaps ≥ %.3g km² in %d units (%.1f km² in all)", key, len(out), min_gap_km2,
+             len(units), float(out["area_km2"].sum()) if len(out) else 0.0)
+    return out
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _radius(typical_cell_radius_m, environment: str) -> float | None:
+    if typical_cell_radius_m is None:
+        return None
+    if isinstance(typical_cell_radius_m, Mapping):
+        value = typical_cell_radius_m.get(environment)
+        if value is None:
+            raise SchemaError(f"typical_cell_radius_m has no entry for environment {environment!r}")
+    else:
+        value = typical_cell_radius_m
+    value = float(value)
+    if not value > 0:
+        raise SchemaError(f"typical cell radius must be > 0 m, got {value}")
+    return value
+
+
+def _unit_gaps(ds, geom, pixel_m2: float, min_gap_m2: float) -> list:
+    """Gap polygons (equal-area CRS) of one unit, clipped to it, ≥ ``min_gap_m2``."""
+    if geom.area < min_gap_m2 or geom.area == 0:
+        return []
+    win = pixel_window(geom.bounds, ds, pad_px=1, clip=False)
+    # boundless: outside the raster extent reads as nodata, i.e. uncovered
+    cls = ds.read(1, window=win, boundless=True, fill_value=CLASS_NODATA)
+    transform = ds.window_transform(win)
+    inside = rasterio.features.rasterize([(geom, 1)], out_shape=cls.shape, transform=transform,
+                                         fill=0, all_touched=True, dtype="uint8").astype(bool)
+    uncovered = inside & (cls != CLASS_OUTDOOR) & (cls != CLASS_DEEP)
+    if not uncovered.any():
+        return []
+    polys = [shape(g) for g, _ in
+             rasterio.features.shapes(uncovered.astype("uint8"), mask=uncovered, transform=transform)]
+    polys = np.array(polys, dtype=object)
+    # pixel polygons are an upper bound of the clipped area: drop the small ones early
+    polys = polys[shapely.area(polys) >= min_gap_m2]
+    if len(polys) == 0:
+        return []
+    shapely.prepare(geom)
+    whole = shapely.contains(geom, polys)
+    clipped = polys.copy()
+    if (~whole).any():
+        clipped[~whole] = shapely.intersection(polys[~whole], geom)
+    parts = shapely.get_parts(clipped)
+    parts = parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) >= min_gap_m2)]
+    return list(parts)
+
+
+def _county_columns(units) -> tuple[np.ndarray, np.ndarray]:
+    codes = units["code"].astype(str).to_numpy()
+    names = units["name"].to_numpy() if "name" in units.columns else np.full(len(units), None, dtype=object)
+    if "parent" in units.columns:
+        parent = units["parent"].astype("string").to_numpy(dtype=object, na_value=None)
+        county_code = np.where(pd.isna(parent), codes, parent).astype(object)
+        if "parent_name" in units.columns:
+            county_name = np.where(pd.isna(parent), names, units["parent_name"].to_numpy()).astype(object)
+        else:
+            county_name = np.full(len(units), None, dtype=object)
+        return county_code, county_name
+    return codes.astype(object), names
+
+
+def _nearest_sector_km(gap_geoms, crs, sectors, tech, operator) -> np.ndarray:
+    """Geodesic km from each gap to the nearest selected sector (NaN without sectors)."""
+    out = np.full(len(gap_geoms), np.nan)
+    if sectors is None or len(sectors) == 0 or len(gap_geoms) == 0:
+        return out
+    chosen = sectors
+    if tech is not None and "tech" in chosen.columns:
+        chosen = chosen[chosen["tech"] == tech]
+    if operator != ALL_OPERATORS and "operator" in chosen.columns:
+        chosen = chosen[chosen["operator"] == operator]
+    if len(chosen) == 0:
+        return out
+    points = chosen.geometry.to_crs(crs).to_numpy()
+    tree = shapely.STRtree(points)
+    gap_idx, pt_idx = tree.query_nearest(gap_geoms, all_matches=False)
+    lines = shapely.shortest_line(gap_geoms[gap_idx], points[pt_idx])
+    coords = shapely.get_coordinates(lines).reshape(-1, 2, 2)
+    to_lonlat = Transformer.from_crs(crs, 4326, always_xy=True)
+    lon0, lat0 = to_lonlat.transform(coords[:, 0, 0], coords[:, 0, 1])
+    lon1, lat1 = to_lonlat.transform(coords[:, 1, 0], coords[:, 1, 1])
+    _, _, dist_m = _GEOD.inv(lon0, lat0, lon1, lat1)
+    inside = shapely.intersects(gap_geoms[gap_idx], points[pt_idx])
+    out[gap_idx] = np.where(inside, 0.0, np.asarray(dist_m) / 1000.0)
+    return out

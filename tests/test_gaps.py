@@ -1,0 +1,130 @@
+"""Coverage gaps: areas, ranks, small ones dropped, outside the raster, nearest sector."""
+
+from __future__ import annotations
+
+import math
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from pyproj import Geod, Transformer
+from rasterio.transform import from_origin
+
+from coverage.errors import SchemaError
+from coverage.gaps import GAP_COLUMNS, find_gaps, hexagon_area_m2
+
+try:
+    from coverage.grid import CHINA_ALBERS_PROJ4 as ALBERS
+except ImportError:  # pragma: no cover - grid.py not there yet
+    ALBERS = "+proj=aea +lat_0=0 +lon_0=105 +lat_1=25 +lat_2=47 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
+
+X0, Y0 = 100_000.0, 3_900_000.0
+RES_M = 100.0
+
+
+def box(x_min_m, y_min_m, x_max_m, y_max_m):
+    """A box in metres relative to the raster's top-left corner (y downwards)."""
+    return shapely.box(X0 + x_min_m, Y0 - y_max_m, X0 + x_max_m, Y0 - y_min_m)
+
+
+def point(x_m, y_m):
+    return shapely.Point(X0 + x_m, Y0 - y_m)
+
+
+@pytest.fixture
+def gap_raster(tmp_path):
+    """100×100 at 100 m, covered (1/2) except: a 2×2 km hole (x 2-4 km, y 3-5 km),
+    a 1.0×1.5 km hole (x 6-7 km, y 6-7.5 km) and a 200×200 m hole (x 8-8.2, y 1-1.2 km)."""
+    cls = np.ones((100, 100), np.uint8)
+    cls[:50, 80:] = 2
+    cls[30:50, 20:40] = 0
+    cls[60:75, 60:70] = 0
+    cls[10:12, 80:82] = 0
+    cls[0, 0] = 255  # nodata pixel: uncovered but tiny
+    path = tmp_path / "nbiot_class.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=100, height=100, count=1, dtype="uint8", crs=ALBERS,
+                       transform=from_origin(X0, Y0, RES_M, RES_M), nodata=255) as ds:
+        ds.write(cls, 1)
+    return path
+
+
+def county(geom, code="110101", name="东城区"):
+    return gpd.GeoDataFrame({"code": [code], "name": [name]}, geometry=[geom], crs=ALBERS).to_crs(4326)
+
+
+def test_known_square_gaps_ranked_and_small_dropped(gap_raster):
+    gaps = find_gaps(gap_raster, county(box(50.5, 50.5, 9950.5, 9950.5)), min_gap_km2=1.0,
+                     typical_cell_radius_m={"rural": 1000.0, "urban": 300.0}, tech="nbiot")
+    assert list(gaps.columns) == [*GAP_COLUMNS, "geometry"]
+    assert gaps.crs.to_epsg() == 4326
+    assert len(gaps) == 2
+    assert gaps["area_km2"].tolist() == pytest.approx([4.0, 1.5], rel=1e-6)
+    assert gaps["rank_in_county"].tolist() == [1, 2]
+    assert gaps["county_code"].tolist() == ["110101", "110101"]
+    assert gaps["county_name"].iloc[0] == "东城区"
+    assert gaps["gap_id"].tolist() == ["nbiot-110101-1", "nbiot-110101-2"]
+    # rural hexagon of r = 1 km: 2.598 km² -> 2 sites for 4 km², 1 for 1.5 km²
+    assert gaps["sites_needed_estimate"].tolist() == [2, 1]
+    assert gaps["nearest_sector_km"].isna().all()
+    lon, lat = Transformer.from_crs(ALBERS, 4326, always_xy=True).transform(X0 + 3000.0, Y0 - 4000.0)
+    assert gaps["centroid_lon"].iloc[0] == pytest.approx(lon, abs=1e-7)
+    assert gaps["centroid_lat"].iloc[0] == pytest.approx(lat, abs=1e-7)
+    # with a lower threshold the 0.04 km² hole appears too, ranked last
+    small = find_gaps(gap_raster, county(box(50.5, 50.5, 9950.5, 9950.5)), min_gap_km2=0.01)
+    assert small["area_km2"].tolist() == pytest.approx([4.0, 1.5, 0.04], rel=1e-6)
+    assert small["rank_in_county"].tolist() == [1, 2, 3]
+    assert small["sites_needed_estimate"].isna().all()
+
+
+def test_gap_clipped_to_unit_and_outside_raster_is_uncovered(gap_raster):
+    # 4 km wide, half of it west of the raster (x < 0): 2 × 3.05 km of "no raster" is a gap
+    unit = county(box(-2000.0, 950.0, 2000.0, 4000.0))
+    gaps = find_gaps(gap_raster, unit, min_gap_km2=0.5)
+    assert len(gaps) == 1
+    assert gaps["area_km2"].iloc[0] == pytest.approx(2.0 * 3.05, rel=1e-6)
+    # a gap cut by the unit edge (x 2-4 km hole, unit ends at x = 3.333 km)
+    cut = find_gaps(gap_raster, county(box(1000.0, 2000.0, 3333.3, 6000.0)), min_gap_km2=0.5)
+    assert cut["area_km2"].tolist() == pytest.approx([1.3333 * 2.0], rel=1e-4)
+
+
+def test_gaps_split_by_township_keep_their_county(gap_raster):
+    towns = gpd.GeoDataFrame(
+        {"code": ["110101001", "110101002"], "name": ["甲街道", "乙街道"],
+         "parent": ["110101", "110101"], "parent_name": ["东城区", "东城区"]},
+        geometry=[box(0.0, 0.0, 3000.0, 10_000.0), box(3000.0, 0.0, 10_000.0, 10_000.0)], crs=ALBERS)
+    gaps = find_gaps(gap_raster, towns, min_gap_km2=0.5)
+    # the 2 × 2 km hole is cut in two 1 × 2 km halves at x = 3 km
+    assert sorted(gaps["area_km2"].round(6).tolist()) == [1.5, 2.0, 2.0]
+    assert set(gaps["county_code"]) == {"110101"}
+    assert gaps["rank_in_county"].tolist() == [1, 2, 3]
+    assert sorted(gaps.loc[gaps["area_km2"].round(6) == 2.0, "unit_code"]) == ["110101001", "110101002"]
+
+
+def test_nearest_sector_km_of_the_layer_operator(gap_raster):
+    sectors = gpd.GeoDataFrame(
+        {"operator": ["CT", "CM", "CT"], "site_id": ["a", "b", "c"], "tech": ["nbiot", "nbiot", "redcap"]},
+        geometry=[point(5000.0, 4000.0), point(4300.0, 4000.0), point(4100.0, 4000.0)], crs=ALBERS).to_crs(4326)
+    unit = county(box(50.5, 50.5, 9950.5, 9950.5))
+    gaps = find_gaps(gap_raster, unit, min_gap_km2=1.0, sectors=sectors, tech="nbiot", operator="CT")
+    to_lonlat = Transformer.from_crs(ALBERS, 4326, always_xy=True)
+    geod = Geod(ellps="WGS84")
+    lon0, lat0 = to_lonlat.transform(X0 + 4000.0, Y0 - 4000.0)  # east edge of the 2 km hole
+    lon1, lat1 = to_lonlat.transform(X0 + 5000.0, Y0 - 4000.0)
+    expected_km = geod.inv(lon0, lat0, lon1, lat1)[2] / 1000.0
+    big = gaps.iloc[0]
+    assert big["nearest_sector_km"] == pytest.approx(expected_km, rel=1e-6)
+    assert big["nearest_sector_km"] == pytest.approx(1.0, rel=0.03)
+    # the combined layer takes every operator's nbiot sectors: CM's is 300 m away
+    combined = find_gaps(gap_raster, unit, min_gap_km2=1.0, sectors=sectors, tech="nbiot")
+    assert combined["nearest_sector_km"].iloc[0] == pytest.approx(0.3, rel=0.03)
+    assert combined["operator"].iloc[0] == "all"
+
+
+def test_hexagon_area_and_bad_input(gap_raster):
+    assert hexagon_area_m2(2000.0) == pytest.approx(1.5 * math.sqrt(3) * 4e6)
+    with pytest.raises(SchemaError):
+        find_gaps(gap_raster, county(box(0, 0, 100, 100)).drop(columns="code"))
+    with pytest.raises(SchemaError):
+        find_gaps(gap_raster, county(box(0, 0, 100, 100)), typical_cell_radius_m={"urban": 300.0})
