@@ -26,6 +26,23 @@ def is_run_dir(path: str | os.PathLike) -> bool:
     return any((parent / RUN_MARKER).exists() for parent in [path, *path.parents][:4])
 
 
+def claim_run_dir(path: str | os.PathLike) -> bool:
+    """Mark ``path`` as a run directory when it is new or empty; True if it is one now.
+
+    A folder that already holds other files and no ``manifest.json`` is left
+    unclaimed, so :func:`check_writable` keeps protecting what is in it.
+    """
+    path = Path(path)
+    marker = path / RUN_MARKER
+    if marker.exists():
+        return True
+    if path.exists() and any(path.iterdir()):
+        return False
+    path.mkdir(parents=True, exist_ok=True)
+    marker.write_text('{"tool": "covmap", "stages": {}}\n', encoding="utf-8")
+    return True
+
+
 def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Refuse to replace a user's existing file unless ``overwrite`` is set.
 
