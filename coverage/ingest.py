@@ -875,8 +875,9 @@ def read_submissions(
     ----------
     paths : path or iterable of paths
         CSV (UTF-8, UTF-8 BOM, GBK/GB18030), XLSX, GeoJSON, GeoPackage or Shapefile.
-    crs : str, default 'wgs84'
-        Coordinate system of lon/lat where a row's ``crs`` (坐标系) column is blank:
+    crs : str or mapping, default 'wgs84'
+        Coordinate system of lon/lat where a row's ``crs`` (坐标系) column is blank
+        (a mapping ``{path: crs}`` gives one per file, WGS-84 for files not named):
         ``'wgs84'``, ``'cgcs2000'`` or ``'gcj02'`` (aliases such as ``'EPSG:4326'``,
         ``'火星坐标'`` accepted). GCJ-02 is converted to WGS-84; CGCS2000 is taken as
         WGS-84. Ignored for vector layers in a projected CRS (they are reprojected).
@@ -913,9 +914,7 @@ def read_submissions(
     paths = list(paths)
     if not paths:
         raise ArgumentError("read_submissions: no submission files given")
-    crs_name = chinacrs.normalise_crs_name(crs)
-    if crs_name is None:
-        raise ArgumentError(f"crs {crs!r} is not one of {', '.join(chinacrs.CRS_NAMES)}")
+    crs_of_file = _crs_per_file(crs, paths)
     if not isinstance(boundary_tolerance_km, (int, float)) or not boundary_tolerance_km >= 0:
         raise ArgumentError(f"boundary_tolerance_km must be a number >= 0, got {boundary_tolerance_km!r}")
     per_file_operator = _operator_per_file(operator, paths)
@@ -939,6 +938,7 @@ def read_submissions(
         frame["source_file"] = table.name
         frame["_file"] = i
         # A geographic WGS-84/CGCS2000 layer takes the crs option: GCJ-02 data is often tagged EPSG:4326.
+        crs_name = crs_of_file[str(path)]
         frame["_default_crs"] = crs_name
         if table.crs_fixed and crs_name == chinacrs.GCJ02:
             warnings.append(f"{table.name}: layer was reprojected from a projected CRS; --crs gcj02 not applied")
@@ -988,6 +988,22 @@ def read_submissions(
     log.info("read %d rows from %d files: %d accepted, %d rejected", result.total_read, len(tables),
              len(sectors), result.rejected_rows)
     return result
+
+
+def _crs_per_file(crs, paths) -> dict[str, str]:
+    """``{path: crs name}`` from one crs for all files or a mapping (unnamed files: WGS-84)."""
+    if isinstance(crs, Mapping):
+        given = {str(k): v for k, v in crs.items()}
+        chosen = {str(p): given.get(str(p), chinacrs.WGS84) for p in paths}
+    else:
+        chosen = {str(p): crs for p in paths}
+    out = {}
+    for path, value in chosen.items():
+        name = chinacrs.normalise_crs_name(value)
+        if name is None:
+            raise ArgumentError(f"crs {value!r} (for {path}) is not one of {', '.join(chinacrs.CRS_NAMES)}")
+        out[path] = name
+    return out
 
 
 def _operator_per_file(operator, paths) -> dict[str, str]:

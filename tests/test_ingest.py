@@ -202,6 +202,18 @@ def test_gcj02_per_row_column_and_option(tmp_path):
     assert s.geometry.x.iloc[0] == pytest.approx(116.38404722455657, abs=1e-12)
 
 
+def test_crs_per_file_mapping(tmp_path):
+    row = [["CT", "X", "X-1", "nbiot", "116.38404722455657", "39.91334545536069"]]
+    gcj, wgs = tmp_path / "gcj.csv", tmp_path / "wgs.csv"
+    _write_csv(gcj, HEADER[:6], row)
+    _write_csv(wgs, HEADER[:6], [["CM", "Y", "Y-1", "nbiot", row[0][4], row[0][5]]])
+    s = read_submissions([gcj, wgs], crs={str(gcj): "gcj02"}, outline=CHINA_BOX).sectors.set_index("operator")
+    assert s.geometry.x["CT"] == pytest.approx(116.377817, abs=1e-7)
+    assert s.geometry.x["CM"] == pytest.approx(116.38404722455657, abs=1e-12)
+    with pytest.raises(ArgumentError, match="gcj.csv"):
+        read_submissions([gcj], crs={str(gcj): "EPSG:3857"}, outline=CHINA_BOX)
+
+
 @pytest.mark.parametrize(
     ("name", "content", "match"),
     [
