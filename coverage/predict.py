@@ -1,0 +1,961 @@
+"""Best-server prediction: the per-tile numba kernel and the Dask tile scheduler.
+
+The model of a pixel
+--------------------
+For every pixel centre ``p`` of a tile and every candidate sector ``s`` whose
+reach disc holds ``p`` (2-D distance ``d ≤ reach_m[s]``)::
+
+    rsrp(p, s) = rs_eirp_dbm[s]
+                 + relative_gain_db(bearing(s→p), elevation(s→p), antenna of s)
+                 - path_loss_db(model_id[s], d, freq_mhz[s], height_m[s], ue_height_m)
+
+with the bearing clockwise from north and the elevation the angle below the
+horizon from the antenna (``height_m``) to the device (``ue_height_m``) on flat
+ground: ``atan2(height_m − ue_height_m, d)``. A pixel keeps the strongest sector
+(the best server; on an exact tie the first sector in input order). Distances are
+float64 throughout (float32 distances moved the coverage edge by dB).
+
+Outputs per pixel: ``rsrp`` (float32 dBm, :data:`~coverage.layout.RSRP_NODATA_DBM`
+where no sector is in reach) and ``class`` (uint8): 255 outside every sector's
+reach, else 2 (deep) when rsrp reaches the best server's deep threshold, 1
+(outdoor) when it reaches its outdoor threshold, 0 otherwise. The thresholds are
+those of the best server's environment (``TechProfile.thresholds_dbm``); the class
+is decided on the float32 rsrp that is written, so a consumer comparing the raster
+with the thresholds gets the same answer.
+
+A sector's reach is the largest distance at which its boresight (0 dB relative
+gain, the maximum) still delivers the outdoor threshold: ``max_range_m(model,
+rs_eirp_dbm − outdoor_dbm, …)``. The pattern only subtracts, so beyond the reach
+the sector cannot cover anything: those pixels are nodata, not "0".
+
+Operators and the combined layer
+--------------------------------
+Each tile is computed per operator (only that operator's sectors), then the
+combined layer ("all") takes, per pixel, the maximum of the operators' rsrp
+(identical to the best server over all sectors) and the maximum of the operators'
+classes where they are not nodata: a pixel is covered (deep) when ANY operator
+covers it (deeply). It is nodata only where every operator is.
+
+Execution
+---------
+Tiles (only those with a candidate sector; the others stay nodata) run through
+Dask: ``scheduler="processes"`` starts a ``LocalCluster`` of one single-threaded
+worker process per CPU inside :func:`predict` and closes it at the end;
+``"threads"`` a threaded in-process cluster (the kernel releases the GIL);
+``"tcp://HOST:PORT"`` connects to an existing ``dask.distributed`` scheduler;
+``"synchronous"`` runs the tiles in a plain loop in this process (debugging, small
+runs). At most ``2 × workers + 2`` tiles are in flight; each finished tile is
+written at once into its window of a tiled, DEFLATE-compressed GeoTIFF (one per
+layer), so memory is bounded by the tile size, not the extent. Each GeoTIFF is
+then translated into a Cloud-Optimized GeoTIFF (GDAL's COG driver, 512-pixel
+blocks, DEFLATE, overviews: ``average`` for rsrp (nodata-aware), ``nearest``
+for class (categories must not be averaged)) and atomically moved into place.
+No timestamps are written, so the same inputs give byte-identical files, and
+since a pixel's coordinates come from the global lattice
+(:mod:`coverage.grid`), the pixels do not depend on the tile size. Workers of a
+``tcp://`` cluster must be able to import this package.
+
+The report (``raster/report.json``)
+-----------------------------------
+As docs/CONTRACTS.md shows. The thresholds depend on the environment (through
+the shadow-fading margin): ``thresholds_dbm.outdoor``/``deep`` are those of
+:data:`REPORT_REFERENCE_ENVIRONMENT` (urban) and ``thresholds_dbm.by_environment``
+holds all four; ``ce`` (NB-IoT) does not depend on it. ``evaluations`` counts the
+pixel × sector pairs within reach (each one path-loss evaluation);
+``warnings`` holds skipped technologies, defaulted columns and the path-loss
+validity issues (one line per distinct message, with its number of sectors).
+
+Sector azimuths are bearings from true north; the kernel works in the grid,
+so each azimuth is turned by the meridian convergence at its site
+(:func:`coverage.grid.grid_north_bearing_deg`, up to ±17° at China's edges).
+
+Note for developers: numba's on-disk cache (``cache=True``) is keyed on this
+file only; after editing ``coverage/radio/pathloss.py`` or ``antenna.py``, delete
+``coverage/__pycache__/predict.*.nbi|nbc`` (or touch this file), or the kernel
+keeps the old formulas. ``test_kernel_matches_library_pathloss_on_every_model``
+catches a stale cache.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from coverage.errors import ConfigError, CRSMismatchError, EmptyCoverageError, SchemaError
+from coverage.files import atomic_output
+from coverage.grid import (
+    Grid,
+    check_resolution,
+    check_tile_size,
+    grid_for_sectors,
+    grid_north_bearing_deg,
+    project_lonlat,
+    sectors_by_tile,
+)
+from coverage.layout import (
+    ALL_OPERATORS,
+    CLASS_DEEP,
+    CLASS_NODATA,
+    CLASS_NONE,
+    CLASS_OUTDOOR,
+    RSRP_NODATA_DBM,
+    RunLayout,
+)
+from coverage.radio import ENVIRONMENTS
+from coverage.radio.antenna import relative_gain_db
+from coverage.radio.pathloss import path_loss_db
+from coverage.schema import OPERATORS, TECH_IDS, normalise_operator, normalise_tech
+
+log = logging.getLogger(__name__)
+
+SCHEDULERS = ("processes", "threads", "synchronous")
+REQUIRED_COLUMNS = (
+    "operator", "tech", "freq_mhz", "eirp_dbm", "height_m", "azimuth_deg",
+    "beamwidth_deg", "downtilt_deg", "environment", "geometry",
+)
+# Sector columns filled from the technology profile where blank.
+_DEFAULTED_COLUMNS = ("freq_mhz", "eirp_dbm", "height_m", "beamwidth_deg", "downtilt_deg")
+# The thresholds reported at the top of ``thresholds_dbm`` in report.json are this
+# environment's; every environment's are under ``by_environment``.
+REPORT_REFERENCE_ENVIRONMENT = "urban"
+
+# GeoTIFF creation options: the working file tiles are written into, and the COG.
+_WORK_OPTIONS = {"tiled": True, "compress": "DEFLATE", "zlevel": 1, "sparse_ok": True, "bigtiff": "IF_SAFER"}
+_COG_OPTIONS = {"compress": "DEFLATE", "blocksize": 512, "bigtiff": "IF_SAFER", "predictor": "YES"}
+OVERVIEW_RESAMPLING = {"rsrp": "AVERAGE", "class": "NEAREST"}
+
+# Per-sector arrays the kernel needs, in its argument order (after the tile geometry).
+SECTOR_FIELDS = (
+    "x_m", "y_m", "rs_eirp_dbm", "height_m", "freq_mhz", "model_id",
+    "azimuth_deg", "beamwidth_deg", "downtilt_deg", "vertical_beamwidth_deg",
+    "front_to_back_db", "sla_v_db", "reach_m", "outdoor_dbm", "deep_dbm",
+)
+
+
+# ---------------------------------------------------------------- the kernel
+
+
+@njit(cache=True, nogil=True)
+def _best_server_kernel(
+    col0, row0, width, height, res_m,
+    x_m, y_m, rs_eirp_dbm, height_m, freq_mhz, model_id,
+    azimuth_deg, beamwidth_deg, downtilt_deg, vertical_beamwidth_deg,
+    front_to_back_db, sla_v_db, reach_m, ue_height_m,
+    best_dbm, best_sector,
+):
+    """Best server of each pixel of one tile (sector-major loop over reach boxes).
+
+    ``best_dbm`` (float64, -inf) and ``best_sector`` (int64, -1) are updated in place;
+    returns the number of pixel × sector evaluations (pairs within reach).
+    """
+    evaluations = 0
+    for s in range(x_m.shape[0]):
+        sx = x_m[s]
+        sy = y_m[s]
+        reach = reach_m[s]
+        # pixel centres are ((col0 + c) + 0.5)·res and -((row0 + r) + 0.5)·res;
+        # the box is widened by one pixel, the exact test is d <= reach below.
+        c_lo = max(int(math.floor((sx - reach) / res_m - 0.5)) - col0 - 1, 0)
+        c_hi = min(int(math.ceil((sx + reach) / res_m - 0.5)) - col0 + 1, width - 1)
+        r_lo = max(int(math.floor(-(sy + reach) / res_m - 0.5)) - row0 - 1, 0)
+        r_hi = min(int(math.ceil(-(sy - reach) / res_m - 0.5)) - row0 + 1, height - 1)
+        if c_lo > c_hi or r_lo > r_hi:
+            continue
+        dh_m = height_m[s] - ue_height_m
+        eirp_s = rs_eirp_dbm[s]
+        model_s = model_id[s]
+        freq_s = freq_mhz[s]
+        h_bs_s = height_m[s]
+        azimuth_s = azimuth_deg[s]
+        omni = math.isnan(azimuth_s)
+        beamwidth_s = beamwidth_deg[s]
+        downtilt_s = downtilt_deg[s]
+        vbw_s = vertical_beamwidth_deg[s]
+        fbr_s = front_to_back_db[s]
+        sla_s = sla_v_db[s]
+        for r in range(r_lo, r_hi + 1):
+            dy = -((row0 + r) + 0.5) * res_m - sy
+            for c in range(c_lo, c_hi + 1):
+                dx = ((col0 + c) + 0.5) * res_m - sx
+                d_m = math.sqrt(dx * dx + dy * dy)
+                if d_m > reach:
+                    continue
+                evaluations += 1
+                # the boresight value bounds the sector's value (gain <= 0): when it
+                # cannot beat the pixel's best, the pattern need not be computed
+                boresight_dbm = eirp_s - path_loss_db(model_s, d_m, freq_s, h_bs_s, ue_height_m)
+                if not boresight_dbm > best_dbm[r, c]:
+                    continue
+                # the bearing matters only to a directional antenna (which wraps it itself)
+                bearing_deg = 0.0 if omni else math.degrees(math.atan2(dx, dy))
+                elevation_deg = math.degrees(math.atan2(dh_m, d_m))
+                value = boresight_dbm + relative_gain_db(
+                    bearing_deg, elevation_deg, azimuth_s, beamwidth_s, downtilt_s,
+                    vbw_s, fbr_s, sla_s,
+                )
+                if value > best_dbm[r, c]:
+                    best_dbm[r, c] = value
+                    best_sector[r, c] = s
+    return evaluations
+
+
+@njit(cache=True, nogil=True)
+def _classify_kernel(best_dbm, best_sector, outdoor_dbm, deep_dbm, rsrp_out, class_out):
+    """float32 rsrp and uint8 class from the best server of each pixel."""
+    for r in range(best_dbm.shape[0]):
+        for c in range(best_dbm.shape[1]):
+            s = best_sector[r, c]
+            if s < 0:
+                rsrp_out[r, c] = RSRP_NODATA_DBM
+                class_out[r, c] = CLASS_NODATA
+                continue
+            value = np.float32(best_dbm[r, c])
+            rsrp_out[r, c] = value
+            if value >= deep_dbm[s]:
+                class_out[r, c] = CLASS_DEEP
+            elif value >= outdoor_dbm[s]:
+                class_out[r, c] = CLASS_OUTDOOR
+            else:
+                class_out[r, c] = CLASS_NONE
+
+
+def predict_tile(
+    sectors: Mapping[str, np.ndarray],
+    col0: int,
+    row0: int,
+    width_px: int,
+    height_px: int,
+    resolution_m: float,
+    ue_height_m: float,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Best-server rsrp and class of one block of pixels (plain arrays in and out).
+
+    Parameters
+    ----------
+    sectors : mapping of str to 1-D array
+        One array per name in :data:`SECTOR_FIELDS`, one element per sector:
+        ``x_m, y_m`` (grid CRS, metres), ``rs_eirp_dbm`` (per-RE reference-signal
+        EIRP, dBm), ``height_m`` (antenna above ground), ``freq_mhz``, ``model_id``
+        (:mod:`coverage.radio.pathloss` id), ``azimuth_deg`` (NaN = omni),
+        ``beamwidth_deg``, ``downtilt_deg``, ``vertical_beamwidth_deg``,
+        ``front_to_back_db``, ``sla_v_db``, ``reach_m``, ``outdoor_dbm``, ``deep_dbm``
+        (the sector's class thresholds). The order of the sectors breaks exact ties.
+    col0, row0 : int
+        Global lattice column and row of the block's top-left pixel
+        (``Grid.col0 + tile.col_off``, ``Grid.row0 + tile.row_off``).
+    width_px, height_px : int
+        Block size, pixels.
+    resolution_m : float
+        Pixel size, metres.
+    ue_height_m : float
+        Device height above ground, metres.
+
+    Returns
+    -------
+    rsrp_dbm : ndarray of float32, shape (height_px, width_px)
+        Best-server RSRP, nodata −9999 where no sector is in reach.
+    coverage_class : ndarray of uint8, shape (height_px, width_px)
+        0 none, 1 outdoor, 2 deep, 255 nodata.
+    evaluations : int
+        Pixel × sector pairs evaluated (pairs within reach).
+    """
+    arrays = _kernel_arrays(sectors)
+    best_dbm = np.full((height_px, width_px), -np.inf, dtype=np.float64)
+    best_sector = np.full((height_px, width_px), -1, dtype=np.int64)
+    evaluations = _best_server_kernel(
+        np.int64(col0), np.int64(row0), np.int64(width_px), np.int64(height_px), np.float64(resolution_m),
+        arrays["x_m"], arrays["y_m"], arrays["rs_eirp_dbm"], arrays["height_m"], arrays["freq_mhz"],
+        arrays["model_id"], arrays["azimuth_deg"], arrays["beamwidth_deg"], arrays["downtilt_deg"],
+        arrays["vertical_beamwidth_deg"], arrays["front_to_back_db"], arrays["sla_v_db"],
+        arrays["reach_m"], np.float64(ue_height_m), best_dbm, best_sector,
+    )
+    rsrp = np.empty((height_px, width_px), dtype=np.float32)
+    cls = np.empty((height_px, width_px), dtype=np.uint8)
+    _classify_kernel(best_dbm, best_sector, arrays["outdoor_dbm"], arrays["deep_dbm"], rsrp, cls)
+    return rsrp, cls, int(evaluations)
+
+
+def _kernel_arrays(sectors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    missing = [name for name in SECTOR_FIELDS if name not in sectors]
+    if missing:
+        raise KeyError(f"predict_tile: sector arrays missing {missing}")
+    out = {}
+    for name in SECTOR_FIELDS:
+        dtype = np.int64 if name == "model_id" else np.float64
+        out[name] = np.ascontiguousarray(sectors[name], dtype=dtype)
+    n = {a.shape for a in out.values()}
+    if len(n) != 1 or out["x_m"].ndim != 1:
+        raise ValueError("predict_tile: sector arrays must be 1-D and of one length")
+    return out
+
+
+def combine_layers(rsrp_layers: np.ndarray, class_layers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The all-operators layer from per-operator layers (stacked on axis 0).
+
+    rsrp: per-pixel maximum (nodata −9999 is below every real value); class: maximum
+    of the classes that are not nodata (a pixel is covered / deep when ANY operator
+    covers it / deeply), nodata 255 only where every operator is nodata.
+    """
+    rsrp = np.max(rsrp_layers, axis=0)
+    cls = np.where(class_layers == CLASS_NODATA, -1, class_layers.astype(np.int16)).max(axis=0)
+    cls = np.where(cls < 0, CLASS_NODATA, cls).astype(np.uint8)
+    return rsrp.astype(np.float32), cls
+
+
+def _tile_task(col0, row0, size_px, resolution_m, ue_height_m, sectors, operator_index, n_operators):
+    """One tile, every operator and the combined layer: (rsrp stack, class stack, evaluations)."""
+    rsrp = np.full((n_operators + 1, size_px, size_px), RSRP_NODATA_DBM, dtype=np.float32)
+    cls = np.full((n_operators + 1, size_px, size_px), CLASS_NODATA, dtype=np.uint8)
+    evaluations = 0
+    for k in range(n_operators):
+        mine = np.flatnonzero(operator_index == k)
+        if mine.size == 0:
+            continue
+        subset = {name: values[mine] for name, values in sectors.items()}
+        rsrp[k], cls[k], n = predict_tile(subset, col0, row0, size_px, size_px, resolution_m, ue_height_m)
+        evaluations += n
+    rsrp[n_operators], cls[n_operators] = combine_layers(rsrp[:n_operators], cls[:n_operators])
+    return rsrp, cls, evaluations
+
+
+# ---------------------------------------------------------------- sector preparation
+
+
+@dataclass
+class PreparedTech:
+    """The sectors of one technology as kernel arrays, with their operators."""
+
+    tech: str
+    arrays: dict[str, np.ndarray]
+    operator_index: np.ndarray
+    operators: list[str]
+    sectors_per_operator: dict[str, int]
+    ue_height_m: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return int(self.arrays["x_m"].size)
+
+
+def _load_config(config):
+    if config is not None and not isinstance(config, (str, os.PathLike)):
+        return config
+    from coverage.config import load_config
+
+    return load_config() if config is None else load_config(config)
+
+
+def _config_grid_value(config, name: str, default):
+    grid = getattr(config, "grid", None)
+    for holder in (grid, config):
+        if holder is None:
+            continue
+        if isinstance(holder, Mapping) and name in holder:
+            return holder[name]
+        if hasattr(holder, name):
+            return getattr(holder, name)
+    return default
+
+
+def _read_sectors(sectors):
+    import geopandas as gpd
+
+    if isinstance(sectors, (str, os.PathLike)):
+        path = Path(sectors)
+        try:
+            sectors = gpd.read_parquet(path)
+        except Exception as exc:  # noqa: BLE001 - any reader failure names the file
+            from coverage.errors import InputReadError
+
+            raise InputReadError(f"cannot read sectors from {path}: {exc}") from exc
+    if not isinstance(sectors, gpd.GeoDataFrame):
+        raise TypeError(f"sectors must be a GeoDataFrame or a path, got {type(sectors).__name__}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in sectors.columns]
+    if missing:
+        raise SchemaError(f"sectors lack the column(s) {', '.join(missing)} (see docs/CONTRACTS.md)")
+    if sectors.crs is None:
+        log.warning("sectors have no CRS; taking them as EPSG:4326")
+    elif not sectors.crs.equals("EPSG:4326"):
+        try:
+            sectors = sectors.to_crs("EPSG:4326")
+        except Exception as exc:  # noqa: BLE001
+            raise CRSMismatchError(f"sectors in {sectors.crs} cannot be brought to EPSG:4326: {exc}") from exc
+    geometry = sectors.geometry
+    missing_position = geometry.isna() | geometry.is_empty
+    if missing_position.any():
+        raise SchemaError(f"{int(missing_position.sum())} sector(s) have no position (empty geometry)")
+    if len(sectors) and not (geometry.geom_type == "Point").all():
+        raise SchemaError("sectors geometry must be Points")
+    return sectors
+
+
+def _environments(sectors) -> np.ndarray:
+    """Each sector's environment: the given one, else inferred from site density.
+
+    Raises
+    ------
+    SchemaError
+        An environment is neither blank nor one of :data:`coverage.radio.ENVIRONMENTS`,
+        or a blank one cannot be inferred (no position).
+    """
+    from coverage.radio.environment import infer_environment, is_blank
+
+    given = sectors["environment"].astype(object)
+    blank = is_blank(given)
+    unknown = sorted({str(v) for v in given[~blank] if v not in ENVIRONMENTS})
+    if unknown:
+        raise SchemaError(
+            f"unknown environment value(s) {', '.join(map(repr, unknown))}; use {', '.join(ENVIRONMENTS)} or blank"
+        )
+    if not blank.any():
+        return given.to_numpy(dtype=object)
+    env = infer_environment(sectors)
+    bad = ~env.isin(ENVIRONMENTS)
+    if bad.any():
+        raise SchemaError(f"environment could not be inferred for {int(bad.sum())} sector(s)")
+    return env.to_numpy(dtype=object)
+
+
+def _reach_m(model_id, max_loss_db, freq_mhz, height_m, ue_height_m) -> np.ndarray:
+    """max_range_m per sector (each distinct parameter set computed once)."""
+    from coverage.radio.pathloss import max_range_m_array
+
+    reach = np.asarray(max_range_m_array(model_id, max_loss_db, freq_mhz, height_m, ue_height_m), dtype=np.float64)
+    if not np.all(np.isfinite(reach)):
+        raise SchemaError(f"{int((~np.isfinite(reach)).sum())} sector(s) have no finite reach (check eirp_dbm, freq_mhz)")
+    return reach
+
+
+def _validity_warnings(tech, model_id, freq_mhz, height_m, reach_m, ue_height_m) -> list[str]:
+    from coverage.radio.pathloss import validity_issues
+
+    keys = np.column_stack([model_id.astype(np.float64), freq_mhz, height_m, reach_m])
+    unique, counts = np.unique(keys, axis=0, return_counts=True)
+    messages: Counter[str] = Counter()
+    for (model, freq, h_bs, reach), count in zip(unique, counts, strict=True):
+        for message in validity_issues(int(model), float(freq), float(h_bs), float(ue_height_m), float(reach)):
+            messages[message] += int(count)
+    return [f"{tech}: {message} ({count} sectors)" for message, count in sorted(messages.items())]
+
+
+def prepare_sectors(sectors, tech: str, config, environment=None) -> PreparedTech:
+    """Kernel arrays of one technology's sectors (projected, defaulted, with reach).
+
+    Parameters
+    ----------
+    sectors : GeoDataFrame
+        Sectors (docs/CONTRACTS.md), already filtered to ``tech``.
+    tech : str
+        ``nbiot`` or ``redcap``.
+    config : Config
+        From :func:`coverage.config.load_config`.
+    environment : array of str, optional
+        Environments; inferred where blank when omitted.
+
+    Returns
+    -------
+    PreparedTech
+    """
+    from coverage.radio.pathloss import select_model
+
+    profile = config.profiles[tech]
+    n = len(sectors)
+    warnings: list[str] = []
+    lon_deg, lat_deg = sectors.geometry.x.to_numpy(), sectors.geometry.y.to_numpy()
+    x_m, y_m = project_lonlat(lon_deg, lat_deg)
+    if environment is None:
+        environment = _environments(sectors)
+    defaults = profile.sector_defaults()
+    values = {}
+    for name in _DEFAULTED_COLUMNS:
+        column = sectors[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        blank = ~np.isfinite(column)
+        if blank.any():
+            column = np.where(blank, float(defaults[name]), column)
+            warnings.append(f"{tech}: {int(blank.sum())} sector(s) without {name}; profile default used")
+        values[name] = column
+    # azimuths are from true north; the kernel measures bearings from grid north
+    azimuth_true = sectors["azimuth_deg"].to_numpy(dtype=np.float64, na_value=np.nan)
+    azimuth = np.where(
+        np.isfinite(azimuth_true), (azimuth_true + grid_north_bearing_deg(lon_deg, lat_deg)) % 360.0, np.nan
+    )
+    freq = values["freq_mhz"]
+    # one model choice / RS offset / threshold per distinct value, then broadcast
+    pairs = pd.MultiIndex.from_arrays([freq, environment])
+    codes, uniques = pd.factorize(pairs)
+    model_id = np.array([select_model(tech, f, e) for f, e in uniques], dtype=np.int64)[codes]
+    freq_codes, freq_uniques = pd.factorize(freq)
+    rs_offset_db = np.array([profile.rs_offset_db(f) for f in freq_uniques], dtype=np.float64)[freq_codes]
+    rs_eirp = values["eirp_dbm"] - rs_offset_db
+    env_codes = pd.Categorical(environment, categories=ENVIRONMENTS).codes
+    thresholds = [profile.thresholds_dbm(env) for env in ENVIRONMENTS]
+    outdoor = np.array([t["outdoor"] for t in thresholds], dtype=np.float64)[env_codes]
+    deep = np.array([t["deep"] for t in thresholds], dtype=np.float64)[env_codes]
+    ue_height_m = float(profile.ue_height_m)
+    reach = _reach_m(model_id, rs_eirp - outdoor, freq, values["height_m"], ue_height_m)
+    warnings += _validity_warnings(tech, model_id, freq, values["height_m"], reach, ue_height_m)
+    arrays = {
+        "x_m": np.asarray(x_m, dtype=np.float64),
+        "y_m": np.asarray(y_m, dtype=np.float64),
+        "rs_eirp_dbm": rs_eirp,
+        "height_m": values["height_m"],
+        "freq_mhz": freq,
+        "model_id": model_id,
+        "azimuth_deg": azimuth,
+        "beamwidth_deg": values["beamwidth_deg"],
+        "downtilt_deg": values["downtilt_deg"],
+        "vertical_beamwidth_deg": np.full(n, float(profile.vertical_beamwidth_deg)),
+        "front_to_back_db": np.full(n, float(profile.front_to_back_db)),
+        "sla_v_db": np.full(n, float(profile.sla_v_db)),
+        "reach_m": reach,
+        "outdoor_dbm": outdoor,
+        "deep_dbm": deep,
+    }
+    codes = sectors["operator"].to_numpy(dtype=object)
+    operators = [op.code for op in OPERATORS if (codes == op.code).any()]
+    operator_index = np.full(n, -1, dtype=np.int64)
+    for k, code in enumerate(operators):
+        operator_index[codes == code] = k
+    return PreparedTech(
+        tech=tech,
+        arrays=arrays,
+        operator_index=operator_index,
+        operators=operators,
+        sectors_per_operator={code: int((codes == code).sum()) for code in operators},
+        ue_height_m=ue_height_m,
+        warnings=warnings,
+    )
+
+
+def typical_cell_radius_m(tech: str, config) -> dict[str, float]:
+    """Outdoor reach of a default sector of ``tech`` per environment, metres.
+
+    The profile's default EIRP, frequency and height, the model
+    :func:`~coverage.radio.pathloss.select_model` picks, boresight gain.
+    """
+    from coverage.radio.pathloss import max_range_m, select_model
+
+    profile = config.profiles[tech]
+    defaults = profile.sector_defaults()
+    radius = {}
+    for env in ENVIRONMENTS:
+        model = select_model(tech, defaults["freq_mhz"], env)
+        max_loss_db = profile.rs_eirp_dbm(defaults["eirp_dbm"], defaults["freq_mhz"]) - profile.thresholds_dbm(env)["outdoor"]
+        radius[env] = float(max_range_m(model, max_loss_db, defaults["freq_mhz"], defaults["height_m"], profile.ue_height_m))
+    return radius
+
+
+def _thresholds_entry(tech: str, config) -> dict:
+    profile = config.profiles[tech]
+    by_env = {env: {k: float(v) for k, v in profile.thresholds_dbm(env).items()} for env in ENVIRONMENTS}
+    entry = dict(by_env[REPORT_REFERENCE_ENVIRONMENT])
+    entry["ce"] = {k: float(v) for k, v in dict(profile.ce_thresholds_dbm).items()}
+    entry["by_environment"] = by_env
+    return entry
+
+
+# ---------------------------------------------------------------- execution
+
+
+class _Synchronous:
+    """Runs each task when asked for results: no Dask, one tile in memory at a time."""
+
+    workers = 1
+
+    def __init__(self):
+        self._pending = []
+
+    def submit(self, key, fn, *args):
+        self._pending.append((key, fn, args))
+
+    def next_done(self):
+        key, fn, args = self._pending.pop(0)
+        return key, fn(*args)
+
+    def close(self):
+        self._pending.clear()
+
+
+class _Distributed:
+    """A dask.distributed client (own LocalCluster or an existing scheduler)."""
+
+    def __init__(self, scheduler: str, n_workers: int | None):
+        from dask.distributed import Client, LocalCluster, as_completed
+
+        # distributed logs its cluster's life at INFO; keep that out of a normal run
+        self._dask_log = logging.getLogger("distributed")
+        self._dask_level = self._dask_log.level
+        if not log.isEnabledFor(logging.DEBUG):
+            self._dask_log.setLevel(logging.WARNING)
+        self._cluster = None
+        if scheduler.startswith("tcp://"):
+            self.client = Client(scheduler)
+        else:
+            n_workers = n_workers or os.cpu_count() or 1
+            if scheduler == "processes":
+                self._cluster = LocalCluster(
+                    n_workers=n_workers, threads_per_worker=1, processes=True,
+                    dashboard_address=None, silence_logs=logging.WARNING,
+                )
+            else:
+                self._cluster = LocalCluster(
+                    n_workers=1, threads_per_worker=n_workers, processes=False,
+                    dashboard_address=None, silence_logs=logging.WARNING,
+                )
+            self.client = Client(self._cluster)
+        info = self.client.scheduler_info()
+        self.workers = max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
+        self._done = as_completed()
+        self._keys = {}
+
+    def submit(self, key, fn, *args):
+        future = self.client.submit(fn, *args, key=key, pure=False)
+        self._keys[future.key] = key
+        self._done.add(future)
+
+    def next_done(self):
+        future = next(self._done)
+        result = future.result()
+        key = self._keys.pop(future.key)
+        future.release()
+        return key, result
+
+    def close(self):
+        try:
+            self.client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+        finally:
+            self._dask_log.setLevel(self._dask_level)
+
+
+def _executor(scheduler: str, n_workers: int | None):
+    if scheduler == "synchronous":
+        return _Synchronous()
+    if scheduler in ("processes", "threads") or scheduler.startswith("tcp://"):
+        return _Distributed(scheduler, n_workers)
+    raise ConfigError(f"scheduler={scheduler!r} is not one of {', '.join(SCHEDULERS)} or tcp://HOST:PORT")
+
+
+class _LayerWriters:
+    """The working GeoTIFFs of one technology's layers, written tile by tile."""
+
+    def __init__(self, grid: Grid, paths: Sequence[tuple[Path, Path]], work_dir: Path):
+        import rasterio
+        from rasterio.crs import CRS
+
+        self.grid = grid
+        self.targets = paths
+        self.work = []
+        self.datasets = []
+        base = {
+            "driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1,
+            "crs": CRS.from_string(grid.crs), "transform": grid.transform,
+            "blockxsize": grid.tile_size_px, "blockysize": grid.tile_size_px, **_WORK_OPTIONS,
+        }
+        for rsrp_path, class_path in paths:
+            pair = []
+            for kind, target in (("rsrp", rsrp_path), ("class", class_path)):
+                fd, name = tempfile.mkstemp(prefix=f".{target.stem}.work.", suffix=".tif", dir=work_dir)
+                os.close(fd)
+                work = Path(name)
+                profile = dict(base)
+                if kind == "rsrp":
+                    profile.update(dtype="float32", nodata=RSRP_NODATA_DBM, predictor=3)
+                else:
+                    profile.update(dtype="uint8", nodata=CLASS_NODATA)
+                pair.append(rasterio.open(work, "w", **profile))
+                self.work.append((work, target, kind))
+            self.datasets.append(tuple(pair))
+
+    def write(self, tile, rsrp_stack, class_stack):
+        window = tile.window()
+        for k, (rsrp_ds, class_ds) in enumerate(self.datasets):
+            rsrp_ds.write(rsrp_stack[k], 1, window=window)
+            class_ds.write(class_stack[k], 1, window=window)
+
+    def close(self):
+        for pair in self.datasets:
+            for ds in pair:
+                ds.close()
+        self.datasets = []
+
+    def finish(self):
+        """Close, translate each working file to a COG at its target, remove the work files."""
+        from rasterio.shutil import copy as rio_copy
+
+        self.close()
+        for work, target, kind in self.work:
+            with atomic_output(target) as tmp:
+                rio_copy(work, tmp, driver="COG", overview_resampling=OVERVIEW_RESAMPLING[kind], **_COG_OPTIONS)
+            work.unlink(missing_ok=True)
+        self.work = []
+
+    def discard(self):
+        self.close()
+        for work, _, _ in self.work:
+            work.unlink(missing_ok=True)
+
+
+def _normalise_techs(techs) -> tuple[str, ...]:
+    if isinstance(techs, str):
+        techs = (techs,)
+    out = []
+    for value in techs:
+        tech = normalise_tech(value)
+        if tech is None:
+            raise ConfigError(f"unknown technology {value!r}; choose from {', '.join(TECH_IDS)}")
+        if tech not in out:
+            out.append(tech)
+    if not out:
+        raise ConfigError("no technology to predict")
+    return tuple(out)
+
+
+def _normalise_operators(operators) -> set[str] | None:
+    if operators is None:
+        return None
+    if isinstance(operators, str):
+        operators = (operators,)
+    codes = set()
+    for value in operators:
+        code = normalise_operator(value)
+        if code is None:
+            raise ConfigError(f"unknown operator {value!r}; choose from {', '.join(op.code for op in OPERATORS)}")
+        codes.add(code)
+    return codes
+
+
+def predict(
+    sectors,
+    out_dir,
+    techs: Sequence[str] = ("nbiot", "redcap"),
+    resolution_m: float | None = None,
+    config=None,
+    scheduler: str = "processes",
+    tile_size_px: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    operators: Sequence[str] | None = None,
+) -> dict:
+    """Predict best-server coverage rasters for every technology and operator.
+
+    Parameters
+    ----------
+    sectors : GeoDataFrame or path
+        Sectors as in docs/CONTRACTS.md (EPSG:4326 points), or a ``sectors.parquet``.
+    out_dir : path
+        Run directory; rasters go to ``out_dir/raster/`` (:class:`~coverage.layout.RunLayout`).
+    techs : sequence of str, default ("nbiot", "redcap")
+        Technologies to predict; one without sectors is skipped with a warning.
+    resolution_m : float, optional
+        Pixel size, metres, 30-1000; default from the config (100 m).
+    config : Config, path or None
+        :func:`coverage.config.load_config` result or a TOML path; None = defaults.
+    scheduler : str, default "processes"
+        ``processes``, ``threads``, ``synchronous`` or ``tcp://HOST:PORT``.
+    tile_size_px : int, optional
+        Tile edge in pixels (multiple of 16); default from the config (512).
+        Does not change any output pixel.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each tile (tiles of all techs).
+    operators : sequence of str, optional
+        Only these operators (codes or names); default every operator present.
+
+    Returns
+    -------
+    dict
+        The report, also written to ``raster/report.json``: ``grid``, ``techs``
+        (thresholds, typical cell radius per environment, layers), ``warnings``,
+        ``evaluations`` (pixel × sector pairs within reach), ``timings_s``.
+
+    Raises
+    ------
+    EmptyCoverageError
+        No sector of the requested technologies and operators.
+    ConfigError
+        Resolution, tile size, scheduler, technology or operator not valid.
+    SchemaError, CRSMismatchError, InputReadError
+        The sectors are not readable or not as the contract says.
+    """
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    techs = _normalise_techs(techs)
+    wanted_operators = _normalise_operators(operators)
+    config = _load_config(config)
+    resolution_m = check_resolution(
+        resolution_m if resolution_m is not None else _config_grid_value(config, "resolution_m", 100.0)
+    )
+    tile_size_px = check_tile_size(
+        tile_size_px if tile_size_px is not None else _config_grid_value(config, "tile_size_px", 512)
+    )
+    n_workers = os.cpu_count() or 1
+    if not (scheduler in SCHEDULERS or str(scheduler).startswith("tcp://")):
+        raise ConfigError(f"scheduler={scheduler!r} is not one of {', '.join(SCHEDULERS)} or tcp://HOST:PORT")
+
+    frame = _read_sectors(sectors)
+    frame = frame.assign(
+        tech=frame["tech"].map(normalise_tech), operator=frame["operator"].map(normalise_operator)
+    ).reset_index(drop=True)
+    # environments from the whole table, so they do not depend on --tech / operators
+    frame = frame.assign(environment=_environments(frame) if len(frame) else frame["environment"])
+    keep = frame["tech"].isin(techs) & frame["operator"].notna()
+    if wanted_operators is not None:
+        keep &= frame["operator"].isin(wanted_operators)
+    frame = frame[keep]
+    if len(frame) == 0:
+        raise EmptyCoverageError(
+            f"no sectors of {', '.join(techs)}"
+            + (f" for operator(s) {', '.join(sorted(wanted_operators))}" if wanted_operators else "")
+            + " to predict"
+        )
+    frame = frame.reset_index(drop=True)
+    env_all = frame["environment"].to_numpy(dtype=object)
+    warnings: list[str] = []
+    prepared: dict[str, PreparedTech] = {}
+    for tech in techs:
+        rows = np.flatnonzero((frame["tech"] == tech).to_numpy())
+        if rows.size == 0:
+            warnings.append(f"{tech}: no sectors; technology skipped")
+            continue
+        prepared[tech] = prepare_sectors(frame.iloc[rows], tech, config, env_all[rows])
+        warnings += prepared[tech].warnings
+    timings["prepare"] = time.perf_counter() - started
+
+    t0 = time.perf_counter()
+    grid = grid_for_sectors(
+        np.concatenate([p.arrays["x_m"] for p in prepared.values()]),
+        np.concatenate([p.arrays["y_m"] for p in prepared.values()]),
+        np.concatenate([p.arrays["reach_m"] for p in prepared.values()]),
+        resolution_m=resolution_m,
+        tile_size_px=tile_size_px,
+    )
+    binned = {
+        tech: sectors_by_tile(grid, p.arrays["x_m"], p.arrays["y_m"], p.arrays["reach_m"])
+        for tech, p in prepared.items()
+    }
+    timings["grid"] = time.perf_counter() - t0
+    log.info(
+        "grid %d x %d px at %g m, %d tiles; tiles with sectors: %s",
+        grid.width, grid.height, resolution_m, grid.n_tiles, {t: len(b) for t, b in binned.items()},
+    )
+
+    layout = RunLayout(out_dir)
+    layout.raster_dir.mkdir(parents=True, exist_ok=True)
+    evaluations = _run_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, timings)
+
+    report = {
+        "grid": grid.as_dict(),
+        "techs": {},
+        "warnings": warnings,
+        "evaluations": int(evaluations),
+        "timings_s": timings,
+    }
+    for tech, prep in prepared.items():
+        layers = [
+            {
+                "operator": op,
+                "rsrp": layout.rsrp(tech, op).name,
+                "class": layout.coverage_class(tech, op).name,
+                "sectors": prep.sectors_per_operator[op],
+            }
+            for op in prep.operators
+        ]
+        layers.append({
+            "operator": ALL_OPERATORS,
+            "rsrp": layout.rsrp(tech).name,
+            "class": layout.coverage_class(tech).name,
+            "sectors": prep.n,
+        })
+        report["techs"][tech] = {
+            "thresholds_dbm": _thresholds_entry(tech, config),
+            "typical_cell_radius_m": typical_cell_radius_m(tech, config),
+            "layers": layers,
+        }
+    timings["total"] = time.perf_counter() - started
+    with atomic_output(layout.predict_report) as tmp:
+        tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    log.info("predicted %s: %d evaluations in %.1f s", ", ".join(prepared), evaluations, timings["total"])
+    return report
+
+
+def _run_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, timings) -> int:
+    """Compute every tile with a candidate sector and write the layers; returns evaluations.
+
+    Adds ``scheduler_start``, ``tiles`` and ``cog`` (seconds) to ``timings``.
+    """
+    jobs = []  # (tech, tile index, candidate rows)
+    for tech, tiles in binned.items():
+        for tile_id, rows in tiles.items():
+            jobs.append((tech, tile_id, rows))
+    total = len(jobs)
+    writers: dict[str, _LayerWriters] = {}
+    executor = None
+    evaluations = 0
+    try:
+        for tech, prep in prepared.items():
+            paths = [(layout.rsrp(tech, op), layout.coverage_class(tech, op)) for op in prep.operators]
+            paths.append((layout.rsrp(tech), layout.coverage_class(tech)))
+            writers[tech] = _LayerWriters(grid, paths, layout.raster_dir)
+        t0 = time.perf_counter()
+        executor = _executor(scheduler, n_workers)
+        timings["scheduler_start"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        max_in_flight = 2 * executor.workers + 2
+        pending = iter(jobs)
+        in_flight = done = 0
+
+        def submit_next() -> bool:
+            job = next(pending, None)
+            if job is None:
+                return False
+            tech, tile_id, rows = job
+            prep = prepared[tech]
+            tile = grid.tile(tile_id)
+            subset = {name: values[rows] for name, values in prep.arrays.items()}
+            executor.submit(
+                f"covmap-tile-{tech}-{tile_id}", _tile_task,
+                grid.col0 + tile.col_off, grid.row0 + tile.row_off, grid.tile_size_px, grid.resolution_m,
+                prep.ue_height_m, subset, prep.operator_index[rows], len(prep.operators),
+            )
+            return True
+
+        while in_flight < max_in_flight and submit_next():
+            in_flight += 1
+        while in_flight:
+            key, (rsrp_stack, class_stack, n) = executor.next_done()
+            in_flight -= 1
+            _, _, tech, tile_id = key.split("-", 3)
+            writers[tech].write(grid.tile(int(tile_id)), rsrp_stack, class_stack)
+            evaluations += n
+            done += 1
+            if progress is not None:
+                progress(done, total)
+            if submit_next():
+                in_flight += 1
+        executor.close()
+        executor = None
+        timings["tiles"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for writer in writers.values():
+            writer.finish()
+        timings["cog"] = time.perf_counter() - t0
+    except BaseException:
+        for writer in writers.values():
+            writer.discard()
+        if executor is not None:
+            executor.close()
+        raise
+    return evaluations
