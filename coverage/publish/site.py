@@ -1,0 +1,581 @@
+"""The published site: national, province and county pages, written offline-ready.
+
+Layout of ``out_dir``::
+
+    index.html                 national map, every county
+    provinces/<code>.html      one province's counties
+    counties/<code>.html       one county: townships, class overlay, largest gaps
+    gaps.html                  operator edition only: the operator's gap table
+    assets/                    Leaflet, covmap.js/.css (+ markercluster), licences
+    site.json                  what was written (marks the folder as a covmap site)
+
+Every page is a folium map whose JS and CSS links point at ``assets/`` by a
+relative path, so the site renders from disk or an intranet server without any
+network. Strings from submissions and boundary files reach the page only as
+HTML-escaped text (titles, tables) or as JSON data that ``covmap.js`` writes with
+``textContent``; the JSON is embedded with ``<``, ``>`` and ``&`` escaped, so it
+cannot close its ``<script>`` element.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import folium
+import numpy as np
+import shapely
+from branca.element import Element, Figure, MacroElement
+from jinja2 import Template
+
+from coverage.errors import FileOverwriteError, PublishError
+from coverage.files import atomic_output
+from coverage.layout import ALL_OPERATORS, CLASS_LABELS, RunLayout
+from coverage.publish import layers
+from coverage.schema import OPERATOR_BY_CODE, TECH_BY_ID, TECH_IDS, normalise_operator
+
+log = logging.getLogger(__name__)
+
+EDITIONS = ("public", "operator")
+BASEMAPS = ("none", "osm", "tianditu", "gaode")
+
+#: coverage_simplify tolerance of the national page, degrees (≈ 800 m east-west, 900 m north-south).
+NATIONAL_TOLERANCE_DEG = 0.008
+#: Decimal places of the national page's coordinates (1e-4° ≈ 11 m, far below the tolerance).
+NATIONAL_DECIMALS = 4
+#: Tolerance of province pages, degrees (≈ 200 m).
+PROVINCE_TOLERANCE_DEG = 0.002
+#: Tolerance of county pages (townships and the county outline), degrees (≈ 30 m).
+COUNTY_TOLERANCE_DEG = 0.0003
+#: Gaps outlined per county and technology.
+GAPS_PER_COUNTY = 10
+#: Metres per degree of latitude, to turn a ground distance into a tolerance.
+M_PER_DEG = 111_320.0
+
+SITE_MARKER = "site.json"
+ASSETS_DIR = Path(__file__).with_name("assets")
+
+TITLE_ZH = "全国NB-IoT与5G RedCap覆盖地图"
+TITLE_EN = "China NB-IoT and 5G RedCap coverage map"
+TECH_LABELS = {"nbiot": "NB-IoT 窄带物联网", "redcap": "5G RedCap 轻量化5G"}
+METRIC_LABELS = {"coverage": "覆盖率 coverage", "deep": "深度覆盖率 deep coverage"}
+EDITION_LABELS = {"public": "公开版 public edition", "operator": "运营商版 operator edition"}
+
+
+def _op_labels() -> dict[str, str]:
+    labels = {ALL_OPERATORS: "全部运营商 all operators"}
+    labels.update({code.lower(): op.label for code, op in OPERATOR_BY_CODE.items()})
+    return labels
+
+
+def safe_json(value) -> str:
+    """JSON that is safe inside an HTML ``<script>`` element.
+
+    Examples
+    --------
+    >>> safe_json({"n": "</script><script>alert(1)</script>"})
+    '{"n":"\\\\u003c/script\\\\u003e\\\\u003cscript\\\\u003ealert(1)\\\\u003c/script\\\\u003e"}'
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(raw, escaped)
+    return text
+
+
+class _Script(MacroElement):
+    """A piece of page script run after the map exists (``{map}`` = the map's variable)."""
+
+    _template = Template("{% macro script(this, kwargs) %}\n{{ this.code }}\n{% endmacro %}")
+
+    def __init__(self, code: str):
+        super().__init__()
+        self._name = "CovmapScript"
+        self.code = code
+
+
+# ---------------------------------------------------------------- options
+
+
+@dataclass
+class _Options:
+    run: RunLayout
+    out: Path
+    edition: str
+    operator: str | None
+    basemap: str
+    tianditu_key: str | None
+    info: layers.RunInfo
+    publish_resolution_m: float
+    techs: tuple[str, ...]
+    thresholds: dict = field(default_factory=dict)
+
+    @property
+    def gcj02(self) -> bool:
+        return self.basemap == "gaode"
+
+    @property
+    def gap_operator(self) -> str:
+        return self.operator if self.edition == "operator" else ALL_OPERATORS
+
+
+def _check_options(edition, operator, basemap, tianditu_key, publish_resolution_m):
+    if edition not in EDITIONS:
+        raise PublishError(f"edition {edition!r} is not one of {', '.join(EDITIONS)}")
+    if basemap not in BASEMAPS:
+        raise PublishError(f"basemap {basemap!r} is not one of {', '.join(BASEMAPS)}")
+    if basemap == "tianditu" and not tianditu_key:
+        raise PublishError("the Tianditu base map needs a key (--tianditu-key)")
+    if not publish_resolution_m or float(publish_resolution_m) <= 0:
+        raise PublishError(f"publish_resolution_m must be positive, got {publish_resolution_m!r}")
+    code = None
+    if edition == "operator":
+        if not operator:
+            raise PublishError("the operator edition needs --operator (e.g. 中国电信)")
+        code = normalise_operator(operator)
+        if code is None:
+            raise PublishError(f"unknown operator {operator!r}")
+    elif operator:
+        raise PublishError("--operator is only for --edition operator (the public edition shows no sites)")
+    return code
+
+
+def _prepare_out_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise FileOverwriteError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / SITE_MARKER).exists() and not overwrite:
+        raise FileOverwriteError(f"{out} holds files that covmap did not write; pass overwrite=True (--overwrite)")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _read_thresholds(run: RunLayout) -> dict:
+    try:
+        report = json.loads(run.predict_report.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        log.warning("%s missing or unreadable; the method note omits thresholds", run.predict_report)
+        return {}
+    out = {}
+    for tech, entry in (report.get("techs") or {}).items():
+        thresholds = (entry or {}).get("thresholds_dbm") or {}
+        out[tech] = {k: thresholds.get(k) for k in ("outdoor", "deep")}
+    out["_resolution_m"] = (report.get("grid") or {}).get("resolution_m")
+    return out
+
+
+# ---------------------------------------------------------------- page frame
+
+
+def _esc(value) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _new_page(opts: _Options, depth: int, title: str, bounds) -> tuple[Figure, folium.Map]:
+    """A figure holding a folium map whose assets are local, relative to the page."""
+    prefix = "../" * depth + "assets/"
+    figure = Figure(title=_esc(title))
+    west, south, east, north = bounds
+    fmap = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=5, tiles=None,
+                      control_scale=True, zoom_control=True)
+    fmap.default_js = [("leaflet", prefix + "leaflet/leaflet.js"), ("covmap", prefix + "covmap.js")]
+    fmap.default_css = [("leaflet_css", prefix + "leaflet/leaflet.css"), ("covmap_css", prefix + "covmap.css")]
+    figure.add_child(fmap)
+    _add_basemap(fmap, opts)
+    return figure, fmap
+
+
+def _add_basemap(fmap: folium.Map, opts: _Options) -> None:
+    if opts.basemap == "osm":
+        folium.TileLayer("https://tile.openstreetmap.org/{z}/{x}/{y}.png", name="OpenStreetMap",
+                         attr="© OpenStreetMap contributors", max_zoom=19).add_to(fmap)
+    elif opts.basemap == "tianditu":
+        key = quote(str(opts.tianditu_key), safe="")
+        for layer, name in (("vec", "天地图 Tianditu"), ("cva", "天地图注记 Tianditu labels")):
+            url = (f"https://t{{s}}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+                   f"&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={{z}}"
+                   f"&TILEROW={{y}}&TILECOL={{x}}&tk={key}")
+            folium.TileLayer(url, name=name, attr="© 天地图 Tianditu", subdomains="01234567",
+                             max_zoom=18).add_to(fmap)
+    elif opts.basemap == "gaode":
+        url = "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}"
+        folium.TileLayer(url, name="高德 Gaode (GCJ-02)", attr="© 高德 AutoNavi (GCJ-02)", subdomains="1234",
+                         max_zoom=18).add_to(fmap)
+
+
+def _method_note(opts: _Options, overlay: bool) -> str:
+    parts = [
+        "覆盖率：单元面积中预测信号高于室外门限的比例；深度覆盖率另计建筑穿透余量。"
+        "预测基于运营商报送的站址与传播模型，非实测。边界为显示而简化。",
+        "Coverage %: share of a unit's area where the predicted signal exceeds the outdoor threshold; "
+        "deep coverage adds a building-penetration margin. Predicted from operators' submitted sites "
+        "with path-loss models, not measured. Boundaries simplified for display.",
+    ]
+    thresholds = []
+    for tech in opts.techs:
+        t = opts.thresholds.get(tech) or {}
+        if t.get("outdoor") is not None:
+            thresholds.append(f"{TECH_BY_ID[tech].label}: 室外 outdoor ≥ {t['outdoor']} dBm"
+                              + (f", 深度 deep ≥ {t['deep']} dBm" if t.get("deep") is not None else ""))
+    if thresholds:
+        parts.append("门限 Thresholds — " + "; ".join(thresholds) + ".")
+    if overlay:
+        parts.append(f"栅格按 {opts.publish_resolution_m:g} m 众数重采样 Raster overlay: mode of each "
+                     f"{opts.publish_resolution_m:g} m cell.")
+    if opts.gcj02:
+        parts.append("叠加图层已转换为GCJ-02以对齐高德底图 Overlays shifted to GCJ-02 to match the Gaode base map.")
+    return "".join(f"<p>{_esc(p)}</p>" for p in parts)
+
+
+def _header(opts: _Options, depth: int, heading_zh: str, heading_en: str, crumbs: list[tuple[str, str]],
+            overlay: bool = False) -> str:
+    nav = " › ".join(f'<a href="{_esc(href)}">{_esc(text)}</a>' for text, href in crumbs)
+    options_tech = "".join(f'<option value="{t}">{_esc(TECH_LABELS[t])}</option>' for t in opts.techs)
+    options_metric = "".join(f'<option value="{k}">{_esc(v)}</option>' for k, v in METRIC_LABELS.items())
+    options_op = "".join(f'<option value="{k}">{_esc(v)}</option>' for k, v in _op_labels().items())
+    legend = "".join(
+        f'<div class="row"><span class="swatch" style="background:{c}"></span>{_esc(n)}</div>'
+        for c, n in zip(layers.CLASS_COLOURS, layers.CLASS_NAMES, strict=True)
+    ) + f'<div class="row"><span class="swatch" style="background:{layers.NO_DATA_COLOUR}"></span>无数据 no data</div>'
+    overlay_legend = ""
+    if overlay:
+        rows = "".join(
+            f'<div class="row"><span class="swatch" style="background:rgba({r},{g},{b},{a / 255:.2f})"></span>'
+            f"{_esc(CLASS_LABELS[value])}</div>"
+            for value, (r, g, b, a) in layers.OVERLAY_RGBA.items()
+        )
+        overlay_legend = ('<h2>预测信号等级 Predicted signal class</h2><div class="covmap-legend">' + rows +
+                          '<div class="row"><span class="swatch" style="border:2px dashed #d01c8b"></span>'
+                          "最大覆盖缺口 largest gaps</div></div>")
+    return f"""
+<div id="covmap-header">
+  <h1>{_esc(heading_zh)}<span class="en">{_esc(heading_en)}</span></h1>
+  <div class="meta">数据日期 Data date: <span id="covmap-date">{_esc(opts.info.data_date)}</span> ·
+    数据版本 Data version: <span id="covmap-version">{_esc(opts.info.data_version)}</span> ·
+    {_esc(EDITION_LABELS[opts.edition])}{_esc(' · ' + OPERATOR_BY_CODE[opts.operator].label) if opts.operator else ''}</div>
+  <nav>{nav}</nav>
+</div>
+<div id="covmap-panel">
+  <label for="covmap-tech">技术 Technology</label><select id="covmap-tech">{options_tech}</select>
+  <label for="covmap-metric">指标 Figure</label><select id="covmap-metric">{options_metric}</select>
+  <label for="covmap-op">运营商 Operator</label><select id="covmap-op">{options_op}</select>
+  <h2>图例 Legend: <span id="covmap-current"></span></h2>
+  <div class="covmap-legend">{legend}</div>
+  {overlay_legend}
+  <h2>方法说明 Method</h2><div class="covmap-method">{_method_note(opts, overlay)}</div>
+</div>"""
+
+
+def _js_config(opts: _Options) -> dict:
+    return {
+        "keys": layers.figure_keys(),
+        "breaks": list(layers.CLASS_BREAKS_PCT),
+        "colours": list(layers.CLASS_COLOURS),
+        "noData": layers.NO_DATA_COLOUR,
+        "techOrder": list(opts.techs),
+        "metricOrder": list(METRIC_LABELS),
+        "techLabels": {t: TECH_BY_ID[t].label for t in TECH_IDS},
+        "metricLabels": METRIC_LABELS,
+        "opLabels": _op_labels(),
+        "codeLabel": "代码 code",
+    }
+
+
+def _finish(figure: Figure, fmap: folium.Map, opts: _Options, header_html: str, scripts: list[str],
+            extra_html: str = "", extra_assets: tuple[tuple[str, str], ...] = ()) -> str:
+    figure.html.add_child(Element(header_html + extra_html))
+    name = fmap.get_name()
+    for kind, url in extra_assets:  # after Leaflet, which the plugins need
+        (fmap.default_js if kind == "js" else fmap.default_css).append((f"covmap_{Path(url).stem}", url))
+    code = f"covmap.setup({safe_json(_js_config(opts))});\n" + "\n".join(s.replace("{map}", name) for s in scripts)
+    fmap.add_child(_Script(code))
+    return figure.render()
+
+
+def _write_page(opts: _Options, relpath: str, text: str, written: dict[str, int]) -> None:
+    path = opts.out / relpath
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    written[relpath] = path.stat().st_size
+
+
+# ---------------------------------------------------------------- pages
+
+
+def _national_page(opts: _Options, counties, written: dict[str, int]) -> None:
+    data = layers.units_geojson(counties, NATIONAL_TOLERANCE_DEG, NATIONAL_DECIMALS, opts.gcj02)
+    figure, fmap = _new_page(opts, 0, f"{TITLE_ZH} {TITLE_EN}", counties.total_bounds)
+    header = _header(opts, 0, TITLE_ZH, TITLE_EN, [("全国 National", "index.html")] +
+                     ([("缺口表 Gap table", "gaps.html")] if opts.edition == "operator" else []))
+    scripts = [f'covmap.units({{map}}, {safe_json(data)}, {{"fit": true, "provinceLinks": true, '
+               f'"countyLinks": true, "prefix": ""}});']
+    _write_page(opts, "index.html", _finish(figure, fmap, opts, header, scripts), written)
+
+
+def _province_page(opts: _Options, code: str, name: str, counties, sites, written: dict[str, int]) -> None:
+    data = layers.units_geojson(counties, PROVINCE_TOLERANCE_DEG, layers.COORD_DECIMALS, opts.gcj02)
+    figure, fmap = _new_page(opts, 1, f"{name} · {TITLE_ZH} {TITLE_EN}", counties.total_bounds)
+    header = _header(opts, 1, f"{name} {TITLE_ZH}", f"{TITLE_EN} — province {code}",
+                     [("全国 National", "../index.html"), (name, f"{code}.html")])
+    scripts = [f'covmap.units({{map}}, {safe_json(data)}, {{"fit": true, "countyLinks": true, "prefix": "../"}});']
+    assets = ()
+    if sites is not None:
+        scripts.append(f"covmap.sites({{map}}, {safe_json(_site_rows(sites, opts))});")
+        assets = _cluster_assets(1)
+    _write_page(opts, f"provinces/{code}.html", _finish(figure, fmap, opts, header, scripts, extra_assets=assets),
+                written)
+
+
+def _county_page(opts: _Options, county, townships, gaps_by_tech, sites, written: dict[str, int]) -> None:
+    code, name = str(county["code"]), str(county["name"])
+    province, province_code = str(county.get("province", "")), str(county.get("province_code", ""))
+    geom = county.geometry
+    units = townships if townships is not None and len(townships) else None
+    unit_frame = units if units is not None else _one_row_frame(county)
+    data = layers.units_geojson(unit_frame, COUNTY_TOLERANCE_DEG, layers.COORD_DECIMALS, opts.gcj02)
+    outline = layers.display_geometries([geom], COUNTY_TOLERANCE_DEG, layers.COORD_DECIMALS, opts.gcj02)[0]
+    figure, fmap = _new_page(opts, 1, f"{name} · {TITLE_ZH} {TITLE_EN}", geom.bounds)
+    header = _header(opts, 1, f"{name} {TITLE_ZH}", f"{TITLE_EN} — county {code}",
+                     [("全国 National", "../index.html"), (province, f"../provinces/{province_code}.html"),
+                      (name, f"{code}.html")], overlay=True)
+    scripts = [f'covmap.units({{map}}, {safe_json(data)}, {{"fit": true, "prefix": "../", "fillOpacity": 0.3}});',
+               f"covmap.outline({{map}}, {safe_json(shapely.geometry.mapping(outline))});"]
+    gap_tolerance = opts.publish_resolution_m / M_PER_DEG
+    for tech in opts.techs:
+        overlay = layers.class_overlay(opts.run.coverage_class(tech), geom, opts.publish_resolution_m, opts.gcj02)
+        if overlay is not None:
+            image = folium.raster_layers.ImageOverlay(
+                "data:image/png;base64," + _b64(overlay.png), bounds=overlay.bounds, opacity=1.0,
+                interactive=False, cross_origin=False, name=f"{tech} class")
+            fmap.add_child(image)
+            scripts.append(f'covmap.techLayer({{map}}, "{tech}", {image.get_name()});')
+        gaps = layers.gaps_geojson(gaps_by_tech.get(tech), code, opts.gap_operator, GAPS_PER_COUNTY,
+                                   gap_tolerance, layers.COORD_DECIMALS, opts.gcj02)
+        if gaps["features"]:
+            scripts.append(f'covmap.gaps({{map}}, "{tech}", {safe_json(gaps)});')
+    extra_html, assets = "", ()
+    if sites is not None:
+        scripts.append(f"covmap.sites({{map}}, {safe_json(_site_rows(sites, opts))});")
+        assets = _cluster_assets(1)
+        extra_html = _gap_table_html(gaps_by_tech, opts, county_code=code, element_id="covmap-tables")
+    text = _finish(figure, fmap, opts, header, scripts, extra_html=extra_html, extra_assets=assets)
+    _write_page(opts, f"counties/{code}.html", text, written)
+
+
+def _gaps_page(opts: _Options, gaps_by_tech, written: dict[str, int]) -> None:
+    op = OPERATOR_BY_CODE[opts.operator]
+    title = f"{op.name_zh}覆盖缺口表 {op.name_en} coverage gaps"
+    body = _gap_table_html(gaps_by_tech, opts, county_code=None, element_id="covmap-gap-page")
+    text = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{_esc(title)}</title>
+<link rel="stylesheet" href="assets/covmap.css"></head>
+<body class="covmap-page"><h1>{_esc(title)}</h1>
+<p>数据日期 Data date: {_esc(opts.info.data_date)} · 数据版本 Data version: {_esc(opts.info.data_version)} ·
+{_esc(EDITION_LABELS['operator'])} · <a href="index.html">全国地图 National map</a></p>
+<p>仅供{_esc(op.name_zh)}内部使用：含到最近扇区的距离。Internal to {_esc(op.name_en)}: includes distances
+to the nearest sector.</p>
+{body}</body></html>"""
+    _write_page(opts, "gaps.html", text, written)
+
+
+GAP_TABLE_COLUMNS = (
+    ("tech", "技术 tech"), ("gap_id", "编号 gap"), ("county_name", "县 county"), ("unit_name", "乡镇 unit"),
+    ("area_km2", "面积 area km²"), ("sites_needed_estimate", "需新增站点 sites needed"),
+    ("rank_in_county", "县内排名 rank"), ("nearest_sector_km", "最近扇区 nearest sector km"),
+    ("centroid_lon", "中心经度 lon"), ("centroid_lat", "中心纬度 lat"),
+)
+
+
+def _gap_table_html(gaps_by_tech, opts: _Options, county_code: str | None, element_id: str) -> str:
+    rows = []
+    for tech in opts.techs:
+        gaps = gaps_by_tech.get(tech)
+        if gaps is None or gaps.empty:
+            continue
+        mine = gaps[gaps["operator"].astype(str).str.lower() == opts.operator.lower()] if "operator" in gaps else gaps
+        if county_code is not None:
+            mine = mine[mine["county_code"] == county_code]
+        for _, row in mine.sort_values("area_km2", ascending=False).iterrows():
+            cells = []
+            for col, _ in GAP_TABLE_COLUMNS:
+                value = row.get(col)
+                if isinstance(value, float):
+                    value = "" if np.isnan(value) else (f"{value:.5f}" if col.startswith("centroid") else f"{value:.2f}")
+                cells.append(f"<td>{_esc(value)}</td>")
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+    head = "".join(f"<th>{_esc(label)}</th>" for _, label in GAP_TABLE_COLUMNS)
+    caption = f"{OPERATOR_BY_CODE[opts.operator].label} 覆盖缺口 coverage gaps ({len(rows)})"
+    return (f'<div id="{element_id}"><table class="covmap-table"><caption>{_esc(caption)}</caption>'
+            f"<tr>{head}</tr>{''.join(rows)}</table></div>")
+
+
+def _cluster_assets(depth: int) -> tuple[tuple[str, str], ...]:
+    prefix = "../" * depth + "assets/markercluster/"
+    return (("css", prefix + "MarkerCluster.css"), ("css", prefix + "MarkerCluster.Default.css"),
+            ("js", prefix + "leaflet.markercluster.js"))
+
+
+def _site_rows(sites, opts: _Options) -> list[list]:
+    lon, lat = sites["lon"].to_numpy(float), sites["lat"].to_numpy(float)
+    if opts.gcj02:
+        from coverage.chinacrs import wgs84_to_gcj02
+
+        lon, lat = wgs84_to_gcj02(lon, lat)
+    return [[round(float(y), 6), round(float(x), 6), str(s), str(t), int(c)]
+            for x, y, s, t, c in zip(lon, lat, sites["site_id"], sites["techs"], sites["cells"], strict=True)]
+
+
+def _one_row_frame(county):
+    import geopandas as gpd
+
+    return gpd.GeoDataFrame([county.to_dict()], geometry="geometry", crs=4326)
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode("ascii")
+
+
+def _copy_assets(out: Path, edition: str) -> None:
+    target = out / "assets"
+    ignore = shutil.ignore_patterns("markercluster") if edition == "public" else None
+    shutil.copytree(ASSETS_DIR, target, dirs_exist_ok=True, ignore=ignore)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def _options_for(run_dir, out_dir, counties=None, edition="public", operator_code=None, basemap="none",
+                 tianditu_key=None, data_date=None, data_version=None, publish_resolution_m=500.0) -> _Options:
+    """The resolved options of one publication (also used by ``bench/publish.py``)."""
+    run = RunLayout(run_dir)
+    if counties is None:
+        counties = layers.read_units(run.root, "county")
+    columns = set(counties.columns)
+    techs = tuple(t for t in TECH_IDS if any(c.startswith(f"{t}_") for c in columns)) or TECH_IDS
+    thresholds = _read_thresholds(run)
+    grid_res = thresholds.pop("_resolution_m", None) or 0
+    return _Options(run=run, out=Path(out_dir), edition=edition, operator=operator_code, basemap=basemap,
+                    tianditu_key=tianditu_key, info=layers.read_run_info(run.root, data_date, data_version),
+                    publish_resolution_m=max(float(publish_resolution_m), float(grid_res)),
+                    techs=techs, thresholds=thresholds)
+
+
+def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", edition: str = "public",
+               operator: str | None = None, basemap: str = "none", tianditu_key: str | None = None,
+               data_date: str | None = None, data_version: str | None = None,
+               publish_resolution_m: float = 500, overwrite: bool = False) -> dict:
+    """Write the static coverage site of one run.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run directory with ``stats/coverage.gpkg`` (layers ``county``, optional
+        ``township``, ``gaps_<tech>``), ``raster/<tech>_class.tif``,
+        ``raster/report.json`` and, for the operator edition, ``sectors.parquet``.
+    out_dir : path, default ``"maps"``
+        Folder of the site. A folder holding files covmap did not write needs
+        ``overwrite``.
+    edition : {"public", "operator"}, default "public"
+        The public edition holds no site position, no distance to a sector and no
+        raster finer than ``publish_resolution_m``. The operator edition adds one
+        operator's sites (clustered markers) and gap table.
+    operator : str, optional
+        Any spelling of the operator (``中国电信``, ``CT``); operator edition only.
+    basemap : {"none", "osm", "tianditu", "gaode"}, default "none"
+        ``gaode`` is GCJ-02: every overlay is then shifted to GCJ-02.
+    tianditu_key : str, optional
+        Needed for ``basemap="tianditu"``.
+    data_date, data_version : str, optional
+        Printed on every page; default from ``manifest.json`` (``data_date`` or
+        ``created``; ``version`` or ``run_id``), else today and ``"unversioned"``.
+    publish_resolution_m : float, metres, default 500
+        Cell size of the class overlay (never finer than the run's raster).
+    overwrite : bool, default False
+
+    Returns
+    -------
+    dict
+        ``out_dir``, ``edition``, ``operator``, ``basemap``, ``counties``,
+        ``provinces``, ``pages`` (relative path -> bytes), ``index_bytes``,
+        ``total_bytes``.
+
+    Raises
+    ------
+    PublishError
+        Bad edition, operator, base map or missing Tianditu key.
+    InputReadError, SchemaError, EmptyCoverageError
+        The run's statistics are missing or malformed.
+    FileOverwriteError
+        ``out_dir`` holds foreign files and ``overwrite`` is False.
+
+    Examples
+    --------
+    >>> write_site("runs/2024-06", "maps")  # doctest: +SKIP
+    {'out_dir': 'maps', 'edition': 'public', ..., 'index_bytes': 6512345, ...}
+    """
+    operator_code = _check_options(edition, operator, basemap, tianditu_key, publish_resolution_m)
+    counties = layers.read_units(run_dir, "county")
+    townships = layers.read_units(run_dir, "township")
+    opts = _options_for(run_dir, out_dir, counties, edition, operator_code, basemap, tianditu_key, data_date,
+                        data_version, publish_resolution_m)
+    run, out = opts.run, opts.out
+    gaps_by_tech = {tech: layers.read_gaps(run.root, tech) for tech in opts.techs}
+    if edition == "public":  # the distance to the nearest sector never leaves the run
+        gaps_by_tech = {t: (g.drop(columns=["nearest_sector_km"], errors="ignore") if g is not None else None)
+                        for t, g in gaps_by_tech.items()}
+    site_county = None
+    sites = None
+    if operator_code:
+        sites = layers.read_sites(run.root, operator_code)
+        site_county = _sites_in_counties(sites, counties)
+    _prepare_out_dir(out, overwrite)
+    _copy_assets(out, edition)
+
+    written: dict[str, int] = {}
+    _national_page(opts, counties, written)
+    provinces = counties.groupby("province_code", sort=True)
+    for code, group in provinces:
+        name = str(group["province"].iloc[0])
+        own = sites[site_county.isin(set(group["code"]))] if sites is not None else None
+        _province_page(opts, str(code), name, group, own, written)
+    by_parent = townships.groupby("parent") if townships is not None and len(townships) else None
+    parents = set(by_parent.groups) if by_parent is not None else set()
+    for _, county in counties.iterrows():
+        code = str(county["code"])
+        towns = by_parent.get_group(code) if code in parents else None
+        own = sites[site_county == code] if sites is not None else None
+        _county_page(opts, county, towns, gaps_by_tech, own, written)
+    if operator_code:
+        _gaps_page(opts, gaps_by_tech, written)
+
+    result = {
+        "out_dir": str(out), "edition": edition, "operator": operator_code, "basemap": basemap,
+        "data_date": opts.info.data_date, "data_version": opts.info.data_version,
+        "counties": int(len(counties)), "provinces": int(provinces.ngroups),
+        "pages": written, "index_bytes": written["index.html"],
+        "total_bytes": int(sum(written.values())),
+    }
+    with atomic_output(out / SITE_MARKER, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    log.info("published %d pages (%s edition) to %s; national page %.1f MB", len(written), edition, out,
+             written["index.html"] / 1e6)
+    return result
+
+
+def _sites_in_counties(sites, counties):
+    """County code of each site (point in polygon), '' outside every county."""
+    import pandas as pd
+
+    codes = np.full(len(sites), "", dtype=object)
+    if len(sites):
+        points = shapely.points(sites["lon"].to_numpy(float), sites["lat"].to_numpy(float))
+        tree = shapely.STRtree(counties.geometry.values)
+        point_idx, county_idx = tree.query(points, predicate="within")
+        codes[point_idx] = counties["code"].to_numpy()[county_idx]
+    return pd.Series(codes, index=sites.index)
