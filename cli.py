@@ -144,15 +144,375 @@ def progress_bar(total: int, label: str, ctx: click.Context | None = None):
 
 # === validate (issue 2) ===
 
+
+class CrsNameType(click.ParamType):
+    """``wgs84`` | ``cgcs2000`` | ``gcj02`` (aliases such as ``EPSG:4326`` or ``火星坐标``)."""
+
+    name = "wgs84|cgcs2000|gcj02"
+
+    def convert(self, value, param, ctx):
+        from coverage.chinacrs import normalise_crs_name
+
+        crs = normalise_crs_name(value)
+        if crs is None:
+            self.fail(f"{value!r} is not wgs84, cgcs2000 or gcj02 (or EPSG:4326, EPSG:4490, GCJ-02)", param, ctx)
+        return crs
+
+
+class OperatorType(click.ParamType):
+    """An operator code (CT, CM, CU, CBN) from any accepted spelling (中国电信, China Mobile, ...)."""
+
+    name = "OPERATOR"
+
+    def convert(self, value, param, ctx):
+        from coverage.schema import normalise_operator
+
+        code = normalise_operator(value)
+        if code is None:
+            self.fail(f"unknown operator {value!r}; use CT, CM, CU, CBN or 中国电信/中国移动/中国联通/中国广电",
+                      param, ctx)
+        return code
+
+
+@main.command("validate", short_help="Check submission files; write sectors.parquet and rejects.csv.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@out_opt
+@click.option("--crs", type=CrsNameType(), default="wgs84", show_default=True,
+              help="Coordinate system of lon/lat where a row's 坐标系 column is blank; gcj02 is converted.")
+@click.option("--operator", type=OperatorType(), default=None,
+              help="Operator of rows whose operator column is blank or missing.")
+@overwrite_opt
+def validate_cmd(files, out_dir, crs, operator, overwrite):
+    """Validate operators' submission files (CSV/GBK CSV, XLSX, GeoJSON, GPKG, SHP).
+
+    Every row is either accepted into OUT/sectors.parquet or listed in
+    OUT/rejects.csv with its file, row, column, value and reason. Exit code 0: all
+    rows accepted; 1: some rows rejected; 2: a file cannot be read at all.
+
+    \b
+    Example:
+      covmap validate ct_sites.csv cm_sites.xlsx --out run --crs gcj02
+    """
+    from coverage.ingest import validate_to_dir
+
+    result = validate_to_dir(files, out_dir, crs=crs, operator=operator, overwrite=overwrite)
+    summary = result.summary().to_dict("records")
+    click.echo(f"{'operator':<8} {'read':>9} {'accepted':>9} {'rejected':>9}  top reasons")
+    for row in summary:
+        click.echo(f"{row['operator']:<8} {row['rows_read']:>9,} {row['accepted']:>9,} {row['rejected']:>9,}  "
+                   f"{row['top_reasons']}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"wrote {out_dir / 'sectors.parquet'} and {out_dir / 'rejects.csv'}")
+    sys.exit(EXIT_FINDINGS if result.rejected_rows else EXIT_OK)
+
 # === config show (issue 3) ===
+
+
+@main.group("config")
+def config_group():
+    """Inspect the configuration (link budgets, grid, gaps, publishing)."""
+
+
+@config_group.command("show")
+@config_opt
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print JSON instead of TOML.")
+def config_show(config_path, as_json):
+    """Print the effective configuration: the defaults, overridden by --config.
+
+    The TOML output can be saved, edited and passed back with --config.
+
+    \b
+    Examples:
+      covmap config show
+      covmap config show --config my.toml --json
+    """
+    import json
+
+    from coverage.config import load_config
+
+    cfg = load_config(config_path)
+    if as_json:
+        click.echo(json.dumps({"fingerprint": cfg.fingerprint(), "config": cfg.as_dict()},
+                              indent=2, ensure_ascii=False))
+    else:
+        click.echo(cfg.to_toml(), nl=False)
 
 # === predict (issue 3) ===
 
+
+def _tile_size_callback(ctx, param, value):
+    if value is not None and value % 16:
+        raise click.BadParameter(f"{value} is not a multiple of 16", ctx=ctx, param=param)
+    return value
+
+
+@main.command("predict", short_help="Best-server signal and coverage-class rasters.")
+@click.argument("sectors_path", metavar="SECTORS.parquet",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@out_opt
+@tech_opt
+@resolution_opt
+@config_opt
+@scheduler_opt
+@click.option("--tile-size", "tile_size_px", type=click.IntRange(16, 4096), default=None,
+              callback=_tile_size_callback,
+              help="Tile edge in pixels, a multiple of 16 [default: from config, 512]; never changes a pixel.")
+@click.pass_context
+def predict_cmd(ctx, sectors_path, out_dir, techs, resolution_m, config_path, scheduler, tile_size_px):
+    """Predict coverage from a sectors table: per technology and operator, and combined.
+
+    Writes OUT/raster/<tech>_<op>_rsrp.tif and <tech>_<op>_class.tif per operator,
+    <tech>_rsrp.tif and <tech>_class.tif for all operators together (Cloud-Optimized
+    GeoTIFFs in China Albers), and OUT/raster/report.json.
+
+    \b
+    Example:
+      covmap predict run/sectors.parquet --out run --tech nbiot --resolution 200
+    """
+    from coverage.predict import predict
+
+    bar = None
+
+    def on_progress(done, total):
+        nonlocal bar
+        if bar is None:
+            bar = progress_bar(total, "predict", ctx)
+        bar.update(done - bar.n)
+
+    try:
+        report = predict(sectors_path, out_dir, techs=techs, resolution_m=resolution_m, config=config_path,
+                         scheduler=scheduler, tile_size_px=tile_size_px, progress=on_progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    grid = report["grid"]
+    click.echo(f"grid {grid['width']} x {grid['height']} px at {grid['resolution_m']:g} m; "
+               f"{report['evaluations']:,} pixel x sector evaluations in {report['timings_s']['total']:.1f} s")
+    raster_dir = out_dir / "raster"
+    for tech, entry in report["techs"].items():
+        for layer in entry["layers"]:
+            click.echo(f"{tech} {layer['operator']:>3} ({layer['sectors']} sectors): "
+                       f"{raster_dir / layer['rsrp']}  {raster_dir / layer['class']}")
+    for warning in report["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+
 # === aggregate, gaps (issue 4) ===
+
+
+@main.command(short_help="County/township coverage statistics and gaps of a run.")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--townships", "townships_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Township boundaries (GeoPackage, GeoJSON or shapefile) for township.csv.")
+@click.option("--population", "population_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Population raster (people per pixel, any CRS) for the share of people covered.")
+@click.option("--min-gap-km2", type=click.FloatRange(min=0), default=None,
+              help="Smallest gap reported, km² [default: from config, 1].")
+@config_opt
+@click.pass_context
+def aggregate(ctx, run_dir, townships_path, population_path, min_gap_km2, config_path):
+    """Write RUN_DIR/stats: county.csv, township.csv, summary.csv, gaps_<tech>.csv, coverage.gpkg.
+
+    \b
+    Examples:
+      covmap aggregate runs/2024-06
+      covmap aggregate runs/2024-06 --townships townships.gpkg --population worldpop_chn_100m.tif
+    """
+    from coverage.aggregate import aggregate as run_aggregate
+
+    with progress_bar(0, "aggregate", ctx) as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = run_aggregate(run_dir, townships=townships_path, population=population_path, config=config_path,
+                               progress=progress, min_gap_km2=min_gap_km2)
+    click.echo(f"{result['counties']} counties, {result['townships']} townships in {result['seconds']:.1f} s")
+    for key in ("county_csv", "township_csv", "summary_csv", "gpkg"):
+        if result[key] is not None:
+            click.echo(f"  {result[key]}")
+    for path in result["gaps_csv"].values():
+        click.echo(f"  {path}")
+    for tech, by_op in result["headline"].items():
+        for op, h in by_op.items():
+            click.echo(f"{tech:7} {op:4} coverage {h['coverage_pct']:5.1f} % · {h['counties_ge_95pct']} counties ≥ 95 % · "
+                       f"{h['counties_lt_50pct']} < 50 % · {h['gaps']} gaps ≥ {result['min_gap_km2']:g} km² "
+                       f"({h['gap_km2']:,.1f} km²)")
+
+
+@main.command(short_help="Show the coverage gaps of a county, biggest first.")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--county", default=None, help="6-digit county code, e.g. 110101 [default: every county].")
+@click.option("--operator", default=None, help="Operator (中国电信, CT, …) or 'all' [default: every layer].")
+@click.option("--tech", default=None, help="Technology, nbiot or redcap [default: both].")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Rows shown (0: all).")
+def gaps(run_dir, county, operator, tech, limit):
+    """Print the coverage gaps of RUN_DIR (after `covmap aggregate`) as a table, biggest first.
+
+    \b
+    Examples:
+      covmap gaps runs/2024-06 --county 110101
+      covmap gaps runs/2024-06 --county 110101 --operator 中国电信 --tech nbiot
+    """
+    from coverage.aggregate import county_gaps, format_gaps
+
+    frame = county_gaps(run_dir, county=county, operator=operator, tech=tech)
+    click.echo(format_gaps(frame, limit=limit))
+    click.echo(f"from {', '.join(frame.attrs['sources'])}")
 
 # === publish (issue 5) ===
 
+
+@main.command(short_help="Write the offline HTML coverage site of a run.")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "site_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("maps"),
+              show_default=True, help="Folder of the site (index.html, provinces/, counties/, assets/).")
+@click.option("--edition", type=click.Choice(["public", "operator"]), default="public", show_default=True,
+              help="public: no site positions; operator: adds one operator's sites and gap table.")
+@click.option("--operator", default=None, help="Operator of the operator edition, e.g. 中国电信 or CT.")
+@click.option("--basemap", type=click.Choice(["none", "osm", "tianditu", "gaode"]), default="none",
+              show_default=True, help="Base map; gaode (GCJ-02) shifts every overlay to GCJ-02.")
+@click.option("--tianditu-key", default=None, help="Tianditu key, needed for --basemap tianditu.")
+@click.option("--publish-resolution", "publish_resolution_m", type=click.IntRange(100, 5000), default=500,
+              show_default=True, help="Cell size in metres of the published coverage overlay.")
+@overwrite_opt
+def publish(run_dir, site_dir, edition, operator, basemap, tianditu_key, publish_resolution_m, overwrite):
+    """Write the static HTML coverage maps of RUN_DIR (works offline, assets bundled).
+
+    \b
+    Examples:
+      covmap publish runs/2024-06 --out maps/
+      covmap publish runs/2024-06 --out maps-ct/ --edition operator --operator 中国电信
+    """
+    from coverage.publish import write_site
+
+    result = write_site(run_dir, site_dir, edition=edition, operator=operator, basemap=basemap,
+                        tianditu_key=tianditu_key, publish_resolution_m=publish_resolution_m, overwrite=overwrite)
+    click.echo(f"{len(result['pages'])} pages ({result['edition']} edition, {result['counties']} counties) "
+               f"in {result['out_dir']}; index.html {result['index_bytes'] / 1e6:.1f} MB, "
+               f"total {result['total_bytes'] / 1e6:.1f} MB")
+
 # === build (issue 6) ===
+
+
+class CrsAssignmentType(click.ParamType):
+    """``gcj02`` (every file) or ``FILE=gcj02`` (one file) -> (file or None, crs)."""
+
+    name = "[FILE=]CRS"
+
+    def convert(self, value, param, ctx):
+        from coverage.chinacrs import normalise_crs_name
+
+        if isinstance(value, tuple):
+            return value
+        target, _, name = str(value).rpartition("=")
+        crs = normalise_crs_name(name)
+        if crs is None:
+            self.fail(f"{name!r} is not wgs84, cgcs2000 or gcj02", param, ctx)
+        return (target or None, crs)
+
+
+def _stage_progress(ctx):
+    """One bar across the stages: '[2/4] predict' with that stage's steps."""
+    from coverage.pipeline import STAGES
+
+    state = {"bar": None, "stage": None}
+
+    def report(stage, done, total):
+        bar = state["bar"]
+        if bar is None:
+            bar = state["bar"] = progress_bar(total, "", ctx)
+            bar.unit = "step"
+        if stage != state["stage"]:
+            state["stage"] = stage
+            bar.reset(total=total)
+            bar.set_description(f"[{STAGES.index(stage) + 1}/{len(STAGES)}] {stage}")
+        bar.total = max(total, 1)
+        bar.update(done - bar.n)
+
+    def close():
+        if state["bar"] is not None:
+            state["bar"].close()
+
+    return report, close
+
+
+@main.command("build", short_help="The whole job: validate, predict, aggregate, publish.")
+@click.option("--sample", is_flag=True, default=False,
+              help="Run on the bundled sample_data/ into runs/sample and publish to maps/.")
+@click.option("--submissions", "submissions", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Submission file or folder (repeatable).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run directory (the tool owns it; reused and updated by later builds).")
+@click.option("--crs", "crs_items", multiple=True, type=CrsAssignmentType(),
+              help="Coordinate system of the submissions: gcj02 for all, or FILE=gcj02 for one (repeatable).")
+@click.option("--townships", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Township polygons (code, name, parent county code).")
+@click.option("--population", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Population raster (people per pixel, any CRS).")
+@config_opt
+@resolution_opt
+@tech_opt
+@scheduler_opt
+@click.option("--publish-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the HTML site goes [default: RUN_DIR/site; maps/ with --sample].")
+@click.option("--edition", type=click.Choice(["public", "operator"]), default="public", show_default=True)
+@click.option("--operator", "publish_operator", default=None, help="Operator of the operator edition.")
+@click.option("--force", is_flag=True, default=False, help="Recompute every stage, reusing nothing.")
+@click.pass_context
+def build_cmd(ctx, sample, submissions, out_dir, crs_items, townships, population, config_path, resolution_m,
+              techs, scheduler, publish_dir, edition, publish_operator, force):
+    """Run validate -> predict -> aggregate -> publish, reusing what has not changed.
+
+    RUN_DIR/manifest.json records the inputs (sha256), the configuration, package
+    versions, row counts and timings. Exit code 0: done; 1: done but some rows
+    were rejected (see RUN_DIR/rejects.csv); 2: a stage could not run.
+
+    \b
+    Examples:
+      covmap build --sample
+      covmap build --submissions submissions/2024-06/ --crs ct_sites.csv=gcj02 --out runs/2024-06
+    """
+    from coverage.pipeline import build, sample_job
+
+    if sample:
+        if submissions or out_dir or crs_items or townships:
+            raise click.UsageError("--sample takes no --submissions, --out, --crs or --townships")
+        job = sample_job()
+        submissions, crs, townships = job.submissions, job.crs_by_file, job.townships
+        out_dir, publish_dir = Path("runs/sample"), publish_dir or Path("maps")
+    else:
+        if not submissions or out_dir is None:
+            raise click.UsageError("give --submissions and --out (or --sample)")
+        crs = {str(target): name for target, name in crs_items if target}
+        everywhere = [name for target, name in crs_items if not target]
+        crs = everywhere[-1] if everywhere and not crs else crs
+        if everywhere and isinstance(crs, dict):
+            raise click.UsageError("--crs: give either one crs for all files or FILE=CRS pairs, not both")
+    report, close = _stage_progress(ctx)
+    try:
+        result = build(submissions, out_dir, crs=crs or "wgs84", townships=townships, population=population,
+                       config=config_path, resolution_m=resolution_m, techs=techs, scheduler=scheduler,
+                       publish_dir=publish_dir, edition=edition, publish_operator=publish_operator,
+                       progress=report, force=force)
+    finally:
+        close()
+    _echo_build_summary(result)
+    sys.exit(EXIT_FINDINGS if result.rejected else EXIT_OK)
+
+
+def _echo_build_summary(result):
+    for name, run in result.stages.items():
+        click.echo(f"{name:<10} {'reused' if run.reused else f'{run.seconds:6.1f} s'}")
+    click.echo(f"rows read {result.rows_read:,}: {result.accepted:,} accepted, {result.rejected:,} rejected"
+               + (f" (see {result.run_dir / 'rejects.csv'})" if result.rejected else ""))
+    for tech, by_operator in result.headline.items():
+        for operator, figures in by_operator.items():
+            click.echo(f"{tech:<7} {operator:<4} coverage {figures['coverage_pct']:5.1f} %, "
+                       f"{figures['counties_ge_95pct']} counties >= 95 %, {figures['counties_lt_50pct']} < 50 %")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"map: {result.site_index}")
 
 
 if __name__ == "__main__":
