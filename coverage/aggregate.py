@@ -27,6 +27,7 @@ of the ``rural`` environment sizes ``sites_needed_estimate`` (an estimate).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -420,8 +421,26 @@ def _wide(units, table, techs) -> gpd.GeoDataFrame:
     return out[["code", *UNIT_ATTRIBUTES[1:], *[c for c in out.columns if c.startswith(tuple(techs))], "geometry"]]
 
 
+# GeoPackage stamps every table with the time of writing; a fixed stamp keeps the
+# same inputs giving byte-identical files (GDAL's OGR_CURRENT_DATE option).
+_GPKG_FIXED_DATE = {"OGR_CURRENT_DATE": "2000-01-01T00:00:00.000Z"}
+
+
+@contextlib.contextmanager
+def _gdal_options(options: dict):
+    """Set GDAL options of pyogrio's GDAL (not rasterio's: the wheels each bundle one)."""
+    import pyogrio
+
+    previous = {key: pyogrio.get_gdal_config_option(key) for key in options}
+    pyogrio.set_gdal_config_options(options)
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options(previous)
+
+
 def _write_gpkg(path, counties, county_table, towns, town_table, gaps, techs) -> None:
-    with atomic_output(path) as tmp:
+    with atomic_output(path) as tmp, _gdal_options(_GPKG_FIXED_DATE):
         _wide(counties, county_table, techs).to_file(tmp, layer="county", driver="GPKG")
         if towns is not None:
             _wide(towns, town_table, techs).to_file(tmp, layer="township", driver="GPKG", mode="a")

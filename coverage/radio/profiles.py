@@ -256,10 +256,11 @@ REDCAP = TechProfile(
     bands={"n28": 773.0, "n1": 2140.0, "n41": 2595.0, "n78": 3500.0},
     default_band="n78",
     carrier_subcarriers=dict(_NR_SUBCARRIERS),  # TS 38.101-1 Table 5.3.2-1 N_RB (see above)
-    # 200 W (53 dBm) 64T64R AAU + 10 dBi per-beam gain after array combining,
-    # SSB beam EIRP about 63 dBm: operator practice for 3.5 GHz macro cells.
-    eirp_dbm=63.0,
-    antenna_gain_dbi=10.0,  # SSB broadcast beam gain, operator practice
+    # 200 W (53 dBm) 64T64R AAU + about 22 dBi SSB-beam gain of the array (8 x 8
+    # elements of ~5 dBi, less combining losses): SSB beam EIRP about 75 dBm,
+    # operator practice for 2.6/3.5 GHz macro cells (a 2.1 GHz 4T4R RRU gives ~69 dBm).
+    eirp_dbm=75.0,
+    antenna_gain_dbi=22.0,  # SSB broadcast beam gain of a 64T64R array, operator practice
     height_m=30.0,  # typical macro mast, operator practice
     beamwidth_deg=65.0,  # TR 38.901 Table 7.3-1: φ3dB = 65°
     downtilt_deg=6.0,  # total downtilt, operator practice
