@@ -364,7 +364,7 @@ def build(
         "config": _input_entry(config),
     }
     manifest.data.update({
-        "version": __version__,
+        "covmap_version": __version__,
         "run_id": fingerprint(inputs["submissions"], effective.fingerprint())[:16],
         "data_date": dt.date.today().isoformat(),
         "inputs": inputs,
@@ -412,13 +412,16 @@ def build(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             report = predict(layout.sectors, layout.root, techs=techs, resolution_m=resolution_m,
-                             config=effective, scheduler=scheduler, progress=job.tick("predict"))
+                             config=effective, scheduler=scheduler, progress=job.tick("predict"),
+                             reuse=not force)
         created_warnings.extend(str(w.message) for w in caught)
         outputs = [layout.predict_report]
-        for tech_report in report["techs"].values():
+        layers = []
+        for tech, tech_report in report["techs"].items():
             for layer in tech_report["layers"]:
                 outputs += [layout.raster_dir / layer["rsrp"], layout.raster_dir / layer["class"]]
-        return outputs, {"warnings": list(report.get("warnings", [])),
+                layers.append({"tech": tech, "operator": layer["operator"], "reused": bool(layer.get("reused"))})
+        return outputs, {"layers": layers, "warnings": list(report.get("warnings", [])),
                          "evaluations": report.get("evaluations"),
                          "grid": {k: report["grid"][k] for k in ("resolution_m", "width", "height")}}
 

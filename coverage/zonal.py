@@ -212,8 +212,9 @@ def layer_stats(units, layers: Sequence[Layer], population=None,
     frames = []
     for i, lay in enumerate(layers):
         raw = per_layer[lay.key]
-        covered_km2 = raw[:, 0] * pixel_km2
-        deep_km2 = raw[:, 1] * pixel_km2
+        # coverage fractions summed over pixels can exceed the polygon's own area by rounding (1e-10)
+        covered_km2 = np.minimum(raw[:, 0] * pixel_km2, area_km2)
+        deep_km2 = np.minimum(raw[:, 1] * pixel_km2, covered_km2)
         with np.errstate(invalid="ignore", divide="ignore"):
             share = 100.0 / np.where(area_km2 > 0, area_km2, np.nan)
             frame = pd.DataFrame({

@@ -84,14 +84,15 @@ class Layer:
 
 
 # Carriers as deployed in China: NB-IoT on B5 (CT 800 MHz) and B8 (CM/CU 900 MHz);
-# RedCap on n78 (CT 3.5 GHz), n41 (CM 2.6 GHz) and n1 (CU 2.1 GHz).
+# RedCap on n78 (CT 3.5 GHz), n41 (CM 2.6 GHz) and n1 (CU 2.1 GHz). RedCap EIRP is the
+# SSB beam of a 64T64R AAU at 2.6/3.5 GHz (~75 dBm) and of a 4T4R RRU at 2.1 GHz (~69 dBm).
 LAYERS = (
     Layer("CT", "nbiot", 875.0, "B5", (1.0, 2.6, 6.0), (55.0, 59.0), 561000),
-    Layer("CT", "redcap", 3500.0, "n78", (0.8, 2.8, 0.0), (62.0, 67.0), 881000),
+    Layer("CT", "redcap", 3500.0, "n78", (0.5, 1.6, 0.0), (73.0, 77.0), 881000),
     Layer("CM", "nbiot", 942.5, "B8", (0.9, 2.4, 5.0), (55.0, 58.0), 471000),
-    Layer("CM", "redcap", 2595.0, "n41", (0.85, 2.6, 8.0), (61.0, 66.0), 771000),
+    Layer("CM", "redcap", 2595.0, "n41", (0.55, 1.7, 8.0), (73.0, 77.0), 771000),
     Layer("CU", "nbiot", 956.0, "B8", (1.0, 2.8, 7.0), (54.0, 57.0), 651000),
-    Layer("CU", "redcap", 2140.0, "n1", (0.95, 3.0, 0.0), (60.0, 64.0), 951000),
+    Layer("CU", "redcap", 2140.0, "n1", (0.6, 1.9, 0.0), (67.0, 71.0), 951000),
 )
 # Share of omnidirectional (single-cell) sites per zone.
 OMNI_SHARE = {"urban": 0.03, "suburban": 0.12, "rural": 0.4}

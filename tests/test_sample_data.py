@@ -57,7 +57,7 @@ def test_files_exist_match_the_manifest_and_stay_small(manifest, tables):
         assert len(tables[entry["path"]]) == entry["rows"], entry["path"]
     n_bad = len({(b["path"], b["row"]) for b in manifest["bad_rows"]})
     assert sum(e["rows"] for e in manifest["files"]) - n_bad == manifest["sectors_expected"]
-    assert 1500 <= manifest["sectors_expected"] <= 4000
+    assert 1500 <= manifest["sectors_expected"] <= 7000  # the sample build stays well under 2 minutes
     assert 5 <= len({b["kind"] for b in manifest["bad_rows"]}) <= 15
     total_bytes = sum(p.stat().st_size for p in SAMPLE.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     assert total_bytes < 1_000_000

@@ -219,8 +219,8 @@ def _method_note(opts: _Options, overlay: bool) -> str:
     for tech in opts.techs:
         t = opts.thresholds.get(tech) or {}
         if t.get("outdoor") is not None:
-            thresholds.append(f"{TECH_BY_ID[tech].label}: 室外 outdoor ≥ {t['outdoor']} dBm"
-                              + (f", 深度 deep ≥ {t['deep']} dBm" if t.get("deep") is not None else ""))
+            thresholds.append(f"{TECH_BY_ID[tech].label} (urban): 室外 outdoor ≥ {float(t['outdoor']):.1f} dBm"
+                              + (f", 深度 deep ≥ {float(t['deep']):.1f} dBm" if t.get("deep") is not None else ""))
     if thresholds:
         parts.append("门限 Thresholds — " + "; ".join(thresholds) + ".")
     if overlay:

@@ -1,0 +1,236 @@
+"""covmap build: the whole job, its manifest, reuse of unchanged results and recovery after a kill."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli import main
+from coverage.errors import StageError
+from coverage.pipeline import build
+
+HEADER = ["operator", "site_id", "cell_id", "tech", "lon", "lat", "freq_mhz", "eirp_dbm", "height_m",
+          "azimuth_deg", "environment"]
+# Sites on Xiamen island (思明区 350203 / 湖里区 350206), WGS-84.
+CT_SITES = [("CT-1", 118.100, 24.480), ("CT-2", 118.130, 24.500), ("CT-3", 118.160, 24.470)]
+CM_SITES = [("CM-1", 118.110, 24.460), ("CM-2", 118.150, 24.520)]
+
+
+def _rows(operator: str, sites, techs=("nbiot", "redcap")):
+    rows = []
+    for site_id, lon, lat in sites:
+        for tech in techs:
+            freq, eirp = (942.5, 55.0) if tech == "nbiot" else (2595.0, 75.0)
+            for azimuth in (0, 120, 240):
+                rows.append([operator, site_id, f"{site_id}-{tech}-{azimuth}", tech, f"{lon:.5f}", f"{lat:.5f}",
+                             freq, eirp, 30, azimuth, "urban"])
+    return rows
+
+
+def _write(path: Path, rows) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def submissions(tmp_path):
+    """Two operators' small CSV submissions (3 CT sites, 2 CM sites, both technologies) in one folder."""
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    _write(folder / "ct.csv", _rows("CT", CT_SITES))
+    _write(folder / "cm.csv", _rows("CM", CM_SITES))
+    return folder
+
+
+def _coarse_config(tmp_path: Path, resolution_m: int = 250, tile_size_px: int = 64) -> Path:
+    path = tmp_path / "covmap.toml"
+    path.write_text(f"[grid]\nresolution_m = {resolution_m}\ntile_size_px = {tile_size_px}\n", encoding="utf-8")
+    return path
+
+
+def _digests(run_dir: Path) -> dict[str, str]:
+    """sha256 of every table and raster of a run (the site's HTML carries random element ids)."""
+    out = {}
+    for path in sorted(run_dir.rglob("*")):
+        rel = path.relative_to(run_dir).as_posix()
+        if path.is_file() and not rel.startswith("site/") and rel != "manifest.json":
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def _build(submissions, run_dir, config, **kwargs):
+    return build(submissions, run_dir, config=config, scheduler="synchronous", **kwargs)
+
+
+def test_build_writes_every_stage_and_a_self_describing_manifest(submissions, tmp_path):
+    run = tmp_path / "run"
+    result = _build(submissions, run, _coarse_config(tmp_path))
+    assert [name for name, stage in result.stages.items() if not stage.reused] == [
+        "validate", "predict", "aggregate", "publish"]
+    assert (result.rows_read, result.accepted, result.rejected) == (30, 30, 0)
+    assert result.site_index == run / "site" / "index.html" and result.site_index.is_file()
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    shas = {Path(entry["path"]).name: entry["sha256"] for entry in manifest["inputs"]["submissions"]}
+    assert shas["ct.csv"] == hashlib.sha256((submissions / "ct.csv").read_bytes()).hexdigest()
+    assert manifest["rows"] == {"rows_read": 30, "accepted": 30, "rejected": 0}
+    assert manifest["config"]["grid"]["resolution_m"] == 250
+    assert manifest["versions"]["numba"] and manifest["versions"]["rasterio"]
+    assert set(manifest["timings_s"]) == {"validate", "predict", "aggregate", "publish"}
+    for name in ("county.csv", "summary.csv", "coverage.gpkg", "gaps_nbiot.csv"):
+        assert (run / "stats" / name).is_file()
+    # both operators cover part of Xiamen island; combined at least each operator
+    headline = result.headline["nbiot"]
+    assert 0 < headline["CT"]["coverage_pct"] <= headline["all"]["coverage_pct"] <= 100
+    assert headline["CM"]["coverage_pct"] <= headline["all"]["coverage_pct"]
+
+
+def test_rerun_reuses_everything_and_a_resubmission_recomputes_only_its_operator(submissions, tmp_path, capsys):
+    run, config = tmp_path / "run", _coarse_config(tmp_path)
+    _build(submissions, run, config)
+    before = _digests(run)
+
+    started = time.perf_counter()
+    again = _build(submissions, run, config)
+    seconds = time.perf_counter() - started
+    assert again.reused_stages == ["validate", "predict", "aggregate", "publish"]
+    assert _digests(run) == before
+    with capsys.disabled():
+        print(f"\n[reuse] second build of an unchanged run took {seconds:.2f} s")
+
+    # the monthly update: China Mobile resubmits with one site moved
+    moved = [("CM-1", 118.120, 24.455), CM_SITES[1]]
+    _write(submissions / "cm.csv", _rows("CM", moved))
+    update = _build(submissions, run, config)
+    assert update.reused_stages == []
+    layers = {(layer["tech"], layer["operator"]): layer["reused"]
+              for layer in update.stages["predict"].detail["layers"]}
+    assert layers == {("nbiot", "CT"): True, ("redcap", "CT"): True, ("nbiot", "CM"): False,
+                      ("redcap", "CM"): False, ("nbiot", "all"): False, ("redcap", "all"): False}
+    with capsys.disabled():
+        print("[reuse] after CM resubmitted: recomputed "
+              + ", ".join(f"{t}/{o}" for (t, o), reused in layers.items() if not reused))
+
+    clean = tmp_path / "clean"
+    _build(submissions, clean, config)
+    # report.json says which layers were reused, so only it may differ from the clean run's
+    reused_run, clean_run = _digests(run), _digests(clean)
+    assert reused_run.pop("raster/report.json") != clean_run.pop("raster/report.json")
+    assert reused_run == clean_run
+    assert _digests(run)["raster/nbiot_ct_rsrp.tif"] == before["raster/nbiot_ct_rsrp.tif"]
+    assert _digests(run)["raster/nbiot_cm_rsrp.tif"] != before["raster/nbiot_cm_rsrp.tif"]
+
+
+def test_same_inputs_give_byte_identical_tables_and_rasters(submissions, tmp_path):
+    config = _coarse_config(tmp_path)
+    _build(submissions, tmp_path / "a", config)
+    _build(submissions, tmp_path / "b", config)
+    a, b = _digests(tmp_path / "a"), _digests(tmp_path / "b")
+    assert a == b and "raster/redcap_class.tif" in a and "stats/coverage.gpkg" in a
+
+
+def test_failed_stage_names_itself_and_keeps_earlier_results(submissions, tmp_path):
+    run = tmp_path / "run"
+    bad_townships = tmp_path / "townships.geojson"
+    bad_townships.write_text('{"type": "FeatureCollection", "features": []}', encoding="utf-8")
+    with pytest.raises(StageError, match="stage 'aggregate' failed") as info:
+        _build(submissions, run, _coarse_config(tmp_path), townships=bad_townships)
+    assert info.value.stage == "aggregate"
+    stages = json.loads((run / "manifest.json").read_text(encoding="utf-8"))["stages"]
+    assert set(stages) == {"validate", "predict"}
+    assert (run / "sectors.parquet").is_file() and (run / "raster" / "nbiot_class.tif").is_file()
+    # without the bad file the next build goes on from the kept results
+    result = _build(submissions, run, _coarse_config(tmp_path))
+    assert result.reused_stages == ["validate", "predict"]
+
+
+def _cli_build(args, cwd=None):
+    code = "import sys; from cli import main; sys.exit(main())"
+    return subprocess.Popen([sys.executable, "-c", code, "build", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+@pytest.mark.slow
+def test_build_killed_mid_prediction_reruns_to_the_clean_result(submissions, tmp_path):
+    # fine cells and small tiles make prediction last long enough to be interrupted
+    config = _coarse_config(tmp_path, resolution_m=40, tile_size_px=64)
+    args = ["--submissions", str(submissions), "--config", str(config), "--scheduler", "synchronous"]
+    run = tmp_path / "run"
+    proc = _cli_build([*args, "--out", str(run)])
+    manifest = run / "manifest.json"
+    deadline = time.monotonic() + 120
+    killed_in_predict = False
+    while time.monotonic() < deadline and proc.poll() is None:
+        stages = {}
+        if manifest.is_file():
+            try:
+                stages = json.loads(manifest.read_text(encoding="utf-8")).get("stages", {})
+            except json.JSONDecodeError:
+                stages = {}
+        if "validate" in stages and "predict" not in stages and (run / "raster").is_dir():
+            time.sleep(0.3)  # well inside the tile loop
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed_in_predict = True
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=60)
+    assert killed_in_predict, "the build finished before it could be killed mid-prediction"
+    assert proc.returncode == -signal.SIGKILL
+    stages = json.loads(manifest.read_text(encoding="utf-8"))["stages"]
+    assert "predict" not in stages  # it really died inside prediction
+
+    rerun = _cli_build([*args, "--out", str(run)])
+    rerun.communicate(timeout=600)
+    assert rerun.returncode == 0
+    clean = _cli_build([*args, "--out", str(tmp_path / "clean")])
+    clean.communicate(timeout=600)
+    assert clean.returncode == 0
+    assert _digests(run) == _digests(tmp_path / "clean")
+    leftovers = [p.name for p in (run / "raster").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+@pytest.mark.slow
+def test_build_sample_publishes_maps_index(tmp_path, runner, monkeypatch):
+    """The README's main command, run in an empty folder: exit 1 (the sample's bad rows), maps/index.html."""
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, ["build", "--sample", "--resolution", "200"])
+    assert result.exit_code == 1, result.output
+    assert "13 rejected" in result.output
+    index = tmp_path / "maps" / "index.html"
+    assert index.is_file() and index.stat().st_size > 1000
+    manifest = json.loads((tmp_path / "runs/sample/manifest.json").read_text(encoding="utf-8"))
+    assert manifest["rows"]["rejected"] == 13
+    county = (tmp_path / "runs/sample/stats/county.csv").read_text(encoding="utf-8-sig")
+    assert county.count("\n350203,") >= 2  # 思明区, per technology
+
+
+def test_build_usage_errors_exit_2(runner, submissions, tmp_path):
+    assert runner.invoke(main, ["build"]).exit_code == 2
+    assert runner.invoke(main, ["build", "--sample", "--out", str(tmp_path / "x")]).exit_code == 2
+    bad = runner.invoke(main, ["build", "--submissions", str(submissions), "--out", str(tmp_path / "r"),
+                               "--crs", "mars-grid"])
+    assert bad.exit_code == 2 and "--crs" in bad.output
+
+
+def test_build_cli_reports_and_exits_1_on_rejected_rows(runner, submissions, tmp_path):
+    rows = _rows("CT", CT_SITES, techs=("nbiot",))
+    rows.append(["CT", "CT-9", "CT-9-1", "nbiot", "118.1", "24.5", 942.5, 55, -5, 0, "urban"])  # height -5
+    _write(submissions / "ct.csv", rows)
+    config = _coarse_config(tmp_path)
+    result = runner.invoke(main, ["build", "--submissions", str(submissions), "--out", str(tmp_path / "r"),
+                                  "--config", str(config), "--scheduler", "synchronous", "--tech", "nbiot"])
+    assert result.exit_code == 1, result.output
+    assert "1 rejected" in result.output and "map: " in result.output
+    assert "nbiot   all  coverage" in result.output
