@@ -373,8 +373,8 @@ def gaps(run_dir, county, operator, tech, limit):
 @click.option("--basemap", type=click.Choice(["none", "osm", "tianditu", "gaode"]), default="none",
               show_default=True, help="Base map; gaode (GCJ-02) shifts every overlay to GCJ-02.")
 @click.option("--tianditu-key", default=None, help="Tianditu key, needed for --basemap tianditu.")
-@click.option("--publish-resolution", "publish_resolution_m", type=click.IntRange(100, 5000), default=500,
-              show_default=True, help="Cell size in metres of the published coverage overlay.")
+@click.option("--publish-resolution", "publish_resolution_m", type=click.IntRange(100, 5000), default=None,
+              help="Cell size in metres of the published coverage overlay [default: from config, 500].")
 @overwrite_opt
 def publish(run_dir, site_dir, edition, operator, basemap, tianditu_key, publish_resolution_m, overwrite):
     """Write the static HTML coverage maps of RUN_DIR (works offline, assets bundled).

@@ -469,7 +469,7 @@ def _options_for(run_dir, out_dir, counties=None, edition="public", operator_cod
 def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", edition: str = "public",
                operator: str | None = None, basemap: str = "none", tianditu_key: str | None = None,
                data_date: str | None = None, data_version: str | None = None,
-               publish_resolution_m: float = 500, overwrite: bool = False) -> dict:
+               publish_resolution_m: float | None = None, overwrite: bool = False) -> dict:
     """Write the static coverage site of one run.
 
     Parameters
@@ -494,7 +494,8 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
     data_date, data_version : str, optional
         Printed on every page; default from ``manifest.json`` (``data_date`` or
         ``created``; ``version`` or ``run_id``), else today and ``"unversioned"``.
-    publish_resolution_m : float, metres, default 500
+    publish_resolution_m : float, metres, optional
+        Default: the configuration's ``[publish] resolution_m`` (500 m).
         Cell size of the class overlay (never finer than the run's raster).
     overwrite : bool, default False
 
@@ -519,6 +520,10 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
     >>> write_site("runs/2024-06", "maps")  # doctest: +SKIP
     {'out_dir': 'maps', 'edition': 'public', ..., 'index_bytes': 6512345, ...}
     """
+    if publish_resolution_m is None:
+        from coverage.config import PublishConfig
+
+        publish_resolution_m = PublishConfig().resolution_m
     operator_code = _check_options(edition, operator, basemap, tianditu_key, publish_resolution_m)
     counties = layers.read_units(run_dir, "county")
     townships = layers.read_units(run_dir, "township")
