@@ -40,7 +40,7 @@ from shapely.geometry import shape
 
 from coverage.errors import CRSMismatchError, EmptyCoverageError, SchemaError
 from coverage.layout import ALL_OPERATORS, CLASS_DEEP, CLASS_NODATA, CLASS_OUTDOOR, layer_key
-from coverage.zonal import pixel_window
+from coverage.zonal import pixel_window, units_in_crs
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +135,7 @@ def find_gaps(class_raster, units, min_gap_km2: float = DEFAULT_MIN_GAP_KM2, sec
             raise CRSMismatchError(f"{class_raster} has no CRS")
         crs = ds.crs
         pixel_m2 = abs(ds.transform.a * ds.transform.e - ds.transform.b * ds.transform.d)
-        projected = units.to_crs(crs)
-        geoms = projected.geometry.to_numpy()
-        bad = ~shapely.is_valid(geoms)
-        if bad.any():
-            geoms = geoms.copy()
-            geoms[bad] = shapely.make_valid(geoms[bad])
+        geoms = units_in_crs(units, crs).geometry.to_numpy()
         rows = []
         for i, geom in enumerate(geoms):
             if geom is None or geom.is_empty:

@@ -51,7 +51,7 @@ import shapely
 
 from coverage import chinacrs
 from coverage.errors import ArgumentError, InputReadError, SchemaError
-from coverage.files import atomic_output, check_writable, claim_run_dir
+from coverage.files import atomic_output, check_writable, claim_run_dir, write_csv_bom
 from coverage.layout import ALL_OPERATORS, RunLayout
 from coverage.schema import (
     COLUMN_BY_NAME,
@@ -1085,10 +1085,7 @@ def write_rejects(rejects: pd.DataFrame, path: str | os.PathLike, overwrite: boo
     missing = [c for c in REJECT_COLUMNS if c not in rejects.columns]
     if missing:
         raise SchemaError(f"rejects lacks columns {missing}")
-    safe = neutralise_formulas(rejects[list(REJECT_COLUMNS)])
-    with atomic_output(path, overwrite) as tmp:
-        safe.to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\n")
-    return Path(path)
+    return write_csv_bom(neutralise_formulas(rejects[list(REJECT_COLUMNS)]), path, overwrite)
 
 
 def _check_sectors(sectors, name: str) -> None:

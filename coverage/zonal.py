@@ -197,7 +197,7 @@ def layer_stats(units, layers: Sequence[Layer], population=None,
     if crs is None:
         raise CRSMismatchError(f"{layers[0].class_path} has no CRS")
     pixel_km2 = abs(transform.a * transform.e - transform.b * transform.d) / M2_PER_KM2
-    projected = _to_crs(units, crs)
+    projected = units_in_crs(units, crs)
     area_km2 = projected.geometry.area.to_numpy() / M2_PER_KM2
 
     # one exactextract pass serves every layer (all rasters of a run share one grid)
@@ -317,7 +317,7 @@ def unit_table(units, layers: Sequence[Layer], sectors=None, population=None, le
     if sectors is not None and len(sectors):
         with rasterio.open(layers[0].class_path) as ref:
             crs = ref.crs
-        counts = count_sectors(_to_crs(units, crs), sectors)
+        counts = count_sectors(units_in_crs(units, crs), sectors)
         stats = stats.merge(counts, on=["_unit", "tech", "operator"], how="left")
     else:
         stats["sectors"] = 0
@@ -363,7 +363,7 @@ def population_sums(units, class_rasters: Sequence, population) -> tuple[np.ndar
     with rasterio.open(population) as pop_ds:
         if pop_ds.crs is None:
             raise CRSMismatchError(f"population raster {population} has no CRS")
-        pop_units = _to_crs(units, pop_ds.crs)
+        pop_units = units_in_crs(units, pop_ds.crs)
         win = pixel_window(pop_units.total_bounds, pop_ds, pad_px=0)
         if win is None:
             log.warning("units lie outside the population raster %s", population)
@@ -395,7 +395,7 @@ def _check_units(units) -> None:
         raise EmptyCoverageError("no units to compute statistics for")
 
 
-def _to_crs(units, crs) -> gpd.GeoDataFrame:
+def units_in_crs(units, crs) -> gpd.GeoDataFrame:
     """Units reprojected to ``crs``, geometries made valid, with a positional ``_uid``."""
     out = gpd.GeoDataFrame({"_uid": np.arange(len(units))}, geometry=units.geometry.to_numpy(), crs=units.crs)
     out = out.to_crs(crs)
