@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -106,11 +107,18 @@ class CoverageGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CoverageError as exc:
-            verbose = (ctx.obj or {}).get("verbosity", 0) > 0
-            if verbose:
-                log.exception("error")
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(EXIT_CANNOT_RUN)
+            self._fail(ctx, str(exc))
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # a bug must not pass for exit code 1 ("done, with findings")
+            self._fail(ctx, f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)")
+
+    @staticmethod
+    def _fail(ctx, message: str):
+        if (ctx.obj or {}).get("verbosity", 0) > 0:
+            click.echo(traceback.format_exc(), err=True)
+        click.echo(f"Error: {message}", err=True)
+        ctx.exit(EXIT_CANNOT_RUN)
 
 
 @click.group(cls=CoverageGroup)
