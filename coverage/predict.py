@@ -12,7 +12,8 @@ reach disc holds ``p`` (2-D distance ``d ≤ reach_m[s]``)::
 with the bearing clockwise from north and the elevation the angle below the
 horizon from the antenna (``height_m``) to the device (``ue_height_m``) on flat
 ground: ``atan2(height_m − ue_height_m, d)``. A pixel keeps the strongest sector
-(the best server; on an exact tie the first sector in input order). Distances are
+(the best server; on an exact tie the first sector in the canonical order of
+:func:`prepare_sectors`, so the order of the input rows changes nothing). Distances are
 float64 throughout (float32 distances moved the coverage edge by dB).
 
 Outputs per pixel: ``rsrp`` (float32 dBm, :data:`~coverage.layout.RSRP_NODATA_DBM`
@@ -25,8 +26,15 @@ with the thresholds gets the same answer.
 
 A sector's reach is the largest distance at which its boresight (0 dB relative
 gain, the maximum) still delivers the outdoor threshold: ``max_range_m(model,
-rs_eirp_dbm − outdoor_dbm, …)``. The pattern only subtracts, so beyond the reach
-the sector cannot cover anything: those pixels are nodata, not "0".
+rs_eirp_dbm − outdoor_dbm, …)``, capped at the radio horizon
+(:func:`radio_horizon_m`, ``4.12 (√h_bs_m + √h_ue_m)`` km over a 4/3 Earth: 27.6 km
+for a 30 m mast and a 1.5 m device). None of the empirical models includes the
+Earth's curvature, and beyond the horizon diffraction losses grow far faster than
+they predict: without the cap a rural NB-IoT sector (Hata open area, far beyond
+its 20 km validity, 164 dB MCL) would reach ~100 km. ``report.json`` records per
+technology how many sectors were capped (``sectors_capped_at_horizon``). The
+pattern only subtracts, so beyond the reach the sector cannot cover anything:
+those pixels are nodata, not "0".
 
 Operators and the combined layer
 --------------------------------
@@ -61,9 +69,31 @@ As docs/CONTRACTS.md shows. The thresholds depend on the environment (through
 the shadow-fading margin): ``thresholds_dbm.outdoor``/``deep`` are those of
 :data:`REPORT_REFERENCE_ENVIRONMENT` (urban) and ``thresholds_dbm.by_environment``
 holds all four; ``ce`` (NB-IoT) does not depend on it. ``evaluations`` counts the
-pixel × sector pairs within reach (each one path-loss evaluation);
-``warnings`` holds skipped technologies, defaulted columns and the path-loss
-validity issues (one line per distinct message, with its number of sectors).
+pixel × sector pairs within reach (each one path-loss evaluation), per layer and
+in total (a reused layer keeps its count, so the total describes the layers, not
+this run's work); ``warnings`` holds skipped technologies, defaulted columns and
+the path-loss validity issues (one line per distinct message, with its number of
+sectors); ``sectors_capped_at_horizon`` per technology. Each layer also has a
+``fingerprint`` and ``reused``. The file holds no timings, so the same inputs
+(and the same previous run) give a byte-identical report; :func:`predict`
+returns the timings (``timings_s``) and this run's kernel work
+(``evaluations_computed``) beside it.
+
+Reusing layers (the monthly update)
+-----------------------------------
+``predict(..., reuse=True)`` keeps an operator's layer of a technology when the
+previous ``raster/report.json`` has the same grid (``Grid.as_dict()``; the grid
+follows the extent of all reach discs, so moving an outlying site can change it,
+and then everything is recomputed, with a log line saying why), the same layer
+fingerprint (:func:`layer_fingerprint`: that operator's kernel inputs, the
+configuration, the grid, the covmap version and :data:`KERNEL_VERSION`) and both
+of its files. Its kernel work is skipped and its files are not touched; the
+combined layer is recomputed for every tile, reading the kept operators' tiles
+from their COGs (the combination is exact, so the bytes equal a clean run's).
+A killed run is safe: before any layer file is replaced the old report is
+rewritten without the fingerprints of the layers being replaced, each file is
+replaced atomically, and the new report is written last; so a rerun recomputes
+whatever the report on disk does not vouch for.
 
 Sector azimuths are bearings from true north; the kernel works in the grid,
 so each azimuth is turned by the meridian convergence at its site
@@ -114,8 +144,29 @@ from coverage.layout import (
     RunLayout,
 )
 from coverage.radio import ENVIRONMENTS
-from coverage.radio.antenna import relative_gain_db
-from coverage.radio.pathloss import path_loss_db
+from coverage.radio.pathloss import (
+    _FREE_SPACE_MIN_M,
+    _HATA_MIN_M,
+    _MIN_HEIGHT_M,
+    _TR38901_MIN_M,
+    COST231_HATA_RURAL,
+    EFFECTIVE_ENV_HEIGHT_M,
+    FREE_SPACE,
+    OKUMURA_HATA_URBAN,
+    RMA_BUILDING_HEIGHT_M,
+    RMA_STREET_WIDTH_M,
+    SPEED_OF_LIGHT_M_S,
+    TR38901_RMA,
+    TR38901_RMA_LOS,
+    TR38901_RMA_NLOS,
+    TR38901_UMA,
+    TR38901_UMA_LOS,
+    TR38901_UMA_NLOS,
+    TR38901_UMI_LOS,
+    TR38901_UMI_NLOS,
+    los_probability,
+    path_loss_db,
+)
 from coverage.schema import OPERATORS, TECH_IDS, normalise_operator, normalise_tech
 
 log = logging.getLogger(__name__)
@@ -133,8 +184,19 @@ REPORT_REFERENCE_ENVIRONMENT = "urban"
 
 # GeoTIFF creation options: the working file tiles are written into, and the COG.
 _WORK_OPTIONS = {"tiled": True, "compress": "DEFLATE", "zlevel": 1, "sparse_ok": True, "bigtiff": "IF_SAFER"}
-_COG_OPTIONS = {"compress": "DEFLATE", "blocksize": 512, "bigtiff": "IF_SAFER", "predictor": "YES"}
+_COG_OPTIONS = {
+    "compress": "DEFLATE", "blocksize": 512, "bigtiff": "IF_SAFER", "predictor": "YES",
+    # blocks with no sector in reach are not written (readers see nodata): a national
+    # raster is mostly empty; the threads compress blocks in parallel, output unchanged
+    "sparse_ok": "TRUE", "num_threads": "ALL_CPUS",
+}
 OVERVIEW_RESAMPLING = {"rsrp": "AVERAGE", "class": "NEAREST"}
+# GDAL block cache while writing, MB (GDAL's default is 5 % of RAM whatever the job).
+GDAL_CACHE_MB = 256
+
+# Radio horizon over a 4/3 Earth: √(2 · 4/3 · 6 371 000 m · h) = 4 121.8 m · √(h / 1 m),
+# the textbook 4.12 km per √m (ITU-R P.834 effective Earth radius factor k = 4/3).
+RADIO_HORIZON_M_PER_SQRT_M = 4120.0
 
 # Per-sector arrays the kernel needs, in its argument order (after the tile geometry).
 SECTOR_FIELDS = (
@@ -145,6 +207,97 @@ SECTOR_FIELDS = (
 
 
 # ---------------------------------------------------------------- the kernel
+
+# Bump when the kernel's maths changes: it is part of every layer's fingerprint, so a
+# run reusing layers never mixes the outputs of two kernels.
+KERNEL_VERSION = 2
+
+# How a sector's path loss is evaluated per pixel (see _sector_loss_coefficients).
+_LOSS_LOG_DISTANCE = 0  # Hata family: c0 + c1·log10(max(d, 100 m) / 1000)
+_LOSS_FREE_SPACE = 1  # c0 + 10·log10(max(d, 1 m)² + c1), c1 = Δh²
+_LOSS_TR38901 = 2  # the TR 38.901 formulas, per-sector constants c0..c7
+_LOSS_UNKNOWN = 3  # not a model id: NaN, as the library
+
+
+@njit(cache=True)
+def _sector_loss_coefficients(model, freq_mhz, h_bs_m, h_ue_m):
+    """Per-sector path-loss constants, so that a pixel costs one log10 instead of five.
+
+    Returns ``(kind, c0, …, c7)`` for :func:`_loss_from_coefficients`. The constants
+    are the library's formulas (:mod:`coverage.radio.pathloss`) with everything that
+    does not depend on the distance taken out; the per-pixel value equals
+    :func:`~coverage.radio.pathloss.path_loss_db` to about 1e-12 dB (tested).
+    """
+    h_bs = max(h_bs_m, _MIN_HEIGHT_M)
+    h_ue = max(h_ue_m, _MIN_HEIGHT_M)
+    dh2 = (h_bs - h_ue) * (h_bs - h_ue)
+    if OKUMURA_HATA_URBAN <= model <= COST231_HATA_RURAL:
+        # linear in log10(d_km): at d = 1 km the distance term vanishes
+        return (_LOSS_LOG_DISTANCE, path_loss_db(model, 1000.0, freq_mhz, h_bs, h_ue),
+                44.9 - 6.55 * math.log10(h_bs), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    if model == FREE_SPACE:
+        return (_LOSS_FREE_SPACE, 20.0 * math.log10(4.0 * math.pi * freq_mhz * 1e6 / SPEED_OF_LIGHT_M_S),
+                dh2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    fc = freq_mhz / 1000.0
+    lfc20 = 20.0 * math.log10(fc)
+    if TR38901_RMA <= model <= TR38901_RMA_NLOS:
+        h_bld = RMA_BUILDING_HEIGHT_M
+        d_bp = 2.0 * math.pi * h_bs * h_ue * fc * 1e9 / SPEED_OF_LIGHT_M_S
+        k1 = min(0.03 * h_bld ** 1.72, 10.0)
+        k2 = min(0.044 * h_bld ** 1.72, 14.77)
+        k3 = 0.002 * math.log10(h_bld)
+        # PL1(x) = 20 log10(40π x fc / 3) + k1 log10(x) − k2 + k3 x
+        near_const = 20.0 * math.log10(40.0 * math.pi * fc / 3.0) - k2
+        pl1_bp = (20.0 * math.log10(40.0 * math.pi * d_bp * fc / 3.0) + k1 * math.log10(d_bp) - k2
+                  + k3 * d_bp)
+        nlos_const = (161.04 - 7.1 * math.log10(RMA_STREET_WIDTH_M) + 7.5 * math.log10(h_bld)
+                      - (24.37 - 3.7 * (h_bld / h_bs) ** 2) * math.log10(h_bs)
+                      + lfc20 - (3.2 * math.log10(11.75 * h_ue) ** 2 - 4.97))
+        return (_LOSS_TR38901, dh2, d_bp, near_const, 20.0 + k1, k3,
+                pl1_bp - 40.0 * math.log10(d_bp), nlos_const, 43.42 - 3.1 * math.log10(h_bs))
+    if TR38901_UMA <= model <= TR38901_UMI_NLOS:
+        h_bs_eff = max(h_bs - EFFECTIVE_ENV_HEIGHT_M, 0.0)
+        h_ue_eff = max(h_ue - EFFECTIVE_ENV_HEIGHT_M, 0.0)
+        d_bp = 4.0 * h_bs_eff * h_ue_eff * fc * 1e9 / SPEED_OF_LIGHT_M_S
+        if model <= TR38901_UMA_NLOS:
+            return (_LOSS_TR38901, dh2, d_bp, 28.0 + lfc20, 22.0,
+                    28.0 + lfc20 - 9.0 * math.log10(d_bp * d_bp + dh2),
+                    13.54 + lfc20 - 0.6 * (h_ue - 1.5), 39.08, 0.0)
+        return (_LOSS_TR38901, dh2, d_bp, 32.4 + lfc20, 21.0,
+                32.4 + lfc20 - 9.5 * math.log10(d_bp * d_bp + dh2),
+                22.4 + 21.3 * math.log10(fc) - 0.3 * (h_ue - 1.5), 35.3, 0.0)
+    return (_LOSS_UNKNOWN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@njit(cache=True, inline="always")
+def _loss_from_coefficients(kind, model, d2d_m, h_ue_m, c0, c1, c2, c3, c4, c5, c6, c7):
+    """Path loss at horizontal distance ``d2d_m`` from :func:`_sector_loss_coefficients`, dB."""
+    if kind == _LOSS_LOG_DISTANCE:
+        return c0 + c1 * math.log10(max(d2d_m, _HATA_MIN_M) / 1000.0)
+    if kind == _LOSS_FREE_SPACE:
+        d = max(d2d_m, _FREE_SPACE_MIN_M)
+        return c0 + 10.0 * math.log10(d * d + c1)
+    if kind != _LOSS_TR38901:
+        return math.nan
+    d = max(d2d_m, _TR38901_MIN_M)
+    log_d3d = 0.5 * math.log10(d * d + c0)
+    if model <= TR38901_RMA_NLOS:  # RMa: c2 + c3 log10(d3D) + c4 d3D below the breakpoint c1
+        if d <= c1:
+            los = c2 + c3 * log_d3d + c4 * math.sqrt(d * d + c0)
+        else:
+            los = c5 + 40.0 * log_d3d
+        if model == TR38901_RMA_LOS:
+            return los
+        nlos = max(los, c6 + c7 * (log_d3d - 3.0))
+    else:  # UMa / UMi: c2 + c3 log10(d3D) below the breakpoint c1, c4 + 40 log10(d3D) above
+        los = c2 + c3 * log_d3d if d <= c1 else c4 + 40.0 * log_d3d
+        if model == TR38901_UMA_LOS or model == TR38901_UMI_LOS:
+            return los
+        nlos = max(los, c5 + c6 * log_d3d)
+    if model == TR38901_RMA_NLOS or model == TR38901_UMA_NLOS or model == TR38901_UMI_NLOS:
+        return nlos
+    p = los_probability(model, d, max(h_ue_m, _MIN_HEIGHT_M))
+    return p * los + (1.0 - p) * nlos
 
 
 @njit(cache=True, nogil=True)
@@ -159,6 +312,13 @@ def _best_server_kernel(
 
     ``best_dbm`` (float64, -inf) and ``best_sector`` (int64, -1) are updated in place;
     returns the number of pixel × sector evaluations (pairs within reach).
+
+    Per pixel, in order of cost, each step stopping as soon as the sector cannot beat
+    the pixel's best so far (every antenna term only subtracts): the distance and the
+    reach test; the path loss (one log10, constants per sector); the horizontal
+    pattern from the dot and cross products with the boresight unit vector (beyond
+    the angle where A_H reaches −Am the whole pattern is −Am: no trigonometry at
+    all); then the elevation angle and the vertical pattern.
     """
     evaluations = 0
     for s in range(x_m.shape[0]):
@@ -173,39 +333,65 @@ def _best_server_kernel(
         r_hi = min(int(math.ceil(-(sy - reach) / res_m - 0.5)) - row0 + 1, height - 1)
         if c_lo > c_hi or r_lo > r_hi:
             continue
+        model_s = model_id[s]
+        kind, k0, k1, k2, k3, k4, k5, k6, k7 = _sector_loss_coefficients(
+            model_s, freq_mhz[s], height_m[s], ue_height_m)
         dh_m = height_m[s] - ue_height_m
         eirp_s = rs_eirp_dbm[s]
-        model_s = model_id[s]
-        freq_s = freq_mhz[s]
-        h_bs_s = height_m[s]
-        azimuth_s = azimuth_deg[s]
-        omni = math.isnan(azimuth_s)
-        beamwidth_s = beamwidth_deg[s]
-        downtilt_s = downtilt_deg[s]
-        vbw_s = vertical_beamwidth_deg[s]
         fbr_s = front_to_back_db[s]
+        azimuth_s = azimuth_deg[s]
+        beamwidth_s = beamwidth_deg[s]
+        directional = not math.isnan(azimuth_s) and beamwidth_s > 0.0
+        # boresight unit vector (east, north) in the grid, and the cosine of the angle
+        # off boresight beyond which 12 (φ/φ3dB)² ≥ Am
+        ux = math.sin(math.radians(azimuth_s)) if directional else 0.0
+        uy = math.cos(math.radians(azimuth_s)) if directional else 1.0
+        clip_deg = beamwidth_s * math.sqrt(max(fbr_s, 0.0) / 12.0) if directional else 360.0
+        cos_clip = math.cos(math.radians(clip_deg)) if clip_deg < 180.0 else -2.0
+        vbw_s = vertical_beamwidth_deg[s]
+        vertical = vbw_s > 0.0
+        tilt_s = 0.0 if math.isnan(downtilt_deg[s]) else downtilt_deg[s]
         sla_s = sla_v_db[s]
         for r in range(r_lo, r_hi + 1):
             dy = -((row0 + r) + 0.5) * res_m - sy
-            for c in range(c_lo, c_hi + 1):
+            # the row's chord of the reach disc, widened by a pixel like the box: the
+            # disc is π/4 of its box, so a quarter of the distances is never computed
+            half_m = math.sqrt(max(reach * reach - dy * dy, 0.0))
+            c_from = max(int(math.floor((sx - half_m) / res_m - 0.5)) - col0 - 1, c_lo)
+            c_to = min(int(math.ceil((sx + half_m) / res_m - 0.5)) - col0 + 1, c_hi)
+            for c in range(c_from, c_to + 1):
                 dx = ((col0 + c) + 0.5) * res_m - sx
                 d_m = math.sqrt(dx * dx + dy * dy)
                 if d_m > reach:
                     continue
                 evaluations += 1
-                # the boresight value bounds the sector's value (gain <= 0): when it
-                # cannot beat the pixel's best, the pattern need not be computed
-                boresight_dbm = eirp_s - path_loss_db(model_s, d_m, freq_s, h_bs_s, ue_height_m)
-                if not boresight_dbm > best_dbm[r, c]:
+                boresight_dbm = eirp_s - _loss_from_coefficients(
+                    kind, model_s, d_m, ue_height_m, k0, k1, k2, k3, k4, k5, k6, k7)
+                best = best_dbm[r, c]
+                if not boresight_dbm > best:
                     continue
-                # the bearing matters only to a directional antenna (which wraps it itself)
-                bearing_deg = 0.0 if omni else math.degrees(math.atan2(dx, dy))
-                elevation_deg = math.degrees(math.atan2(dh_m, d_m))
-                value = boresight_dbm + relative_gain_db(
-                    bearing_deg, elevation_deg, azimuth_s, beamwidth_s, downtilt_s,
-                    vbw_s, fbr_s, sla_s,
-                )
-                if value > best_dbm[r, c]:
+                a_h = 0.0
+                if directional:
+                    # the library's bearing of the site's own point is atan2(0, 0) = north
+                    ex, ey, e_d = (dx, dy, d_m) if d_m > 0.0 else (0.0, 1.0, 1.0)
+                    dot = ex * ux + ey * uy
+                    if dot < e_d * cos_clip:
+                        # A_H = −Am, so A = max(−Am + A_V, −Am) = −Am whatever the elevation
+                        value = boresight_dbm + (0.0 - fbr_s)
+                        if value > best:
+                            best_dbm[r, c] = value
+                            best_sector[r, c] = s
+                        continue
+                    phi_deg = math.degrees(math.atan2(abs(ex * uy - ey * ux), dot))
+                    a_h = -min(12.0 * (phi_deg / beamwidth_s) ** 2, fbr_s)
+                    if not boresight_dbm + a_h > best:
+                        continue
+                a_v = 0.0
+                if vertical:
+                    elevation_deg = math.degrees(math.atan2(dh_m, d_m))
+                    a_v = -min(12.0 * ((elevation_deg - tilt_s) / vbw_s) ** 2, sla_s)
+                value = boresight_dbm + (0.0 - min(-(a_h + a_v), fbr_s))
+                if value > best:
                     best_dbm[r, c] = value
                     best_sector[r, c] = s
     return evaluations
@@ -315,19 +501,28 @@ def combine_layers(rsrp_layers: np.ndarray, class_layers: np.ndarray) -> tuple[n
 
 
 def _tile_task(col0, row0, size_px, resolution_m, ue_height_m, sectors, operator_index, n_operators):
-    """One tile, every operator and the combined layer: (rsrp stack, class stack, evaluations)."""
-    rsrp = np.full((n_operators + 1, size_px, size_px), RSRP_NODATA_DBM, dtype=np.float32)
-    cls = np.full((n_operators + 1, size_px, size_px), CLASS_NODATA, dtype=np.uint8)
-    evaluations = 0
+    """One tile of the operators given: (layers, evaluations per operator).
+
+    ``layers`` holds one ``(rsrp, class)`` pair per operator, None for an operator
+    with no sector in the tile (all nodata: neither sent back nor written, the
+    GeoTIFF's sparse blocks read as nodata), then their combination
+    (:func:`combine_layers`).
+    """
+    layers: list = [None] * (n_operators + 1)
+    evaluations = np.zeros(n_operators, dtype=np.int64)
     for k in range(n_operators):
         mine = np.flatnonzero(operator_index == k)
         if mine.size == 0:
             continue
         subset = {name: values[mine] for name, values in sectors.items()}
-        rsrp[k], cls[k], n = predict_tile(subset, col0, row0, size_px, size_px, resolution_m, ue_height_m)
-        evaluations += n
-    rsrp[n_operators], cls[n_operators] = combine_layers(rsrp[:n_operators], cls[:n_operators])
-    return rsrp, cls, evaluations
+        rsrp, cls, evaluations[k] = predict_tile(subset, col0, row0, size_px, size_px, resolution_m, ue_height_m)
+        layers[k] = (rsrp, cls)
+    computed = [layer for layer in layers[:n_operators] if layer is not None]
+    if len(computed) == 1:
+        layers[n_operators] = computed[0]
+    elif computed:
+        layers[n_operators] = combine_layers(np.stack([r for r, _ in computed]), np.stack([c for _, c in computed]))
+    return layers, evaluations
 
 
 # ---------------------------------------------------------------- sector preparation
@@ -344,6 +539,7 @@ class PreparedTech:
     sectors_per_operator: dict[str, int]
     ue_height_m: float
     warnings: list[str] = field(default_factory=list)
+    capped_at_horizon: int = 0
 
     @property
     def n(self) -> int:
@@ -505,7 +701,10 @@ def prepare_sectors(sectors, tech: str, config, environment=None) -> PreparedTec
     outdoor = np.array([t["outdoor"] for t in thresholds], dtype=np.float64)[env_codes]
     deep = np.array([t["deep"] for t in thresholds], dtype=np.float64)[env_codes]
     ue_height_m = float(profile.ue_height_m)
-    reach = _reach_m(model_id, rs_eirp - outdoor, freq, values["height_m"], ue_height_m)
+    model_reach = _reach_m(model_id, rs_eirp - outdoor, freq, values["height_m"], ue_height_m)
+    horizon = radio_horizon_m(values["height_m"], ue_height_m)
+    reach = np.minimum(model_reach, horizon)
+    capped = int(np.count_nonzero(model_reach > horizon))
     warnings += _validity_warnings(tech, model_id, freq, values["height_m"], reach, ue_height_m)
     arrays = {
         "x_m": np.asarray(x_m, dtype=np.float64),
@@ -529,6 +728,11 @@ def prepare_sectors(sectors, tech: str, config, environment=None) -> PreparedTec
     operator_index = np.full(n, -1, dtype=np.int64)
     for k, code in enumerate(operators):
         operator_index[codes == code] = k
+    # a canonical order (operator, then every kernel field), so that neither the
+    # outputs (exact ties) nor the layer fingerprints depend on the order of the rows
+    order = np.lexsort([arrays[name] for name in reversed(SECTOR_FIELDS)] + [operator_index])
+    arrays = {name: values[order] for name, values in arrays.items()}
+    operator_index = operator_index[order]
     return PreparedTech(
         tech=tech,
         arrays=arrays,
@@ -537,6 +741,7 @@ def prepare_sectors(sectors, tech: str, config, environment=None) -> PreparedTec
         sectors_per_operator={code: int((codes == code).sum()) for code in operators},
         ue_height_m=ue_height_m,
         warnings=warnings,
+        capped_at_horizon=capped,
     )
 
 
@@ -554,8 +759,41 @@ def typical_cell_radius_m(tech: str, config) -> dict[str, float]:
     for env in ENVIRONMENTS:
         model = select_model(tech, defaults["freq_mhz"], env)
         max_loss_db = profile.rs_eirp_dbm(defaults["eirp_dbm"], defaults["freq_mhz"]) - profile.thresholds_dbm(env)["outdoor"]
-        radius[env] = float(max_range_m(model, max_loss_db, defaults["freq_mhz"], defaults["height_m"], profile.ue_height_m))
+        reach_m = max_range_m(model, max_loss_db, defaults["freq_mhz"], defaults["height_m"], profile.ue_height_m)
+        radius[env] = float(min(reach_m, radio_horizon_m(defaults["height_m"], profile.ue_height_m)))
     return radius
+
+
+def radio_horizon_m(height_m, ue_height_m):
+    """Radio horizon between an antenna and a device over a smooth 4/3 Earth, metres.
+
+    ``d_km = 4.12 (√h_bs_m + √h_ue_m)``: the line-of-sight distance ``√(2 k R h)`` of
+    each end, with the effective Earth radius k·R (k = 4/3, R = 6371 km, ITU-R
+    P.834/P.453 standard atmosphere). None of the empirical models
+    (:mod:`coverage.radio.pathloss`) includes the Earth's curvature, and beyond the
+    horizon diffraction losses grow far faster than they predict, so a sector's
+    reach is capped here (see the module docstring).
+
+    Parameters
+    ----------
+    height_m : float or array
+        Antenna height above ground, metres (negative counts as 0).
+    ue_height_m : float or array
+        Device height above ground, metres.
+
+    Returns
+    -------
+    float or ndarray
+        Metres (float64).
+
+    Examples
+    --------
+    >>> round(float(radio_horizon_m(30.0, 1.5)))
+    27612
+    """
+    h_bs = np.maximum(np.asarray(height_m, dtype=np.float64), 0.0)
+    h_ue = np.maximum(np.asarray(ue_height_m, dtype=np.float64), 0.0)
+    return RADIO_HORIZON_M_PER_SQRT_M * (np.sqrt(h_bs) + np.sqrt(h_ue))
 
 
 def _thresholds_entry(tech: str, config) -> dict:
@@ -681,11 +919,13 @@ class _LayerWriters:
                 self.work.append((work, target, kind))
             self.datasets.append(tuple(pair))
 
-    def write(self, tile, rsrp_stack, class_stack):
+    def write(self, tile, layers):
+        """Write ``(rsrp, class)`` pairs in the order of the paths; None = all nodata, skipped."""
         window = tile.window()
-        for k, (rsrp_ds, class_ds) in enumerate(self.datasets):
-            rsrp_ds.write(rsrp_stack[k], 1, window=window)
-            class_ds.write(class_stack[k], 1, window=window)
+        for (rsrp_ds, class_ds), layer in zip(self.datasets, layers, strict=True):
+            if layer is not None:
+                rsrp_ds.write(layer[0], 1, window=window)
+                class_ds.write(layer[1], 1, window=window)
 
     def close(self):
         for pair in self.datasets:
@@ -749,6 +989,7 @@ def predict(
     tile_size_px: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     operators: Sequence[str] | None = None,
+    reuse: bool = False,
 ) -> dict:
     """Predict best-server coverage rasters for every technology and operator.
 
@@ -773,13 +1014,21 @@ def predict(
         Called as ``progress(done, total)`` after each tile (tiles of all techs).
     operators : sequence of str, optional
         Only these operators (codes or names); default every operator present.
+    reuse : bool, default False
+        Keep an operator's layers from the previous run in ``out_dir`` when its
+        ``raster/report.json`` has the same grid and that layer's fingerprint
+        (:func:`layer_fingerprint`) and both its files exist; the combined layers
+        are always recomputed (see "Reusing layers" in the module docstring).
 
     Returns
     -------
     dict
         The report, also written to ``raster/report.json``: ``grid``, ``techs``
-        (thresholds, typical cell radius per environment, layers), ``warnings``,
-        ``evaluations`` (pixel × sector pairs within reach), ``timings_s``.
+        (thresholds, typical cell radius per environment, sectors capped at the
+        radio horizon, layers with their evaluations, fingerprint and ``reused``),
+        ``warnings``, ``evaluations`` (pixel × sector pairs within reach, all
+        layers). Only in the returned dict: ``evaluations_computed`` (this run's
+        kernel work) and ``timings_s``.
 
     Raises
     ------
@@ -854,105 +1103,309 @@ def predict(
 
     layout = RunLayout(out_dir)
     layout.raster_dir.mkdir(parents=True, exist_ok=True)
-    evaluations = _run_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, timings)
-
-    report = {
-        "grid": grid.as_dict(),
-        "techs": {},
-        "warnings": warnings,
-        "evaluations": int(evaluations),
-        "timings_s": timings,
+    grid_dict = grid.as_dict()
+    config_fp = config.fingerprint() if hasattr(config, "fingerprint") else _json_sha256(config)
+    fingerprints = {
+        tech: {op: layer_fingerprint(prep, op, config_fp, grid_dict) for op in prep.operators}
+        for tech, prep in prepared.items()
     }
+    previous = _previous_report(layout)
+    reused = _reusable_layers(previous, grid_dict, fingerprints, layout) if reuse else {}
+    # from here on the old report must not vouch for any layer this run replaces
+    _invalidate_previous_report(layout, previous, prepared, reused)
+    layer_evaluations = _run_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, timings, reused)
+
+    report = {"grid": grid_dict, "techs": {}, "warnings": warnings, "evaluations": 0}
+    computed = 0
     for tech, prep in prepared.items():
-        layers = [
-            {
+        layers = []
+        for op in prep.operators:
+            old = reused.get(tech, {}).get(op)
+            n = int(old["evaluations"]) if old is not None else int(layer_evaluations[tech][op])
+            computed += 0 if old is not None else n
+            layers.append({
                 "operator": op,
                 "rsrp": layout.rsrp(tech, op).name,
                 "class": layout.coverage_class(tech, op).name,
                 "sectors": prep.sectors_per_operator[op],
-            }
-            for op in prep.operators
-        ]
+                "evaluations": n,
+                "fingerprint": fingerprints[tech][op],
+                "reused": old is not None,
+            })
+        tech_evaluations = sum(layer["evaluations"] for layer in layers)
         layers.append({
             "operator": ALL_OPERATORS,
             "rsrp": layout.rsrp(tech).name,
             "class": layout.coverage_class(tech).name,
             "sectors": prep.n,
+            "evaluations": tech_evaluations,
+            "fingerprint": _combined_fingerprint(fingerprints[tech]),
+            "reused": False,
         })
+        report["evaluations"] += tech_evaluations
         report["techs"][tech] = {
             "thresholds_dbm": _thresholds_entry(tech, config),
             "typical_cell_radius_m": typical_cell_radius_m(tech, config),
+            "sectors_capped_at_horizon": prep.capped_at_horizon,
             "layers": layers,
         }
-    timings["total"] = time.perf_counter() - started
+    # written last, so that it vouches only for layers already in place
     with atomic_output(layout.predict_report) as tmp:
-        tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    log.info("predicted %s: %d evaluations in %.1f s", ", ".join(prepared), evaluations, timings["total"])
-    return report
+        tmp.write_text(_report_text(report), encoding="utf-8")
+    timings["total"] = time.perf_counter() - started
+    log.info("predicted %s: %d evaluations computed (%d in the layers) in %.1f s",
+             ", ".join(prepared), computed, report["evaluations"], timings["total"])
+    # what this run did (not part of the file: it would make the file depend on the run)
+    return {**report, "evaluations_computed": computed, "timings_s": timings}
 
 
-def _run_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, timings) -> int:
-    """Compute every tile with a candidate sector and write the layers; returns evaluations.
+def layer_fingerprint(prep: PreparedTech, operator: str, config_fingerprint: str, grid: Mapping) -> str:
+    """sha256 of everything one operator's layer of one technology depends on.
 
-    Adds ``scheduler_start``, ``tiles`` and ``cog`` (seconds) to ``timings``.
+    The operator's kernel arrays (:data:`SECTOR_FIELDS`, in the canonical order of
+    :func:`prepare_sectors`: what the kernel sees, so that an environment inferred
+    from another operator's sites counts, and ids or source rows do not), the
+    device height, the configuration's fingerprint, the grid (``Grid.as_dict()``),
+    the covmap version and :data:`KERNEL_VERSION`.
     """
+    import hashlib
+
+    from coverage import __version__
+
+    digest = hashlib.sha256()
+    header = {"covmap": __version__, "kernel": KERNEL_VERSION, "config": config_fingerprint,
+              "grid": grid, "tech": prep.tech, "operator": operator, "ue_height_m": prep.ue_height_m}
+    digest.update(json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+    rows = prep.operator_index == prep.operators.index(operator)
+    for name in SECTOR_FIELDS:
+        values = np.ascontiguousarray(prep.arrays[name][rows])
+        digest.update(f"|{name}:{values.dtype.str}:{values.size}|".encode())
+        digest.update(values.tobytes())
+    return digest.hexdigest()
+
+
+def _combined_fingerprint(per_operator: Mapping[str, str]) -> str:
+    return _json_sha256(sorted(per_operator.items()))
+
+
+def _json_sha256(value) -> str:
+    import hashlib
+
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _report_text(report: Mapping) -> str:
+    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+
+
+def _previous_report(layout: RunLayout) -> dict | None:
+    path = layout.predict_report
+    if not path.exists():
+        return None
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.info("%s unreadable (%s): nothing in it is reused", path, exc)
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def _reusable_layers(previous, grid_dict, fingerprints, layout) -> dict[str, dict[str, dict]]:
+    """Operator layers the previous report vouches for: ``{tech: {operator: old layer entry}}``."""
+    if previous is None:
+        log.info("no previous %s: every layer is computed", layout.predict_report)
+        return {}
+    # compare as JSON data: the old grid went through json (tuples became lists)
+    if previous.get("grid") != json.loads(json.dumps(grid_dict)):
+        log.info("the grid changed since the previous run (extent, resolution or tile size): "
+                 "every layer is recomputed")
+        return {}
+    out: dict[str, dict[str, dict]] = {}
+    for tech, wanted in fingerprints.items():
+        old_layers = previous.get("techs", {}).get(tech, {}).get("layers", [])
+        for entry in old_layers:
+            op = entry.get("operator")
+            if op not in wanted or entry.get("fingerprint") != wanted[op]:
+                continue
+            if entry.get("rsrp") != layout.rsrp(tech, op).name or entry.get("class") != layout.coverage_class(tech, op).name:
+                continue
+            if not (layout.rsrp(tech, op).exists() and layout.coverage_class(tech, op).exists()):
+                log.info("%s %s: fingerprint matches but a file is missing: recomputed", tech, op)
+                continue
+            if not isinstance(entry.get("evaluations"), int):
+                continue
+            out.setdefault(tech, {})[op] = entry
+    for tech, wanted in fingerprints.items():
+        kept = sorted(out.get(tech, {}))
+        log.info("%s: reusing %s; computing %s", tech, kept or "nothing",
+                 sorted(set(wanted) - set(kept)) or "no operator layer")
+    return out
+
+
+def _invalidate_previous_report(layout, previous, prepared, reused) -> None:
+    """Rewrite the old report without a fingerprint for every layer this run replaces.
+
+    Layer files are replaced one by one (each atomically) and the new report comes
+    last; a run killed in between leaves a report that vouches only for the layers
+    still as it describes them, so the next run recomputes the rest.
+    """
+    if previous is None:
+        return
+    changed = False
+    for tech, entry in previous.get("techs", {}).items():
+        for layer in entry.get("layers", []):
+            if tech in prepared and layer.get("operator") not in reused.get(tech, {}) and layer.get("fingerprint"):
+                layer["fingerprint"] = None
+                changed = True
+    if changed:
+        with atomic_output(layout.predict_report) as tmp:
+            tmp.write_text(_report_text(previous), encoding="utf-8")
+
+
+def _run_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, timings, reused) -> dict:
+    """Compute every tile with a candidate sector and write the layers (see :func:`_write_tiles`)."""
+    import rasterio
+
+    # GDAL's block cache defaults to 5 % of RAM and fills with the blocks of every
+    # layer being written: a fixed size keeps this process's memory independent of
+    # the extent (the bytes written do not depend on it)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        return _write_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, timings, reused)
+
+
+def _write_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, timings, reused) -> dict:
+    """Compute every tile with a candidate sector and write the layers.
+
+    Operator layers in ``reused`` (``{tech: {operator: …}}``) are not computed: their
+    COGs stay as they are and the combined layer reads their tiles from them.
+    Returns the evaluations of each computed operator layer, ``{tech: {operator: n}}``,
+    and adds ``scheduler_start``, ``tiles`` and ``cog`` (seconds) to ``timings``.
+    """
+    import rasterio
+
+    # temporaries a killed run left beside our layers: working files, atomic-output
+    # files and GDAL's overview scratch files (".nbiot_ct_rsrp.x1y2.tif.ovr.tmp")
+    stems = {layout.predict_report.stem}
+    for tech, prep in prepared.items():
+        for op in (*prep.operators, ALL_OPERATORS):
+            stems |= {layout.rsrp(tech, op).stem, layout.coverage_class(tech, op).stem}
+    for stem in stems:
+        for stale in layout.raster_dir.glob(f".{stem}.*"):
+            stale.unlink(missing_ok=True)
+    plans = {}  # tech -> (computed operators, reused operators)
+    for tech, prep in prepared.items():
+        kept = [op for op in prep.operators if op in reused.get(tech, {})]
+        plans[tech] = ([op for op in prep.operators if op not in kept], kept)
     jobs = []  # (tech, tile index, candidate rows)
     for tech, tiles in binned.items():
         for tile_id, rows in tiles.items():
             jobs.append((tech, tile_id, rows))
     total = len(jobs)
+    evaluations = {tech: dict.fromkeys(plans[tech][0], 0) for tech in prepared}
     writers: dict[str, _LayerWriters] = {}
+    sources: dict[str, list] = {}  # tech -> [(operator index, rsrp dataset, class dataset)] of reused layers
     executor = None
-    evaluations = 0
+    done = 0
+
+    def tick():
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    def write(tech, tile_id, rows, layers):
+        """Write the computed layers, and the combined one with the reused layers' tile."""
+        tile = grid.tile(tile_id)
+        if sources[tech]:
+            present = set(prepared[tech].operator_index[rows].tolist())
+            window = tile.window()
+            parts = [layers[-1]] if layers[-1] is not None else []
+            for k, rsrp_ds, class_ds in sources[tech]:
+                if k in present:
+                    parts.append((rsrp_ds.read(1, window=window), class_ds.read(1, window=window)))
+            layers[-1] = combine_layers(np.stack([r for r, _ in parts]), np.stack([c for _, c in parts]))
+        writers[tech].write(tile, layers)
+
     try:
         for tech, prep in prepared.items():
-            paths = [(layout.rsrp(tech, op), layout.coverage_class(tech, op)) for op in prep.operators]
+            computed, kept = plans[tech]
+            paths = [(layout.rsrp(tech, op), layout.coverage_class(tech, op)) for op in computed]
             paths.append((layout.rsrp(tech), layout.coverage_class(tech)))
             writers[tech] = _LayerWriters(grid, paths, layout.raster_dir)
+            sources[tech] = [
+                (prep.operators.index(op), rasterio.open(layout.rsrp(tech, op)),
+                 rasterio.open(layout.coverage_class(tech, op)))
+                for op in kept
+            ]
         t0 = time.perf_counter()
         executor = _executor(scheduler, n_workers)
         timings["scheduler_start"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         max_in_flight = 2 * executor.workers + 2
         pending = iter(jobs)
-        in_flight = done = 0
+        in_flight = 0
 
         def submit_next() -> bool:
-            job = next(pending, None)
-            if job is None:
-                return False
-            tech, tile_id, rows = job
-            prep = prepared[tech]
-            tile = grid.tile(tile_id)
-            subset = {name: values[rows] for name, values in prep.arrays.items()}
-            executor.submit(
-                f"covmap-tile-{tech}-{tile_id}", _tile_task,
-                grid.col0 + tile.col_off, grid.row0 + tile.row_off, grid.tile_size_px, grid.resolution_m,
-                prep.ue_height_m, subset, prep.operator_index[rows], len(prep.operators),
-            )
-            return True
+            """Submit the next tile that has a sector of a computed layer (others are combined here)."""
+            while True:
+                job = next(pending, None)
+                if job is None:
+                    return False
+                tech, tile_id, rows = job
+                prep = prepared[tech]
+                computed = plans[tech][0]
+                local = np.full(len(prep.operators), -1, dtype=np.int64)
+                for j, op in enumerate(computed):
+                    local[prep.operators.index(op)] = j
+                op_index = local[prep.operator_index[rows]]
+                mine = rows[op_index >= 0]
+                if mine.size == 0:
+                    # only reused operators' sectors here: the combined layer alone
+                    write(tech, tile_id, rows, [None] * (len(computed) + 1))
+                    tick()
+                    continue
+                tile = grid.tile(tile_id)
+                subset = {name: values[mine] for name, values in prep.arrays.items()}
+                executor.submit(
+                    f"covmap-tile-{tech}-{tile_id}", _tile_task,
+                    grid.col0 + tile.col_off, grid.row0 + tile.row_off, grid.tile_size_px, grid.resolution_m,
+                    prep.ue_height_m, subset, op_index[op_index >= 0], len(computed),
+                )
+                job_rows[(tech, tile_id)] = rows
+                return True
 
+        job_rows: dict[tuple[str, int], np.ndarray] = {}
         while in_flight < max_in_flight and submit_next():
             in_flight += 1
         while in_flight:
-            key, (rsrp_stack, class_stack, n) = executor.next_done()
+            key, (layers, n) = executor.next_done()
             in_flight -= 1
             _, _, tech, tile_id = key.split("-", 3)
-            writers[tech].write(grid.tile(int(tile_id)), rsrp_stack, class_stack)
-            evaluations += n
-            done += 1
-            if progress is not None:
-                progress(done, total)
+            rows = job_rows.pop((tech, int(tile_id)))
+            write(tech, int(tile_id), rows, layers)
+            for j, op in enumerate(plans[tech][0]):
+                evaluations[tech][op] += int(n[j])
+            tick()
             if submit_next():
                 in_flight += 1
         executor.close()
         executor = None
         timings["tiles"] = time.perf_counter() - t0
         t0 = time.perf_counter()
+        for tech_sources in sources.values():
+            for _, rsrp_ds, class_ds in tech_sources:
+                rsrp_ds.close()
+                class_ds.close()
+        sources.clear()
         for writer in writers.values():
             writer.finish()
         timings["cog"] = time.perf_counter() - t0
     except BaseException:
+        for tech_sources in sources.values():
+            for _, rsrp_ds, class_ds in tech_sources:
+                rsrp_ds.close()
+                class_ds.close()
         for writer in writers.values():
             writer.discard()
         if executor is not None:

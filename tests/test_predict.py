@@ -428,27 +428,33 @@ def test_report_json_has_the_contract_keys(tmp_path):
     report = predict(make_sectors(rows), tmp_path, resolution_m=500, config=make_config(),
                      scheduler="synchronous", tile_size_px=32)
     on_disk = json.loads(RunLayout(tmp_path).predict_report.read_text(encoding="utf-8"))
-    assert on_disk == json.loads(json.dumps(report))
-    assert set(on_disk) == {"grid", "techs", "warnings", "evaluations", "timings_s"}
+    run_only = {"timings_s", "evaluations_computed"}  # what the run did: returned, not in the file
+    assert on_disk == json.loads(json.dumps({k: v for k, v in report.items() if k not in run_only}))
+    assert set(on_disk) == {"grid", "techs", "warnings", "evaluations"}
+    assert report["evaluations_computed"] == report["evaluations"]
     assert set(on_disk["grid"]) == {"crs_wkt", "resolution_m", "width", "height", "transform", "tile_size_px"}
     assert "Albers" in on_disk["grid"]["crs_wkt"] and len(on_disk["grid"]["transform"]) == 6
     assert set(on_disk["techs"]) == {"nbiot", "redcap"}
     for entry in on_disk["techs"].values():
-        assert {"thresholds_dbm", "typical_cell_radius_m", "layers"} <= set(entry)
+        assert {"thresholds_dbm", "typical_cell_radius_m", "layers", "sectors_capped_at_horizon"} <= set(entry)
         assert {"outdoor", "deep", "ce"} <= set(entry["thresholds_dbm"])
         assert entry["thresholds_dbm"]["deep"] > entry["thresholds_dbm"]["outdoor"]
         assert set(entry["typical_cell_radius_m"]) == {"dense_urban", "urban", "suburban", "rural"}
         radii = entry["typical_cell_radius_m"]
         assert 0 < radii["dense_urban"] <= radii["urban"] < radii["rural"]
         for layer in entry["layers"]:
-            assert set(layer) == {"operator", "rsrp", "class", "sectors"}
+            assert set(layer) == {"operator", "rsrp", "class", "sectors", "evaluations", "fingerprint", "reused"}
+            assert len(layer["fingerprint"]) == 64 and layer["reused"] is False
             assert (RunLayout(tmp_path).raster_dir / layer["rsrp"]).exists()
             assert (RunLayout(tmp_path).raster_dir / layer["class"]).exists()
     assert set(on_disk["techs"]["nbiot"]["thresholds_dbm"]["ce"]) == {"CE0", "CE1", "CE2"}
     assert [layer["operator"] for layer in on_disk["techs"]["nbiot"]["layers"]] == ["CU", "all"]
-    assert on_disk["techs"]["redcap"]["layers"][0] == {
+    first = on_disk["techs"]["redcap"]["layers"][0]
+    assert {k: first[k] for k in ("operator", "rsrp", "class", "sectors")} == {
         "operator": "CT", "rsrp": "redcap_ct_rsrp.tif", "class": "redcap_ct_class.tif", "sectors": 1}
-    assert on_disk["evaluations"] > 0 and on_disk["timings_s"]["total"] > 0
+    assert on_disk["evaluations"] == sum(
+        layer["evaluations"] for entry in on_disk["techs"].values() for layer in entry["layers"][:-1])
+    assert on_disk["evaluations"] > 0 and report["timings_s"]["total"] > 0
 
 
 def test_rasters_are_cogs_with_overviews_and_sparse_tiles_stay_nodata(tmp_path):
@@ -551,3 +557,61 @@ def test_sectors_from_a_parquet_path_and_bad_inputs(tmp_path):
         predict(sectors, tmp_path / "x", resolution_m=20, config=make_config(), scheduler="synchronous")
     with pytest.raises(ValueError, match="scheduler"):
         predict(sectors, tmp_path / "x", config=make_config(), scheduler="nope")
+
+
+# ---------------------------------------------------------------- kernel path loss and the horizon
+
+
+def test_kernel_path_loss_constants_equal_the_library_on_every_model():
+    """Per-sector constants + one log10 per pixel = path_loss_db, to 1e-9 dB.
+
+    Over distances from 0 to 60 km (incl. each side of the TR 38.901 breakpoints and the
+    clamp distances), heights below the 1 m clamp and above, and every model id.
+    """
+    from coverage.predict import _loss_from_coefficients, _sector_loss_coefficients
+
+    rng = np.random.default_rng(4)
+    for model in sorted(pl.MODEL_NAMES):
+        for _ in range(6):
+            f = float(rng.uniform(500, 4000) if model >= pl.TR38901_RMA else rng.uniform(150, 2000))
+            hb, hu = float(rng.uniform(0.5, 80)), float(rng.choice([0.5, 1.5, 3.0, 15.0, 22.0]))
+            kind, *c = _sector_loss_coefficients(model, f, hb, hu)
+            bp = max(c[1], 1.0) if kind == 2 else 1000.0
+            d = np.concatenate([rng.uniform(0, 60_000, 200), [0.0, 1.0, 10.0, 100.0, bp * (1 - 1e-9), bp,
+                                                             bp * (1 + 1e-9)]])
+            got = np.array([_loss_from_coefficients(kind, model, x, hu, *c) for x in d])
+            expect = pl.path_loss(model, d, f, hb, hu)
+            assert np.max(np.abs(got - expect)) < 1e-9, (pl.MODEL_NAMES[model], f, hb, hu)
+
+
+def test_radio_horizon_caps_the_reach_of_a_rural_sector(tmp_path):
+    """Rural Hata open area at 164 dB MCL would reach ~100 km; coverage stops at the horizon.
+
+    d_km = 4.12 (√30 + √1.5) = 27.6 km. Every pixel with a value is within it, the
+    coverage reaches it (the cap, not the model, sets the edge), and report.json
+    counts the capped sector. An urban sector (12.6 km) is not capped.
+    """
+    from coverage.predict import radio_horizon_m
+
+    res = 500.0
+    horizon = float(radio_horizon_m(30.0, 1.5))
+    assert horizon == pytest.approx(4120.0 * (math.sqrt(30.0) + math.sqrt(1.5)))
+    profile = PROFILES["nbiot"]
+    model_reach = pl.max_range_m(pl.OKUMURA_HATA_RURAL, profile.max_path_loss_db(55.0, 942.5, "rural"),
+                                 942.5, 30.0, 1.5)
+    assert model_reach > 2 * horizon
+    sectors = make_sectors([{"lon": 105.0, "lat": 35.0, "environment": "rural"},
+                            {"lon": 106.0, "lat": 35.0, "environment": "urban", "operator": "CM"}])
+    report = predict(sectors, tmp_path, techs=("nbiot",), resolution_m=res, config=make_config(),
+                     scheduler="synchronous", tile_size_px=64)
+    assert report["techs"]["nbiot"]["sectors_capped_at_horizon"] == 1
+    assert report["techs"]["nbiot"]["typical_cell_radius_m"]["rural"] == pytest.approx(horizon)
+    rsrp, transform, _ = read(RunLayout(tmp_path).rsrp("nbiot", "CT"))
+    (x_site,), (y_site,) = project_lonlat([105.0], [35.0])
+    rows, cols = np.nonzero(rsrp != RSRP_NODATA_DBM)
+    d = np.hypot(transform.c + (cols + 0.5) * res - x_site, transform.f - (rows + 0.5) * res - y_site)
+    assert d.max() <= horizon
+    assert d.max() > horizon - res
+    # inside the horizon the rural sector still covers: the cap, not the link budget, ends it
+    cls, _, _ = read(RunLayout(tmp_path).coverage_class("nbiot", "CT"))
+    assert (cls[rows, cols][d > horizon - 2 * res] >= 1).all()
