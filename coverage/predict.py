@@ -114,7 +114,6 @@ import math
 import os
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -636,15 +635,9 @@ def _reach_m(model_id, max_loss_db, freq_mhz, height_m, ue_height_m) -> np.ndarr
 
 
 def _validity_warnings(tech, model_id, freq_mhz, height_m, reach_m, ue_height_m) -> list[str]:
-    from coverage.radio.pathloss import validity_issues
+    from coverage.radio.pathloss import validity_summary
 
-    keys = np.column_stack([model_id.astype(np.float64), freq_mhz, height_m, reach_m])
-    unique, counts = np.unique(keys, axis=0, return_counts=True)
-    messages: Counter[str] = Counter()
-    for (model, freq, h_bs, reach), count in zip(unique, counts, strict=True):
-        for message in validity_issues(int(model), float(freq), float(h_bs), float(ue_height_m), float(reach)):
-            messages[message] += int(count)
-    return [f"{tech}: {message} ({count} sectors)" for message, count in sorted(messages.items())]
+    return [f"{tech}: {line}" for line in validity_summary(model_id, freq_mhz, height_m, ue_height_m, reach_m)]
 
 
 def prepare_sectors(sectors, tech: str, config, environment=None) -> PreparedTech:

@@ -299,3 +299,15 @@ def test_scalars_are_callable_from_other_jitted_code():
     # 44.2 − 137.007 (worked example) − 3 dB at half the beamwidth
     assert rsrp(2000.0, 32.5) == pytest.approx(44.2 - 137.007 - 3.0, abs=TOL_DB)
     assert pl.max_range_scalar_m(OKUMURA_HATA_URBAN, 137.007, 900.0, 30.0, 1.5, 1e5) == pytest.approx(2000.0, abs=0.1)
+
+
+def test_validity_summary_groups_sectors_per_model_and_quantity():
+    ids = [pl.OKUMURA_HATA_URBAN] * 4 + [pl.TR38901_UMA]
+    lines = pl.validity_summary(ids, [942.5, 942.5, 942.5, 942.5, 3500.0], [20.0, 25.0, 40.0, 29.0, 30.0], 1.5,
+                                [5000.0, 5000.0, 25000.0, 5000.0, 4000.0])
+    assert lines == [
+        "Okumura-Hata urban (medium city) used with base-station heights 20–29 m, valid 30–200 m (3 sectors)",
+        "Okumura-Hata urban (medium city) used up to 25000 m, valid up to 20000 m (1 sector)",
+        "TR 38.901 UMa (LOS-probability weighted) used with base-station heights 30 m, defined for 25 m (1 sector)",
+    ]
+    assert pl.validity_summary([pl.FREE_SPACE], 900.0, 30.0, 1.5, 1e6) == []

@@ -724,7 +724,59 @@ def validity_issues(model_id, freq_mhz, h_bs_m, h_ue_m, max_distance_m) -> list[
     return issues
 
 
+def _span(values: np.ndarray, unit: str) -> str:
+    lo, hi = float(values.min()), float(values.max())
+    return f"{_fmt(round(lo))} {unit}" if round(lo) == round(hi) else f"{_fmt(round(lo))}–{_fmt(round(hi))} {unit}"
+
+
+def _sectors(mask: np.ndarray) -> str:
+    n = int(mask.sum())
+    return f"{n} sector" if n == 1 else f"{n} sectors"
+
+
+def validity_summary(model_ids, freq_mhz, h_bs_m, h_ue_m, max_distance_m) -> list[str]:
+    """:func:`validity_issues` for many sectors at once, one line per model and quantity.
+
+    Parameters
+    ----------
+    model_ids, freq_mhz, h_bs_m, h_ue_m, max_distance_m : array-like
+        Per sector: model id, frequency (MHz), base-station and device heights (m)
+        and the largest distance the model is evaluated at (m); broadcast together.
+
+    Returns
+    -------
+    list of str
+        E.g. ``"Okumura-Hata urban (medium city) used with base-station heights
+        20–29 m, valid 30–200 m (113 sectors)"``; empty when every use is in range.
+
+    Examples
+    --------
+    >>> validity_summary([OKUMURA_HATA_URBAN] * 3, 942.5, [20.0, 25.0, 40.0], 1.5, 5000.0)
+    ['Okumura-Hata urban (medium city) used with base-station heights 20–25 m, valid 30–200 m (2 sectors)']
+    """
+    model_ids, freq, h_bs, h_ue, dist = np.broadcast_arrays(
+        np.asarray(model_ids, dtype=np.int64), *(np.asarray(v, dtype=np.float64)
+                                                  for v in (freq_mhz, h_bs_m, h_ue_m, max_distance_m)))
+    lines = []
+    quantities = (("freq_mhz", freq, "at frequencies", "MHz"), ("h_bs_m", h_bs, "with base-station heights", "m"),
+                  ("h_ue_m", h_ue, "with device heights", "m"))
+    for model_id in np.unique(model_ids):
+        mine = model_ids == model_id
+        ranges, label = VALIDITY[int(model_id)], MODEL_LABELS[int(model_id)]
+        for key, values, words, unit in quantities:
+            lo, hi = ranges[key]
+            out = mine & ((values < lo) | (values > hi))
+            if out.any():
+                valid = f"defined for {_fmt(lo)} {unit}" if lo == hi else f"valid {_fmt(lo)}–{_fmt(hi)} {unit}"
+                lines.append(f"{label} used {words} {_span(values[out], unit)}, {valid} ({_sectors(out)})")
+        hi = ranges["distance_m"][1]
+        out = mine & (dist > hi)
+        if out.any():
+            lines.append(f"{label} used up to {_span(dist[out], 'm')}, valid up to {_fmt(hi)} m ({_sectors(out)})")
+    return lines
+
+
 __all__ = [name for name in dir() if name.isupper() and not name.startswith("_")] + [
     "los_probability", "max_range_m", "max_range_m_array", "max_range_scalar_m", "path_loss",
-    "path_loss_db", "select_model", "validity_issues",
+    "path_loss_db", "select_model", "validity_issues", "validity_summary",
 ]
