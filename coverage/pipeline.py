@@ -236,9 +236,11 @@ class _Build:
         self.progress = progress
         self.force = force
         self.runs: dict[str, StageRun] = {}
+        self.last_tick: tuple[str, int, int] = ("", 0, 0)
 
     def tick(self, stage: str) -> Callable[[int, int], None]:
         def report(done: int, total: int) -> None:
+            self.last_tick = (stage, done, total)
             if self.progress is not None:
                 self.progress(stage, done, total)
 
@@ -260,12 +262,15 @@ class _Build:
             log.info("%s: reused (fingerprint %s)", name, stage_fingerprint[:12])
             return record
         self.manifest.clear_stage(name)
+        self.tick(name)(0, 1)  # the stage shows up at once, even before its first step
         started = time.perf_counter()
         try:
             outputs, detail = work()
         except CoverageError as exc:
             raise StageError(name, input_name, str(exc)) from exc
         seconds = time.perf_counter() - started
+        if self.last_tick[1] < self.last_tick[2]:  # a stage without steps of its own: done in one
+            self.tick(name)(1, 1)
         record = {
             "fingerprint": stage_fingerprint,
             "seconds": round(seconds, 3),
