@@ -881,6 +881,17 @@ def _executor(scheduler: str, n_workers: int | None):
     raise ConfigError(f"scheduler={scheduler!r} is not one of {', '.join(SCHEDULERS)} or tcp://HOST:PORT")
 
 
+def _translate_to_cog(job: tuple[Path, Path, str]) -> Path:
+    """Working GeoTIFF -> Cloud-Optimized GeoTIFF with overviews, atomically; returns the work file."""
+    import rasterio
+    from rasterio.shutil import copy as rio_copy
+
+    work, target, kind = job
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), atomic_output(target) as tmp:
+        rio_copy(work, tmp, driver="COG", overview_resampling=OVERVIEW_RESAMPLING[kind], **_COG_OPTIONS)
+    return work
+
+
 class _LayerWriters:
     """The working GeoTIFFs of one technology's layers, written tile by tile."""
 
@@ -927,14 +938,17 @@ class _LayerWriters:
         self.datasets = []
 
     def finish(self):
-        """Close, translate each working file to a COG at its target, remove the work files."""
-        from rasterio.shutil import copy as rio_copy
+        """Close, translate the working files to COGs at their targets, remove the work files.
+
+        The translations run side by side in threads (GDAL releases the GIL): at a
+        national extent this phase is the main process's longest, with the workers idle.
+        """
+        from concurrent.futures import ThreadPoolExecutor
 
         self.close()
-        for work, target, kind in self.work:
-            with atomic_output(target) as tmp:
-                rio_copy(work, tmp, driver="COG", overview_resampling=OVERVIEW_RESAMPLING[kind], **_COG_OPTIONS)
-            work.unlink(missing_ok=True)
+        with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+            for done in pool.map(_translate_to_cog, self.work):
+                done.unlink(missing_ok=True)
         self.work = []
 
     def discard(self):
