@@ -6,18 +6,24 @@ import csv
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import geopandas as gpd
+import numpy as np
 import pytest
+from test_publish import near_sites
 
 from cli import main
 from coverage.errors import StageError
 from coverage.pipeline import build
 
+_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+BRACKETED_PAIR = re.compile(r"\[\s*(" + _NUMBER + r")\s*,\s*(" + _NUMBER + r")\s*\]")
 HEADER = ["operator", "site_id", "cell_id", "tech", "lon", "lat", "freq_mhz", "eirp_dbm", "height_m",
           "azimuth_deg", "environment"]
 # Sites on Xiamen island (思明区 350203 / 湖里区 350206), WGS-84.
@@ -214,6 +220,15 @@ def test_build_sample_publishes_maps_index(tmp_path, runner, monkeypatch):
     assert manifest["rows"]["rejected"] == 13
     county = (tmp_path / "runs/sample/stats/county.csv").read_text(encoding="utf-8-sig")
     assert county.count("\n350203,") >= 2  # 思明区, per technology
+    # the public edition of real data: no coordinate pair, in either order, within 50 m of a site
+    sectors = gpd.read_parquet(tmp_path / "runs/sample/sectors.parquet").drop_duplicates(["operator", "site_id"])
+    sites = [(f"{op}/{site}", None, g.x, g.y) for op, site, g in zip(sectors.operator, sectors.site_id,
+                                                                      sectors.geometry, strict=True)]
+    pairs = [(float(a), float(b)) for page in (tmp_path / "maps").rglob("*.html")
+             for a, b in BRACKETED_PAIR.findall(page.read_text(encoding="utf-8"))]
+    assert len(pairs) > 1000
+    xy = np.array(pairs)
+    assert near_sites(np.vstack([xy, xy[:, ::-1]]), sites) == set()  # GeoJSON [lon, lat], Leaflet [lat, lon]
 
 
 def test_build_usage_errors_exit_2(runner, submissions, tmp_path):

@@ -237,7 +237,7 @@ def shift_to_gcj02(geometries):
 
 
 def display_geometries(geometries, tolerance_deg: float, decimals: int = COORD_DECIMALS,
-                       gcj02: bool = False) -> np.ndarray:
+                       gcj02: bool = False, clearance=None) -> np.ndarray:
     """Simplify polygons for display keeping shared borders, round, optionally shift.
 
     Parameters
@@ -249,6 +249,8 @@ def display_geometries(geometries, tolerance_deg: float, decimals: int = COORD_D
     decimals : int, default :data:`COORD_DECIMALS`
     gcj02 : bool, default False
         Shift the result to GCJ-02 (for a GCJ-02 base map).
+    clearance : SiteClearance, optional
+        Keeps every vertex clear of the submitted sites (the public edition).
 
     Returns
     -------
@@ -266,6 +268,8 @@ def display_geometries(geometries, tolerance_deg: float, decimals: int = COORD_D
         geoms = simplified
     if gcj02:
         geoms = shift_to_gcj02(geoms)
+    if clearance is not None:
+        return clearance.geometries(geoms, decimals)
     scale = 10.0 ** decimals
     return shapely.transform(geoms, lambda xy: np.round(xy * scale) / scale)
 
@@ -287,7 +291,7 @@ def _text(value) -> str:
 
 
 def units_geojson(frame, tolerance_deg: float, decimals: int = COORD_DECIMALS,
-                  gcj02: bool = False) -> dict:
+                  gcj02: bool = False, clearance=None) -> dict:
     """A compact GeoJSON FeatureCollection of units with their figures.
 
     Properties per feature: ``c`` code, ``n`` name, ``p`` province (or parent) name,
@@ -295,7 +299,7 @@ def units_geojson(frame, tolerance_deg: float, decimals: int = COORD_DECIMALS,
     order of :func:`figure_keys` (None where missing). Strings are raw: the page
     escapes them when it shows them (it never uses them as HTML).
     """
-    geoms = display_geometries(frame.geometry.values, tolerance_deg, decimals, gcj02)
+    geoms = display_geometries(frame.geometry.values, tolerance_deg, decimals, gcj02, clearance)
     columns = figure_columns()
     present = [col if col in frame.columns else None for col in columns]
     features = []
@@ -317,7 +321,7 @@ def units_geojson(frame, tolerance_deg: float, decimals: int = COORD_DECIMALS,
 
 
 def gaps_geojson(gaps, county_code: str, operator: str, limit: int, tolerance_deg: float,
-                 decimals: int = COORD_DECIMALS, gcj02: bool = False) -> dict:
+                 decimals: int = COORD_DECIMALS, gcj02: bool = False, clearance=None) -> dict:
     """The ``limit`` largest gaps of one county for ``operator`` (``all`` or a code).
 
     Properties: ``r`` rank in county, ``a`` area km², ``n`` sites needed estimate,
@@ -333,7 +337,7 @@ def gaps_geojson(gaps, county_code: str, operator: str, limit: int, tolerance_de
         return empty
     mine = mine.sort_values("area_km2", ascending=False).head(limit)
     geoms = shapely.simplify(np.asarray(mine.geometry.values, dtype=object), tolerance_deg, preserve_topology=True)
-    geoms = display_geometries(geoms, 0.0, decimals, gcj02)
+    geoms = display_geometries(geoms, 0.0, decimals, gcj02, clearance)
     features = []
     for geom, (_, row) in zip(geoms, mine.iterrows(), strict=True):
         if geom is None or geom.is_empty:

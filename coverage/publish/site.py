@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -38,6 +38,7 @@ from coverage.errors import FileOverwriteError, PublishError
 from coverage.files import atomic_output
 from coverage.layout import ALL_OPERATORS, CLASS_LABELS, RunLayout
 from coverage.publish import layers
+from coverage.publish.clearance import SiteClearance
 from coverage.schema import OPERATOR_BY_CODE, TECH_BY_ID, TECH_IDS, normalise_operator
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class _Options:
     publish_resolution_m: float
     techs: tuple[str, ...]
     thresholds: dict = field(default_factory=dict)
+    clearance: SiteClearance | None = None  # public edition: coordinates kept clear of sites
 
     @property
     def gcj02(self) -> bool:
@@ -180,13 +182,25 @@ def _new_page(opts: _Options, depth: int, title: str, bounds) -> tuple[Figure, f
     prefix = "../" * depth + "assets/"
     figure = Figure(title=_esc(title))
     west, south, east, north = bounds
-    fmap = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=5, tiles=None,
+    centre_lon, centre_lat = (west + east) / 2, (south + north) / 2
+    if opts.clearance is not None:
+        (centre_lon,), (centre_lat,) = opts.clearance.points([centre_lon], [centre_lat])
+    fmap = folium.Map(location=[round(centre_lat, 5), round(centre_lon, 5)], zoom_start=5, tiles=None,
                       control_scale=True, zoom_control=True)
     fmap.default_js = [("leaflet", prefix + "leaflet/leaflet.js"), ("covmap", prefix + "covmap.js")]
     fmap.default_css = [("leaflet_css", prefix + "leaflet/leaflet.css"), ("covmap_css", prefix + "covmap.css")]
     figure.add_child(fmap)
     _add_basemap(fmap, opts)
     return figure, fmap
+
+
+def _clear_bounds(bounds, opts: _Options) -> list[list[float]]:
+    """Overlay bounds ``[[south, west], [north, east]]`` with no corner near a site."""
+    if opts.clearance is None:
+        return bounds
+    (south, west), (north, east) = bounds
+    west, south, east, north = opts.clearance.bounds(west, south, east, north)
+    return [[round(south, 6), round(west, 6)], [round(north, 6), round(east, 6)]]
 
 
 def _add_basemap(fmap: folium.Map, opts: _Options) -> None:
@@ -307,7 +321,7 @@ def _write_page(opts: _Options, relpath: str, text: str, written: dict[str, int]
 
 
 def _national_page(opts: _Options, counties, written: dict[str, int]) -> None:
-    data = layers.units_geojson(counties, NATIONAL_TOLERANCE_DEG, NATIONAL_DECIMALS, opts.gcj02)
+    data = layers.units_geojson(counties, NATIONAL_TOLERANCE_DEG, NATIONAL_DECIMALS, opts.gcj02, opts.clearance)
     figure, fmap = _new_page(opts, 0, f"{TITLE_ZH} {TITLE_EN}", counties.total_bounds)
     header = _header(opts, 0, TITLE_ZH, TITLE_EN, [("全国 National", "index.html")] +
                      ([("缺口表 Gap table", "gaps.html")] if opts.edition == "operator" else []))
@@ -317,7 +331,8 @@ def _national_page(opts: _Options, counties, written: dict[str, int]) -> None:
 
 
 def _province_page(opts: _Options, code: str, name: str, counties, sites, written: dict[str, int]) -> None:
-    data = layers.units_geojson(counties, PROVINCE_TOLERANCE_DEG, layers.COORD_DECIMALS, opts.gcj02)
+    data = layers.units_geojson(counties, PROVINCE_TOLERANCE_DEG, layers.COORD_DECIMALS, opts.gcj02,
+                                opts.clearance)
     figure, fmap = _new_page(opts, 1, f"{name} · {TITLE_ZH} {TITLE_EN}", counties.total_bounds)
     header = _header(opts, 1, f"{name} {TITLE_ZH}", f"{TITLE_EN} — province {code}",
                      [("全国 National", "../index.html"), (name, f"{code}.html")])
@@ -336,8 +351,10 @@ def _county_page(opts: _Options, county, townships, gaps_by_tech, sites, written
     geom = county.geometry
     units = townships if townships is not None and len(townships) else None
     unit_frame = units if units is not None else _one_row_frame(county)
-    data = layers.units_geojson(unit_frame, COUNTY_TOLERANCE_DEG, layers.COORD_DECIMALS, opts.gcj02)
-    outline = layers.display_geometries([geom], COUNTY_TOLERANCE_DEG, layers.COORD_DECIMALS, opts.gcj02)[0]
+    data = layers.units_geojson(unit_frame, COUNTY_TOLERANCE_DEG, layers.COORD_DECIMALS, opts.gcj02,
+                                opts.clearance)
+    outline = layers.display_geometries([geom], COUNTY_TOLERANCE_DEG, layers.COORD_DECIMALS, opts.gcj02,
+                                         opts.clearance)[0]
     figure, fmap = _new_page(opts, 1, f"{name} · {TITLE_ZH} {TITLE_EN}", geom.bounds)
     header = _header(opts, 1, f"{name} {TITLE_ZH}", f"{TITLE_EN} — county {code}",
                      [("全国 National", "../index.html"), (province, f"../provinces/{province_code}.html"),
@@ -349,12 +366,12 @@ def _county_page(opts: _Options, county, townships, gaps_by_tech, sites, written
         overlay = layers.class_overlay(opts.run.coverage_class(tech), geom, opts.publish_resolution_m, opts.gcj02)
         if overlay is not None:
             image = folium.raster_layers.ImageOverlay(
-                "data:image/png;base64," + _b64(overlay.png), bounds=overlay.bounds, opacity=1.0,
+                "data:image/png;base64," + _b64(overlay.png), bounds=_clear_bounds(overlay.bounds, opts), opacity=1.0,
                 interactive=False, cross_origin=False, name=f"{tech} class")
             fmap.add_child(image)
             scripts.append(f'covmap.techLayer({{map}}, "{tech}", {image.get_name()});')
         gaps = layers.gaps_geojson(gaps_by_tech.get(tech), code, opts.gap_operator, GAPS_PER_COUNTY,
-                                   gap_tolerance, layers.COORD_DECIMALS, opts.gcj02)
+                                   gap_tolerance, layers.COORD_DECIMALS, opts.gcj02, opts.clearance)
         if gaps["features"]:
             scripts.append(f'covmap.gaps({{map}}, "{tech}", {safe_json(gaps)});')
     extra_html, assets = "", ()
@@ -450,6 +467,23 @@ def _copy_assets(out: Path, edition: str) -> None:
 # ---------------------------------------------------------------- entry point
 
 
+def _site_clearance(run: RunLayout, gcj02: bool) -> SiteClearance | None:
+    """The run's distinct site positions, to keep the public edition's coordinates clear of."""
+    if not run.sectors.is_file():
+        log.warning("%s is missing: published coordinates are not checked against site positions", run.sectors)
+        return None
+    import geopandas as gpd
+
+    sites = gpd.read_parquet(run.sectors, columns=["geometry"]).geometry
+    xy = np.unique(np.column_stack([sites.x.to_numpy(), sites.y.to_numpy()]), axis=0)
+    lon, lat = xy[:, 0], xy[:, 1]
+    if gcj02:
+        from coverage.chinacrs import wgs84_to_gcj02
+
+        lon, lat = wgs84_to_gcj02(lon, lat)
+    return SiteClearance(lon, lat)
+
+
 def _options_for(run_dir, out_dir, counties=None, edition="public", operator_code=None, basemap="none",
                  tianditu_key=None, data_date=None, data_version=None, publish_resolution_m=500.0) -> _Options:
     """The resolved options of one publication (also used by ``bench/publish.py``)."""
@@ -529,6 +563,8 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
     townships = layers.read_units(run_dir, "township")
     opts = _options_for(run_dir, out_dir, counties, edition, operator_code, basemap, tianditu_key, data_date,
                         data_version, publish_resolution_m)
+    if edition == "public":
+        opts = replace(opts, clearance=_site_clearance(opts.run, opts.gcj02))
     run, out = opts.run, opts.out
     gaps_by_tech = {tech: layers.read_gaps(run.root, tech) for tech in opts.techs}
     if edition == "public":  # the distance to the nearest sector never leaves the run
