@@ -25,8 +25,6 @@ from coverage import __version__
 from coverage.errors import CoverageError
 from coverage.schema import TECH_IDS
 
-log = logging.getLogger("coverage.cli")
-
 EXIT_OK, EXIT_FINDINGS, EXIT_CANNOT_RUN = 0, 1, 2
 
 
@@ -492,11 +490,11 @@ def build_cmd(ctx, sample, submissions, out_dir, crs_items, townships, populatio
     else:
         if not submissions or out_dir is None:
             raise click.UsageError("give --submissions and --out (or --sample)")
-        crs = {str(target): name for target, name in crs_items if target}
+        per_file = {str(target): name for target, name in crs_items if target}
         everywhere = [name for target, name in crs_items if not target]
-        crs = everywhere[-1] if everywhere and not crs else crs
-        if everywhere and isinstance(crs, dict):
+        if per_file and everywhere:
             raise click.UsageError("--crs: give either one crs for all files or FILE=CRS pairs, not both")
+        crs = everywhere[-1] if everywhere else per_file
     report, close = _stage_progress(ctx)
     try:
         result = build(submissions, out_dir, crs=crs or "wgs84", townships=townships, population=population,

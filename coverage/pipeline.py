@@ -355,6 +355,7 @@ def build(
     paths = find_submissions(submissions)
     crs_by_file = _crs_by_file(paths, crs)
     effective = load_config(config)
+    config_fp = effective.fingerprint()
     job = _Build(layout, progress, force)
     manifest = job.manifest
     created_warnings: list[str] = []
@@ -370,7 +371,7 @@ def build(
     }
     manifest.data.update({
         "covmap_version": __version__,
-        "run_id": fingerprint(inputs["submissions"], effective.fingerprint())[:16],
+        "run_id": fingerprint(inputs["submissions"], config_fp)[:16],
         "data_date": dt.date.today().isoformat(),
         "inputs": inputs,
         "config": effective.as_dict(),
@@ -383,15 +384,11 @@ def build(
 
     # -- validate
     validate_fp = fingerprint("validate", __version__, inputs["submissions"], _jsonable(operator))
-    ingest_state: dict = {}
 
     def validate_work():
-        from coverage.ingest import read_submissions, write_rejects, write_sectors
+        from coverage.ingest import validate_to_dir
 
-        result = read_submissions(paths, crs=crs_by_file, operator=operator)
-        write_sectors(result.sectors, layout.sectors, overwrite=True)
-        write_rejects(result.rejects, layout.rejects, overwrite=True)
-        ingest_state["result"] = result
+        result = validate_to_dir(paths, layout.root, crs=crs_by_file, operator=operator, overwrite=True)
         summary = result.summary()
         return [layout.sectors, layout.rejects], {
             "rows_read": result.total_read,
@@ -408,8 +405,7 @@ def build(
         raise StageError("validate", _names(paths), "no row was accepted; see rejects.csv")
 
     # -- predict
-    predict_fp = fingerprint("predict", __version__, validate_fp, effective.fingerprint(),
-                             list(techs), resolution_m)
+    predict_fp = fingerprint("predict", __version__, validate_fp, config_fp, list(techs), resolution_m)
 
     def predict_work():
         from coverage.predict import predict
@@ -434,7 +430,7 @@ def build(
 
     # -- aggregate
     aggregate_fp = fingerprint("aggregate", __version__, predict_fp, inputs["townships"], inputs["population"],
-                               effective.fingerprint())
+                               config_fp)
 
     def aggregate_work():
         from coverage.aggregate import aggregate
@@ -452,13 +448,13 @@ def build(
     # -- publish
     site_dir = Path(publish_dir) if publish_dir is not None else layout.root / "site"
     publish_fp = fingerprint("publish", __version__, aggregate_fp, str(site_dir.resolve()), edition,
-                             publish_operator, effective.fingerprint())
+                             publish_operator, config_fp)
 
     def publish_work():
         from coverage.publish import write_site
 
         written = write_site(layout.root, site_dir, edition=edition, operator=publish_operator,
-                             publish_resolution_m=_publish_resolution(effective),
+                             publish_resolution_m=effective.publish.resolution_m,
                              data_version=manifest.data["run_id"], overwrite=True)
         pages = [site_dir / name for name in written.get("pages", {})]
         return pages, {"site": str(site_dir), "pages": len(pages),
@@ -518,8 +514,3 @@ def _jsonable(value):
     if isinstance(value, Mapping):
         return {str(k): v for k, v in value.items()}
     return value
-
-
-def _publish_resolution(config) -> float:
-    publish = getattr(config, "publish", None)
-    return float(getattr(publish, "resolution_m", 500.0)) if publish is not None else 500.0
