@@ -209,7 +209,7 @@ SECTOR_FIELDS = (
 
 # Bump when the kernel's maths changes: it is part of every layer's fingerprint, so a
 # run reusing layers never mixes the outputs of two kernels.
-KERNEL_VERSION = 2
+KERNEL_VERSION = 3
 
 # How a sector's path loss is evaluated per pixel (see _sector_loss_coefficients).
 _LOSS_LOG_DISTANCE = 0  # Hata family: c0 + c1·log10(max(d, 100 m) / 1000)
@@ -299,100 +299,226 @@ def _loss_from_coefficients(kind, model, d2d_m, h_ue_m, c0, c1, c2, c3, c4, c5, 
     return p * los + (1.0 - p) * nlos
 
 
+# Pixels per side of the blocks the kernel bounds sectors on (see _best_server_kernel).
+PRUNE_BLOCK_PX = 32
+# dB added to every upper bound and taken from every lower bound: the bounds are
+# exact, this only absorbs floating-point rounding so pruning never changes a pixel.
+_BOUND_SLACK_DB = 1e-6
+
+
+@njit(cache=True, inline="always")
+def _horizontal_gain_db(phi_deg, beamwidth_deg, front_to_back_db):
+    """A_H at ``phi_deg`` off boresight (the library's formula; monotone in |φ|)."""
+    return -min(12.0 * (phi_deg / beamwidth_deg) ** 2, front_to_back_db)
+
+
+@njit(cache=True, inline="always")
+def _off_boresight_range_deg(sx, sy, ux, uy, x_lo, x_hi, y_lo, y_hi):
+    """Smallest and largest angle off boresight from a site to a rectangle outside it.
+
+    The directions from a point outside a rectangle form an arc spanned by its
+    corners, narrower than 180°: it holds the boresight when the corners' signed
+    angles change sign within 180° of each other, the back direction when they
+    change sign across it.
+    """
+    lo = 180.0
+    hi = 0.0
+    neg = 0.0
+    pos = 0.0
+    for k in range(4):
+        cx = (x_lo if k < 2 else x_hi) - sx
+        cy = (y_lo if k % 2 == 0 else y_hi) - sy
+        signed = math.degrees(math.atan2(cx * uy - cy * ux, cx * ux + cy * uy))
+        lo = min(lo, abs(signed))
+        hi = max(hi, abs(signed))
+        neg = min(neg, signed)
+        pos = max(pos, signed)
+    if neg < 0.0 < pos:
+        if pos - neg < 180.0:
+            lo = 0.0
+        else:
+            hi = 180.0
+    return lo, hi
+
+
 @njit(cache=True, nogil=True)
 def _best_server_kernel(
     col0, row0, width, height, res_m,
     x_m, y_m, rs_eirp_dbm, height_m, freq_mhz, model_id,
     azimuth_deg, beamwidth_deg, downtilt_deg, vertical_beamwidth_deg,
-    front_to_back_db, sla_v_db, reach_m, ue_height_m,
+    front_to_back_db, sla_v_db, reach_m, ue_height_m, block_px,
     best_dbm, best_sector,
 ):
-    """Best server of each pixel of one tile (sector-major loop over reach boxes).
+    """Best server of each pixel of one tile, block by block with bounds.
 
     ``best_dbm`` (float64, -inf) and ``best_sector`` (int64, -1) are updated in place;
-    returns the number of pixel × sector evaluations (pairs within reach).
+    returns the number of pixel × sector pairs evaluated.
+
+    The tile is cut into blocks of ``block_px`` × ``block_px`` pixels (0: no
+    pruning, every sector in reach is evaluated). For each block and sector the
+    kernel bounds the sector's rsrp over the block: at most its value at the
+    nearest pixel-centre distance in the least attenuated direction, at least its
+    value at the farthest distance in the most attenuated direction (only when the
+    whole block is in reach). A sector whose upper bound is below the best lower
+    bound of the block cannot be the best server of any pixel in it, nor tie:
+    it is skipped, which changes no pixel (the far sectors of a dense network, most
+    of the pairs of a national run).
 
     Per pixel, in order of cost, each step stopping as soon as the sector cannot beat
     the pixel's best so far (every antenna term only subtracts): the distance and the
     reach test; the path loss (one log10, constants per sector); the horizontal
     pattern from the dot and cross products with the boresight unit vector (beyond
     the angle where A_H reaches −Am the whole pattern is −Am: no trigonometry at
-    all); then the elevation angle and the vertical pattern.
+    all); then the elevation angle and the vertical pattern. Within a block the
+    sectors run in their input order, so ties go to the first sector as before.
     """
-    evaluations = 0
-    for s in range(x_m.shape[0]):
-        sx = x_m[s]
-        sy = y_m[s]
-        reach = reach_m[s]
-        # pixel centres are ((col0 + c) + 0.5)·res and -((row0 + r) + 0.5)·res;
-        # the box is widened by one pixel, the exact test is d <= reach below.
-        c_lo = max(int(math.floor((sx - reach) / res_m - 0.5)) - col0 - 1, 0)
-        c_hi = min(int(math.ceil((sx + reach) / res_m - 0.5)) - col0 + 1, width - 1)
-        r_lo = max(int(math.floor(-(sy + reach) / res_m - 0.5)) - row0 - 1, 0)
-        r_hi = min(int(math.ceil(-(sy - reach) / res_m - 0.5)) - row0 + 1, height - 1)
-        if c_lo > c_hi or r_lo > r_hi:
-            continue
-        model_s = model_id[s]
+    n = x_m.shape[0]
+    kinds = np.empty(n, dtype=np.int64)
+    coefs = np.empty((n, 8), dtype=np.float64)
+    ux = np.empty(n, dtype=np.float64)
+    uy = np.empty(n, dtype=np.float64)
+    cos_clip = np.empty(n, dtype=np.float64)
+    directional = np.empty(n, dtype=np.bool_)
+    tilt = np.empty(n, dtype=np.float64)
+    for s in range(n):
         kind, k0, k1, k2, k3, k4, k5, k6, k7 = _sector_loss_coefficients(
-            model_s, freq_mhz[s], height_m[s], ue_height_m)
-        dh_m = height_m[s] - ue_height_m
-        eirp_s = rs_eirp_dbm[s]
-        fbr_s = front_to_back_db[s]
-        azimuth_s = azimuth_deg[s]
+            model_id[s], freq_mhz[s], height_m[s], ue_height_m)
+        kinds[s] = kind
+        coefs[s, 0] = k0
+        coefs[s, 1] = k1
+        coefs[s, 2] = k2
+        coefs[s, 3] = k3
+        coefs[s, 4] = k4
+        coefs[s, 5] = k5
+        coefs[s, 6] = k6
+        coefs[s, 7] = k7
         beamwidth_s = beamwidth_deg[s]
-        directional = not math.isnan(azimuth_s) and beamwidth_s > 0.0
+        directional[s] = not math.isnan(azimuth_deg[s]) and beamwidth_s > 0.0
         # boresight unit vector (east, north) in the grid, and the cosine of the angle
         # off boresight beyond which 12 (φ/φ3dB)² ≥ Am
-        ux = math.sin(math.radians(azimuth_s)) if directional else 0.0
-        uy = math.cos(math.radians(azimuth_s)) if directional else 1.0
-        clip_deg = beamwidth_s * math.sqrt(max(fbr_s, 0.0) / 12.0) if directional else 360.0
-        cos_clip = math.cos(math.radians(clip_deg)) if clip_deg < 180.0 else -2.0
-        vbw_s = vertical_beamwidth_deg[s]
-        vertical = vbw_s > 0.0
-        tilt_s = 0.0 if math.isnan(downtilt_deg[s]) else downtilt_deg[s]
-        sla_s = sla_v_db[s]
-        for r in range(r_lo, r_hi + 1):
-            dy = -((row0 + r) + 0.5) * res_m - sy
-            # the row's chord of the reach disc, widened by a pixel like the box: the
-            # disc is π/4 of its box, so a quarter of the distances is never computed
-            half_m = math.sqrt(max(reach * reach - dy * dy, 0.0))
-            c_from = max(int(math.floor((sx - half_m) / res_m - 0.5)) - col0 - 1, c_lo)
-            c_to = min(int(math.ceil((sx + half_m) / res_m - 0.5)) - col0 + 1, c_hi)
-            for c in range(c_from, c_to + 1):
-                dx = ((col0 + c) + 0.5) * res_m - sx
-                d_m = math.sqrt(dx * dx + dy * dy)
-                if d_m > reach:
+        ux[s] = math.sin(math.radians(azimuth_deg[s])) if directional[s] else 0.0
+        uy[s] = math.cos(math.radians(azimuth_deg[s])) if directional[s] else 1.0
+        clip_deg = beamwidth_s * math.sqrt(max(front_to_back_db[s], 0.0) / 12.0) if directional[s] else 360.0
+        cos_clip[s] = math.cos(math.radians(clip_deg)) if clip_deg < 180.0 else -2.0
+        tilt[s] = 0.0 if math.isnan(downtilt_deg[s]) else downtilt_deg[s]
+
+    step = block_px if block_px > 0 else max(width, height, 1)
+    candidates = np.empty(n, dtype=np.int64)
+    upper = np.empty(n, dtype=np.float64)
+    evaluations = 0
+    for br0 in range(0, height, step):
+        br1 = min(br0 + step, height) - 1
+        for bc0 in range(0, width, step):
+            bc1 = min(bc0 + step, width) - 1
+            # the rectangle of the block's pixel centres
+            x_lo = ((col0 + bc0) + 0.5) * res_m
+            x_hi = ((col0 + bc1) + 0.5) * res_m
+            y_hi = -((row0 + br0) + 0.5) * res_m
+            y_lo = -((row0 + br1) + 0.5) * res_m
+            floor_dbm = -math.inf
+            m = 0
+            for s in range(n):
+                sx = x_m[s]
+                sy = y_m[s]
+                near_dx = max(x_lo - sx, 0.0, sx - x_hi)
+                near_dy = max(y_lo - sy, 0.0, sy - y_hi)
+                d_near = math.sqrt(near_dx * near_dx + near_dy * near_dy)
+                reach = reach_m[s]
+                if d_near > reach:
                     continue
-                evaluations += 1
-                boresight_dbm = eirp_s - _loss_from_coefficients(
-                    kind, model_s, d_m, ue_height_m, k0, k1, k2, k3, k4, k5, k6, k7)
-                best = best_dbm[r, c]
-                if not boresight_dbm > best:
+                candidates[m] = s
+                m += 1
+                if block_px <= 0:
                     continue
-                a_h = 0.0
-                if directional:
-                    # the library's bearing of the site's own point is atan2(0, 0) = north
-                    ex, ey, e_d = (dx, dy, d_m) if d_m > 0.0 else (0.0, 1.0, 1.0)
-                    dot = ex * ux + ey * uy
-                    if dot < e_d * cos_clip:
-                        # A_H = −Am, so A = max(−Am + A_V, −Am) = −Am whatever the elevation
-                        value = boresight_dbm + (0.0 - fbr_s)
-                        if value > best:
-                            best_dbm[r, c] = value
-                            best_sector[r, c] = s
-                        continue
-                    phi_deg = math.degrees(math.atan2(abs(ex * uy - ey * ux), dot))
-                    a_h = -min(12.0 * (phi_deg / beamwidth_s) ** 2, fbr_s)
-                    if not boresight_dbm + a_h > best:
-                        continue
-                a_v = 0.0
-                if vertical:
-                    elevation_deg = math.degrees(math.atan2(dh_m, d_m))
-                    a_v = -min(12.0 * ((elevation_deg - tilt_s) / vbw_s) ** 2, sla_s)
-                value = boresight_dbm + (0.0 - min(-(a_h + a_v), fbr_s))
-                if value > best:
-                    best_dbm[r, c] = value
-                    best_sector[r, c] = s
+                far_dx = max(abs(sx - x_lo), abs(sx - x_hi))
+                far_dy = max(abs(sy - y_lo), abs(sy - y_hi))
+                d_far = math.sqrt(far_dx * far_dx + far_dy * far_dy)
+                phi_lo, phi_hi = 0.0, 180.0
+                if directional[s] and d_near > 0.0:
+                    phi_lo, phi_hi = _off_boresight_range_deg(sx, sy, ux[s], uy[s], x_lo, x_hi, y_lo, y_hi)
+                k = coefs[s]
+                eirp_s = rs_eirp_dbm[s]
+                fbr_s = front_to_back_db[s]
+                a_h_best = max(_horizontal_gain_db(phi_lo, beamwidth_deg[s], fbr_s), -fbr_s) if directional[s] else 0.0
+                upper[m - 1] = eirp_s + a_h_best + _BOUND_SLACK_DB - _loss_from_coefficients(
+                    kinds[s], model_id[s], d_near, ue_height_m, k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7])
+                if d_far > reach:
+                    continue
+                a_h_worst = _horizontal_gain_db(phi_hi, beamwidth_deg[s], fbr_s) if directional[s] else 0.0
+                a_v_worst = 0.0
+                vbw_s = vertical_beamwidth_deg[s]
+                if vbw_s > 0.0:
+                    dh_m = height_m[s] - ue_height_m
+                    off_tilt = max(abs(math.degrees(math.atan2(dh_m, d_near)) - tilt[s]),
+                                   abs(math.degrees(math.atan2(dh_m, d_far)) - tilt[s]))
+                    a_v_worst = -min(12.0 * (off_tilt / vbw_s) ** 2, sla_v_db[s])
+                lower = eirp_s - min(-(a_h_worst + a_v_worst), fbr_s) - _BOUND_SLACK_DB - _loss_from_coefficients(
+                    kinds[s], model_id[s], d_far, ue_height_m, k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7])
+                floor_dbm = max(floor_dbm, lower)
+            for i in range(m):
+                if block_px > 0 and upper[i] < floor_dbm:
+                    continue
+                s = candidates[i]
+                evaluations += _evaluate_sector_on_block(
+                    s, br0, br1, bc0, bc1, col0, row0, res_m, x_m[s], y_m[s], reach_m[s],
+                    kinds[s], model_id[s], coefs[s], ue_height_m, height_m[s] - ue_height_m,
+                    rs_eirp_dbm[s], front_to_back_db[s], directional[s], ux[s], uy[s], cos_clip[s],
+                    beamwidth_deg[s], vertical_beamwidth_deg[s], tilt[s], sla_v_db[s],
+                    best_dbm, best_sector)
+    return evaluations
+
+
+@njit(cache=True, inline="always")
+def _evaluate_sector_on_block(
+    s, br0, br1, bc0, bc1, col0, row0, res_m, sx, sy, reach,
+    kind, model_s, k, ue_height_m, dh_m, eirp_s, fbr_s, directional, ux, uy, cos_clip,
+    beamwidth_s, vbw_s, tilt_s, sla_s, best_dbm, best_sector,
+):
+    """One sector over the pixels of a block within its reach; returns the pairs evaluated."""
+    evaluations = 0
+    k0, k1, k2, k3, k4, k5, k6, k7 = k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7]
+    vertical = vbw_s > 0.0
+    for r in range(br0, br1 + 1):
+        dy = -((row0 + r) + 0.5) * res_m - sy
+        # the row's chord of the reach disc, widened by a pixel: the exact test is d <= reach
+        half_m = math.sqrt(max(reach * reach - dy * dy, 0.0))
+        c_from = max(int(math.floor((sx - half_m) / res_m - 0.5)) - col0 - 1, bc0)
+        c_to = min(int(math.ceil((sx + half_m) / res_m - 0.5)) - col0 + 1, bc1)
+        for c in range(c_from, c_to + 1):
+            dx = ((col0 + c) + 0.5) * res_m - sx
+            d_m = math.sqrt(dx * dx + dy * dy)
+            if d_m > reach:
+                continue
+            evaluations += 1
+            boresight_dbm = eirp_s - _loss_from_coefficients(
+                kind, model_s, d_m, ue_height_m, k0, k1, k2, k3, k4, k5, k6, k7)
+            best = best_dbm[r, c]
+            if not boresight_dbm > best:
+                continue
+            a_h = 0.0
+            if directional:
+                # the library's bearing of the site's own point is atan2(0, 0) = north
+                ex, ey, e_d = (dx, dy, d_m) if d_m > 0.0 else (0.0, 1.0, 1.0)
+                dot = ex * ux + ey * uy
+                if dot < e_d * cos_clip:
+                    # A_H = −Am, so A = max(−Am + A_V, −Am) = −Am whatever the elevation
+                    value = boresight_dbm + (0.0 - fbr_s)
+                    if value > best:
+                        best_dbm[r, c] = value
+                        best_sector[r, c] = s
+                    continue
+                phi_deg = math.degrees(math.atan2(abs(ex * uy - ey * ux), dot))
+                a_h = -min(12.0 * (phi_deg / beamwidth_s) ** 2, fbr_s)
+                if not boresight_dbm + a_h > best:
+                    continue
+            a_v = 0.0
+            if vertical:
+                elevation_deg = math.degrees(math.atan2(dh_m, d_m))
+                a_v = -min(12.0 * ((elevation_deg - tilt_s) / vbw_s) ** 2, sla_s)
+            value = boresight_dbm + (0.0 - min(-(a_h + a_v), fbr_s))
+            if value > best:
+                best_dbm[r, c] = value
+                best_sector[r, c] = s
     return evaluations
 
 
@@ -424,6 +550,7 @@ def predict_tile(
     height_px: int,
     resolution_m: float,
     ue_height_m: float,
+    block_px: int = PRUNE_BLOCK_PX,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Best-server rsrp and class of one block of pixels (plain arrays in and out).
 
@@ -446,6 +573,10 @@ def predict_tile(
         Pixel size, metres.
     ue_height_m : float
         Device height above ground, metres.
+    block_px : int
+        Edge of the blocks on which sectors that cannot win are skipped
+        (:func:`_best_server_kernel`); 0 evaluates every pair in reach. The
+        pixels do not depend on it.
 
     Returns
     -------
@@ -454,7 +585,7 @@ def predict_tile(
     coverage_class : ndarray of uint8, shape (height_px, width_px)
         0 none, 1 outdoor, 2 deep, 255 nodata.
     evaluations : int
-        Pixel × sector pairs evaluated (pairs within reach).
+        Pixel × sector pairs evaluated (pairs within reach of sectors not skipped).
     """
     arrays = _kernel_arrays(sectors)
     best_dbm = np.full((height_px, width_px), -np.inf, dtype=np.float64)
@@ -464,7 +595,7 @@ def predict_tile(
         arrays["x_m"], arrays["y_m"], arrays["rs_eirp_dbm"], arrays["height_m"], arrays["freq_mhz"],
         arrays["model_id"], arrays["azimuth_deg"], arrays["beamwidth_deg"], arrays["downtilt_deg"],
         arrays["vertical_beamwidth_deg"], arrays["front_to_back_db"], arrays["sla_v_db"],
-        arrays["reach_m"], np.float64(ue_height_m), best_dbm, best_sector,
+        arrays["reach_m"], np.float64(ue_height_m), np.int64(block_px), best_dbm, best_sector,
     )
     rsrp = np.empty((height_px, width_px), dtype=np.float32)
     cls = np.empty((height_px, width_px), dtype=np.uint8)

@@ -159,10 +159,12 @@ def test_kernel_equals_numpy_reference(seed):
     width, height = 48, 40
     cx, cy = (col0 + width / 2) * res, -(row0 + height / 2) * res
     sectors = random_sectors(rng, 25, cx, cy, spread_m=width * res * 0.7)
-    rsrp, cls, n = predict_tile(sectors, col0, row0, width, height, res, ue_height_m=1.5)
+    rsrp, cls, n = predict_tile(sectors, col0, row0, width, height, res, ue_height_m=1.5, block_px=0)
     ref_rsrp, ref_cls, ref_n = reference_predict_tile_numpy(sectors, col0, row0, width, height, res, 1.5)
     assert rsrp.dtype == np.float32 and cls.dtype == np.uint8
-    assert n == ref_n > 0
+    assert n == ref_n > 0  # without pruning every pair in reach is evaluated
+    pruned_rsrp, pruned_cls, pruned_n = predict_tile(sectors, col0, row0, width, height, res, 1.5, block_px=8)
+    assert np.array_equal(pruned_rsrp, rsrp) and np.array_equal(pruned_cls, cls) and pruned_n <= n
     assert np.array_equal(rsrp == RSRP_NODATA_DBM, ref_rsrp == RSRP_NODATA_DBM)
     valid = rsrp != RSRP_NODATA_DBM
     assert valid.sum() > 100
@@ -170,6 +172,59 @@ def test_kernel_equals_numpy_reference(seed):
     # class: equal unless the value sits within 0.01 dB of a threshold
     differ = cls != ref_cls
     assert differ.sum() <= 2
+
+
+def _dense_network(rng, n_sites, width_m):
+    """Three-sector sites on a square, NB-IoT-like reach far beyond the site spacing."""
+    n = 3 * n_sites
+    site_x = np.repeat(rng.uniform(-0.2 * width_m, 1.2 * width_m, n_sites), 3)
+    site_y = np.repeat(rng.uniform(-1.2 * width_m, 0.2 * width_m, n_sites), 3)
+    # whole-pixel positions too: sites exactly on block edges and pixel centres
+    site_x[:9] = np.round(site_x[:9] / 100.0) * 100.0
+    site_y[:9] = np.round(site_y[:9] / 100.0) * 100.0 - 50.0
+    azimuth = (np.repeat(rng.uniform(0, 120, n_sites), 3) + np.tile([0.0, 120.0, 240.0], n_sites)) % 360
+    azimuth[::10] = np.nan  # some omni sectors
+    return {
+        "x_m": site_x, "y_m": site_y,
+        "rs_eirp_dbm": rng.uniform(25, 35, n), "height_m": rng.uniform(20, 45, n),
+        "freq_mhz": rng.choice([875.0, 942.5, 3500.0], n),
+        "model_id": rng.choice([pl.OKUMURA_HATA_SUBURBAN, pl.OKUMURA_HATA_RURAL, pl.COST231_HATA_URBAN,
+                                pl.TR38901_RMA, pl.TR38901_UMA], n),
+        "azimuth_deg": azimuth, "beamwidth_deg": np.full(n, 65.0),
+        "downtilt_deg": rng.uniform(2, 8, n), "vertical_beamwidth_deg": np.full(n, 10.0),
+        "front_to_back_db": np.full(n, 25.0), "sla_v_db": np.full(n, 20.0),
+        "reach_m": rng.uniform(0.3, 1.5, n) * width_m,
+        "outdoor_dbm": np.full(n, -125.0), "deep_dbm": np.full(n, -105.0),
+    }
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pruned_blocks_change_no_pixel(seed):
+    """Skipping sectors that cannot win a block: same bytes for every block size, far less work."""
+    rng = np.random.default_rng(100 + seed)
+    width_px = 96
+    sectors = _dense_network(rng, 60, width_px * 100.0)
+    # an exact duplicate of sector 0: the tie must still go to the first
+    twin = {k: np.concatenate([v, v[:1]]) for k, v in sectors.items()}
+    full_rsrp, full_cls, full_n = predict_tile(twin, 0, 0, width_px, width_px, 100.0, 1.5, block_px=0)
+    assert (full_rsrp != RSRP_NODATA_DBM).all()
+    for block_px in (1, 7, 16, 32, 96, 200):
+        rsrp, cls, n = predict_tile(twin, 0, 0, width_px, width_px, 100.0, 1.5, block_px=block_px)
+        assert np.array_equal(rsrp, full_rsrp), block_px
+        assert np.array_equal(cls, full_cls), block_px
+        if block_px == 16:
+            assert n < 0.5 * full_n  # most pairs are far sectors that never win
+
+
+def test_pruning_keeps_the_first_of_tied_sectors():
+    s = _dense_network(np.random.default_rng(7), 1, 3_000.0)
+    one = {k: v[:1] for k, v in s.items()}
+    twin = {k: np.concatenate([v, v]) for k, v in one.items()}
+    twin["outdoor_dbm"] = np.array([-200.0, 0.0])  # first says covered, second not
+    twin["deep_dbm"] = np.array([0.0, 0.0])
+    _, cls, _ = predict_tile(twin, 0, 0, 32, 32, 100.0, 1.5, block_px=8)
+    inside = cls != CLASS_NODATA
+    assert inside.any() and (cls[inside] == 1).all()
 
 
 def test_kernel_matches_library_pathloss_on_every_model():
