@@ -299,8 +299,8 @@ def _loss_from_coefficients(kind, model, d2d_m, h_ue_m, c0, c1, c2, c3, c4, c5, 
     return p * los + (1.0 - p) * nlos
 
 
-# Pixels per side of the blocks the kernel bounds sectors on (see _best_server_kernel).
-PRUNE_BLOCK_PX = 32
+# Pixels per side of the smallest blocks the kernel bounds sectors on (see _best_server_kernel).
+PRUNE_BLOCK_PX = 8
 # dB added to every upper bound and taken from every lower bound: the bounds are
 # exact, this only absorbs floating-point rounding so pruning never changes a pixel.
 _BOUND_SLACK_DB = 1e-6
@@ -339,6 +339,100 @@ def _off_boresight_range_deg(sx, sy, ux, uy, x_lo, x_hi, y_lo, y_hi):
         else:
             hi = 180.0
     return lo, hi
+
+
+@njit(cache=True, nogil=True)
+def _bound_sectors(
+    pool, pool_n, c_first, c_last, r_first, r_last, res_m, prune, floor_in,
+    x_m, y_m, reach_m, rs_eirp_dbm, height_m, model_id, kinds, coefs, directional, ux, uy,
+    beamwidth_deg, front_to_back_db, vertical_beamwidth_deg, tilt, sla_v_db, ue_height_m,
+    candidates, upper,
+):
+    """The sectors of ``pool[:pool_n]`` in reach of a block of pixels, with bounds.
+
+    The block is the global lattice columns ``c_first..c_last`` and rows
+    ``r_first..r_last``. Fills ``candidates[:m]`` (in pool order) and ``upper[:m]``,
+    the most each can deliver to a pixel of the block, and returns ``(m, floor)``:
+    the best of their least values over the block, from the sectors whose reach holds
+    the whole block, or ``floor_in`` if higher (the floor of an enclosing block holds
+    for this one too; every bound is −inf/+inf when ``prune`` is False). A sector
+    with ``upper < floor`` is the best server of no pixel in the block. A sector
+    whose distance alone puts it below ``floor_in`` is left out at the cost of one
+    log10 (most of them, in a dense network).
+    """
+    # the rectangle of the block's pixel centres
+    x_lo = (c_first + 0.5) * res_m
+    x_hi = (c_last + 0.5) * res_m
+    y_hi = -(r_first + 0.5) * res_m
+    y_lo = -(r_last + 0.5) * res_m
+    floor_dbm = floor_in
+    m = 0
+    for i in range(pool_n):
+        s = pool[i]
+        sx = x_m[s]
+        sy = y_m[s]
+        near_dx = max(x_lo - sx, 0.0, sx - x_hi)
+        near_dy = max(y_lo - sy, 0.0, sy - y_hi)
+        d_near = math.sqrt(near_dx * near_dx + near_dy * near_dy)
+        reach = reach_m[s]
+        if d_near > reach:
+            continue
+        if not prune:
+            candidates[m] = s
+            upper[m] = math.inf
+            m += 1
+            continue
+        k = coefs[s]
+        boresight_near = rs_eirp_dbm[s] + _BOUND_SLACK_DB - _loss_from_coefficients(
+            kinds[s], model_id[s], d_near, ue_height_m, k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7])
+        if boresight_near < floor_in:
+            continue
+        candidates[m] = s
+        m += 1
+        far_dx = max(abs(sx - x_lo), abs(sx - x_hi))
+        far_dy = max(abs(sy - y_lo), abs(sy - y_hi))
+        d_far = math.sqrt(far_dx * far_dx + far_dy * far_dy)
+        phi_lo, phi_hi = 0.0, 180.0
+        if directional[s] and d_near > 0.0:
+            phi_lo, phi_hi = _off_boresight_range_deg(sx, sy, ux[s], uy[s], x_lo, x_hi, y_lo, y_hi)
+        fbr_s = front_to_back_db[s]
+        a_h_best = max(_horizontal_gain_db(phi_lo, beamwidth_deg[s], fbr_s), -fbr_s) if directional[s] else 0.0
+        upper[m - 1] = boresight_near + a_h_best
+        if d_far > reach:
+            continue
+        a_h_worst = _horizontal_gain_db(phi_hi, beamwidth_deg[s], fbr_s) if directional[s] else 0.0
+        a_v_worst = 0.0
+        vbw_s = vertical_beamwidth_deg[s]
+        if vbw_s > 0.0:
+            dh_m = height_m[s] - ue_height_m
+            off_tilt = max(abs(math.degrees(math.atan2(dh_m, d_near)) - tilt[s]),
+                           abs(math.degrees(math.atan2(dh_m, d_far)) - tilt[s]))
+            a_v_worst = -min(12.0 * (off_tilt / vbw_s) ** 2, sla_v_db[s])
+        lower = rs_eirp_dbm[s] - min(-(a_h_worst + a_v_worst), fbr_s) - _BOUND_SLACK_DB - _loss_from_coefficients(
+            kinds[s], model_id[s], d_far, ue_height_m, k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7])
+        floor_dbm = max(floor_dbm, lower)
+    return m, floor_dbm
+
+
+@njit(cache=True, nogil=True)
+def _keep_contenders(
+    pool, pool_n, c_first, c_last, r_first, r_last, res_m, prune, floor_in,
+    x_m, y_m, reach_m, rs_eirp_dbm, height_m, model_id, kinds, coefs, directional, ux, uy,
+    beamwidth_deg, front_to_back_db, vertical_beamwidth_deg, tilt, sla_v_db, ue_height_m,
+    candidates, upper, kept,
+):
+    """:func:`_bound_sectors`, then the sectors that can win a pixel into ``kept``: ``(number, floor)``."""
+    m, floor_dbm = _bound_sectors(
+        pool, pool_n, c_first, c_last, r_first, r_last, res_m, prune, floor_in,
+        x_m, y_m, reach_m, rs_eirp_dbm, height_m, model_id, kinds, coefs, directional, ux, uy,
+        beamwidth_deg, front_to_back_db, vertical_beamwidth_deg, tilt, sla_v_db, ue_height_m,
+        candidates, upper)
+    n_kept = 0
+    for i in range(m):
+        if upper[i] >= floor_dbm:
+            kept[n_kept] = candidates[i]
+            n_kept += 1
+    return n_kept, floor_dbm
 
 
 @njit(cache=True, nogil=True)
@@ -402,69 +496,56 @@ def _best_server_kernel(
         cos_clip[s] = math.cos(math.radians(clip_deg)) if clip_deg < 180.0 else -2.0
         tilt[s] = 0.0 if math.isnan(downtilt_deg[s]) else downtilt_deg[s]
 
-    step = block_px if block_px > 0 else max(width, height, 1)
+    prune = block_px > 0
+    step = block_px if prune else max(width, height, 1)
+    # bounded in three rounds, each on the survivors of the round before: squares of
+    # 16 x 16 blocks, of 4 x 4 blocks, then the blocks (the pixels are evaluated)
+    outer_step = step * 16 if prune else step
+    middle_step = step * 4 if prune else step
+    everyone = np.arange(n)
+    outer_kept = np.empty(n, dtype=np.int64)
+    middle_kept = np.empty(n, dtype=np.int64)
     candidates = np.empty(n, dtype=np.int64)
     upper = np.empty(n, dtype=np.float64)
     evaluations = 0
-    for br0 in range(0, height, step):
-        br1 = min(br0 + step, height) - 1
-        for bc0 in range(0, width, step):
-            bc1 = min(bc0 + step, width) - 1
-            # the rectangle of the block's pixel centres
-            x_lo = ((col0 + bc0) + 0.5) * res_m
-            x_hi = ((col0 + bc1) + 0.5) * res_m
-            y_hi = -((row0 + br0) + 0.5) * res_m
-            y_lo = -((row0 + br1) + 0.5) * res_m
-            floor_dbm = -math.inf
-            m = 0
-            for s in range(n):
-                sx = x_m[s]
-                sy = y_m[s]
-                near_dx = max(x_lo - sx, 0.0, sx - x_hi)
-                near_dy = max(y_lo - sy, 0.0, sy - y_hi)
-                d_near = math.sqrt(near_dx * near_dx + near_dy * near_dy)
-                reach = reach_m[s]
-                if d_near > reach:
-                    continue
-                candidates[m] = s
-                m += 1
-                if block_px <= 0:
-                    continue
-                far_dx = max(abs(sx - x_lo), abs(sx - x_hi))
-                far_dy = max(abs(sy - y_lo), abs(sy - y_hi))
-                d_far = math.sqrt(far_dx * far_dx + far_dy * far_dy)
-                phi_lo, phi_hi = 0.0, 180.0
-                if directional[s] and d_near > 0.0:
-                    phi_lo, phi_hi = _off_boresight_range_deg(sx, sy, ux[s], uy[s], x_lo, x_hi, y_lo, y_hi)
-                k = coefs[s]
-                eirp_s = rs_eirp_dbm[s]
-                fbr_s = front_to_back_db[s]
-                a_h_best = max(_horizontal_gain_db(phi_lo, beamwidth_deg[s], fbr_s), -fbr_s) if directional[s] else 0.0
-                upper[m - 1] = eirp_s + a_h_best + _BOUND_SLACK_DB - _loss_from_coefficients(
-                    kinds[s], model_id[s], d_near, ue_height_m, k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7])
-                if d_far > reach:
-                    continue
-                a_h_worst = _horizontal_gain_db(phi_hi, beamwidth_deg[s], fbr_s) if directional[s] else 0.0
-                a_v_worst = 0.0
-                vbw_s = vertical_beamwidth_deg[s]
-                if vbw_s > 0.0:
-                    dh_m = height_m[s] - ue_height_m
-                    off_tilt = max(abs(math.degrees(math.atan2(dh_m, d_near)) - tilt[s]),
-                                   abs(math.degrees(math.atan2(dh_m, d_far)) - tilt[s]))
-                    a_v_worst = -min(12.0 * (off_tilt / vbw_s) ** 2, sla_v_db[s])
-                lower = eirp_s - min(-(a_h_worst + a_v_worst), fbr_s) - _BOUND_SLACK_DB - _loss_from_coefficients(
-                    kinds[s], model_id[s], d_far, ue_height_m, k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7])
-                floor_dbm = max(floor_dbm, lower)
-            for i in range(m):
-                if block_px > 0 and upper[i] < floor_dbm:
-                    continue
-                s = candidates[i]
-                evaluations += _evaluate_sector_on_block(
-                    s, br0, br1, bc0, bc1, col0, row0, res_m, x_m[s], y_m[s], reach_m[s],
-                    kinds[s], model_id[s], coefs[s], ue_height_m, height_m[s] - ue_height_m,
-                    rs_eirp_dbm[s], front_to_back_db[s], directional[s], ux[s], uy[s], cos_clip[s],
-                    beamwidth_deg[s], vertical_beamwidth_deg[s], tilt[s], sla_v_db[s],
-                    best_dbm, best_sector)
+    for or0 in range(0, height, outer_step):
+        or1 = min(or0 + outer_step, height) - 1
+        for oc0 in range(0, width, outer_step):
+            oc1 = min(oc0 + outer_step, width) - 1
+            n_outer, outer_floor = _keep_contenders(
+                everyone, n, col0 + oc0, col0 + oc1, row0 + or0, row0 + or1, res_m, prune, -math.inf,
+                x_m, y_m, reach_m, rs_eirp_dbm, height_m, model_id, kinds, coefs, directional, ux, uy,
+                beamwidth_deg, front_to_back_db, vertical_beamwidth_deg, tilt, sla_v_db, ue_height_m,
+                candidates, upper, outer_kept)
+            for mr0 in range(or0, or1 + 1, middle_step):
+                mr1 = min(mr0 + middle_step - 1, or1)
+                for mc0 in range(oc0, oc1 + 1, middle_step):
+                    mc1 = min(mc0 + middle_step - 1, oc1)
+                    n_middle, middle_floor = _keep_contenders(
+                        outer_kept, n_outer, col0 + mc0, col0 + mc1, row0 + mr0, row0 + mr1, res_m, prune,
+                        outer_floor,
+                        x_m, y_m, reach_m, rs_eirp_dbm, height_m, model_id, kinds, coefs, directional, ux, uy,
+                        beamwidth_deg, front_to_back_db, vertical_beamwidth_deg, tilt, sla_v_db, ue_height_m,
+                        candidates, upper, middle_kept)
+                    for br0 in range(mr0, mr1 + 1, step):
+                        br1 = min(br0 + step - 1, mr1)
+                        for bc0 in range(mc0, mc1 + 1, step):
+                            bc1 = min(bc0 + step - 1, mc1)
+                            m, floor_dbm = _bound_sectors(
+                                middle_kept, n_middle, col0 + bc0, col0 + bc1, row0 + br0, row0 + br1, res_m,
+                                prune, middle_floor, x_m, y_m, reach_m, rs_eirp_dbm, height_m, model_id, kinds, coefs,
+                                directional, ux, uy, beamwidth_deg, front_to_back_db, vertical_beamwidth_deg,
+                                tilt, sla_v_db, ue_height_m, candidates, upper)
+                            for i in range(m):
+                                if upper[i] < floor_dbm:
+                                    continue
+                                s = candidates[i]
+                                evaluations += _evaluate_sector_on_block(
+                                    s, br0, br1, bc0, bc1, col0, row0, res_m, x_m[s], y_m[s], reach_m[s],
+                                    kinds[s], model_id[s], coefs[s], ue_height_m, height_m[s] - ue_height_m,
+                                    rs_eirp_dbm[s], front_to_back_db[s], directional[s], ux[s], uy[s],
+                                    cos_clip[s], beamwidth_deg[s], vertical_beamwidth_deg[s], tilt[s],
+                                    sla_v_db[s], best_dbm, best_sector)
     return evaluations
 
 
