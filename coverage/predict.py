@@ -182,14 +182,14 @@ _DEFAULTED_COLUMNS = ("freq_mhz", "eirp_dbm", "height_m", "beamwidth_deg", "down
 REPORT_REFERENCE_ENVIRONMENT = "urban"
 
 # GeoTIFF creation options: the working file tiles are written into, and the COG.
-_WORK_OPTIONS = {"tiled": True, "compress": "DEFLATE", "zlevel": 1, "sparse_ok": True, "bigtiff": "IF_SAFER"}
+# working files are read once, by the COG translation: the fastest codec GDAL has
+_WORK_OPTIONS = {"tiled": True, "compress": "ZSTD", "zstd_level": 1, "sparse_ok": True, "bigtiff": "IF_SAFER"}
 _COG_OPTIONS = {
     "compress": "DEFLATE", "blocksize": 512, "bigtiff": "IF_SAFER", "predictor": "YES",
     # blocks with no sector in reach are not written (readers see nodata): a national
     # raster is mostly empty; the threads compress blocks in parallel, output unchanged
     "sparse_ok": "TRUE", "num_threads": "ALL_CPUS",
 }
-OVERVIEW_RESAMPLING = {"rsrp": "AVERAGE", "class": "NEAREST"}
 # GDAL block cache while writing, MB (GDAL's default is 5 % of RAM whatever the job).
 GDAL_CACHE_MB = 256
 
@@ -298,6 +298,12 @@ def _loss_from_coefficients(kind, model, d2d_m, h_ue_m, c0, c1, c2, c3, c4, c5, 
     p = los_probability(model, d, max(h_ue_m, _MIN_HEIGHT_M))
     return p * los + (1.0 - p) * nlos
 
+
+# rsrp is written in steps of 1/128 dB (a power of two: exact in float32, whose low
+# mantissa bits are then zero and compress away; 0.004 dB at most from the model's value,
+# three orders of magnitude below its accuracy)
+_RSRP_STEPS_PER_DB = 128.0
+RSRP_STEP_DB = 1.0 / _RSRP_STEPS_PER_DB
 
 # Pixels per side of the smallest blocks the kernel bounds sectors on (see _best_server_kernel).
 PRUNE_BLOCK_PX = 8
@@ -605,7 +611,7 @@ def _evaluate_sector_on_block(
 
 @njit(cache=True, nogil=True)
 def _classify_kernel(best_dbm, best_sector, outdoor_dbm, deep_dbm, rsrp_out, class_out):
-    """float32 rsrp and uint8 class from the best server of each pixel."""
+    """float32 rsrp (in steps of :data:`RSRP_STEP_DB`) and uint8 class from the best server of each pixel."""
     for r in range(best_dbm.shape[0]):
         for c in range(best_dbm.shape[1]):
             s = best_sector[r, c]
@@ -613,7 +619,7 @@ def _classify_kernel(best_dbm, best_sector, outdoor_dbm, deep_dbm, rsrp_out, cla
                 rsrp_out[r, c] = RSRP_NODATA_DBM
                 class_out[r, c] = CLASS_NODATA
                 continue
-            value = np.float32(best_dbm[r, c])
+            value = np.float32(round(best_dbm[r, c] * _RSRP_STEPS_PER_DB) / _RSRP_STEPS_PER_DB)
             rsrp_out[r, c] = value
             if value >= deep_dbm[s]:
                 class_out[r, c] = CLASS_DEEP
@@ -711,13 +717,63 @@ def combine_layers(rsrp_layers: np.ndarray, class_layers: np.ndarray) -> tuple[n
     return rsrp.astype(np.float32), cls
 
 
-def _tile_task(col0, row0, size_px, resolution_m, ue_height_m, sectors, operator_index, n_operators):
+def overview_factors(width_px: int, height_px: int, tile_size_px: int, block_px: int = 512) -> list[int]:
+    """Decimation factors of the rasters' overviews: 2, 4, … (GDAL's COG rule).
+
+    Halving goes on while the previous level is at least one ``block_px`` block
+    wide; a factor must divide the tile, since each tile computes its own share of
+    every level (:func:`tile_overviews`).
+
+    >>> overview_factors(48_640, 51_712, 512)
+    [2, 4, 8, 16, 32, 64, 128]
+    >>> overview_factors(4096, 4096, 512), overview_factors(600, 300, 16), overview_factors(400, 400, 512)
+    ([2, 4, 8, 16], [2], [])
+    """
+    factors = []
+    factor = 2
+    while tile_size_px % factor == 0 and max(width_px, height_px) / (factor // 2) >= block_px:
+        factors.append(factor)
+        factor *= 2
+    return factors
+
+
+def tile_overviews(rsrp: np.ndarray, cls: np.ndarray, factors: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One tile's share of each overview level: ``[(rsrp, class)]`` per factor.
+
+    rsrp: the mean of the pixels that are not nodata (nodata where all are; sums in
+    float64, so every level is exact whatever the order, in :data:`RSRP_STEP_DB`
+    steps), as GDAL's ``average``; class: the pixel nearest the centre of each
+    ``factor × factor`` square, as GDAL's ``nearest`` (classes are not averaged).
+    """
+    valid = rsrp != RSRP_NODATA_DBM
+    total = np.where(valid, rsrp, 0.0).astype(np.float64)
+    count = valid.astype(np.int64)
+    levels = []
+    done = 1
+    for factor in factors:
+        while done < factor:
+            h, w = total.shape
+            total = total.reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3))
+            count = count.reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3))
+            done *= 2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.round(total / count * _RSRP_STEPS_PER_DB) / _RSRP_STEPS_PER_DB
+        level_rsrp = np.where(count > 0, mean, RSRP_NODATA_DBM).astype(np.float32)
+        levels.append((level_rsrp, np.ascontiguousarray(cls[factor // 2::factor, factor // 2::factor])))
+    return levels
+
+
+def _with_overviews(layer, factors):
+    return None if layer is None else (layer[0], layer[1], tile_overviews(layer[0], layer[1], factors))
+
+
+def _tile_task(col0, row0, size_px, resolution_m, ue_height_m, sectors, operator_index, n_operators, factors=()):
     """One tile of the operators given: (layers, evaluations per operator).
 
-    ``layers`` holds one ``(rsrp, class)`` pair per operator, None for an operator
-    with no sector in the tile (all nodata: neither sent back nor written, the
-    GeoTIFF's sparse blocks read as nodata), then their combination
-    (:func:`combine_layers`).
+    ``layers`` holds one ``(rsrp, class, overviews)`` triple per operator
+    (:func:`tile_overviews` at ``factors``), None for an operator with no sector in
+    the tile (all nodata: neither sent back nor written, the GeoTIFF's sparse blocks
+    read as nodata), then their combination (:func:`combine_layers`).
     """
     layers: list = [None] * (n_operators + 1)
     evaluations = np.zeros(n_operators, dtype=np.int64)
@@ -733,7 +789,11 @@ def _tile_task(col0, row0, size_px, resolution_m, ue_height_m, sectors, operator
         layers[n_operators] = computed[0]
     elif computed:
         layers[n_operators] = combine_layers(np.stack([r for r, _ in computed]), np.stack([c for _, c in computed]))
-    return layers, evaluations
+    with_overviews = {}  # a lone operator's layer is also the combined one: one set of overviews
+    for layer in layers:
+        if layer is not None and id(layer) not in with_overviews:
+            with_overviews[id(layer)] = _with_overviews(layer, factors)
+    return [None if layer is None else with_overviews[id(layer)] for layer in layers], evaluations
 
 
 # ---------------------------------------------------------------- sector preparation
@@ -1093,80 +1153,138 @@ def _executor(scheduler: str, n_workers: int | None):
     raise ConfigError(f"scheduler={scheduler!r} is not one of {', '.join(SCHEDULERS)} or tcp://HOST:PORT")
 
 
-def _translate_to_cog(job: tuple[Path, Path, str]) -> Path:
-    """Working GeoTIFF -> Cloud-Optimized GeoTIFF with overviews, atomically; returns the work file."""
+def _vrt_with_overviews(work: Path, levels: Sequence[tuple[int, Path]]) -> str:
+    """A VRT of ``work`` whose overviews are the ``(factor, file)`` levels (GDAL's <Overview>)."""
+    from xml.sax.saxutils import escape
+
+    import rasterio
+
+    with rasterio.open(work) as ds:
+        width, height = ds.width, ds.height
+        dtype = {"float32": "Float32", "uint8": "Byte"}[ds.dtypes[0]]
+        nodata = ds.nodata
+        crs_wkt = ds.crs.to_wkt()
+        geotransform = ", ".join(repr(v) for v in ds.transform.to_gdal())
+    overviews = "".join(
+        f"<Overview><SourceFilename>{escape(str(path))}</SourceFilename><SourceBand>1</SourceBand></Overview>"
+        for _, path in levels
+    )
+    return (
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>{escape(crs_wkt)}</SRS>'
+        f"<GeoTransform>{geotransform}</GeoTransform>"
+        f'<VRTRasterBand dataType="{dtype}" band="1"><NoDataValue>{nodata!r}</NoDataValue>{overviews}'
+        f"<SimpleSource><SourceFilename>{escape(str(work))}</SourceFilename><SourceBand>1</SourceBand>"
+        f'<SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>'
+        f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/></SimpleSource>'
+        f"</VRTRasterBand></VRTDataset>"
+    )
+
+
+def _translate_to_cog(job: tuple[Path, list[tuple[int, Path]], Path]) -> list[Path]:
+    """Working GeoTIFF + its overview levels -> Cloud-Optimized GeoTIFF, atomically.
+
+    The overviews were computed tile by tile (:func:`tile_overviews`): GDAL copies
+    them (``OVERVIEWS=FORCE_USE_EXISTING``) instead of resampling the whole extent,
+    which at a national extent read tens of GB of empty blocks. Returns the working
+    files, to be removed.
+    """
     import rasterio
     from rasterio.shutil import copy as rio_copy
 
-    work, target, kind = job
+    work, levels, target = job
+    vrt = work.with_suffix(".vrt")
+    vrt.write_text(_vrt_with_overviews(work, levels), encoding="utf-8")
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), atomic_output(target) as tmp:
-        rio_copy(work, tmp, driver="COG", overview_resampling=OVERVIEW_RESAMPLING[kind], **_COG_OPTIONS)
-    return work
+        rio_copy(vrt, tmp, driver="COG", overviews="FORCE_USE_EXISTING", **_COG_OPTIONS)
+    return [vrt, work, *(path for _, path in levels)]
 
 
 class _LayerWriters:
-    """The working GeoTIFFs of one technology's layers, written tile by tile."""
+    """The working GeoTIFFs of one technology's layers and of their overview levels, tile by tile."""
 
     def __init__(self, grid: Grid, paths: Sequence[tuple[Path, Path]], work_dir: Path):
         import rasterio
         from rasterio.crs import CRS
 
         self.grid = grid
-        self.targets = paths
-        self.work = []
-        self.datasets = []
-        base = {
-            "driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1,
-            "crs": CRS.from_string(grid.crs), "transform": grid.transform,
-            "blockxsize": grid.tile_size_px, "blockysize": grid.tile_size_px, **_WORK_OPTIONS,
-        }
-        for rsrp_path, class_path in paths:
-            pair = []
-            for kind, target in (("rsrp", rsrp_path), ("class", class_path)):
-                fd, name = tempfile.mkstemp(prefix=f".{target.stem}.work.", suffix=".tif", dir=work_dir)
-                os.close(fd)
-                work = Path(name)
-                profile = dict(base)
-                if kind == "rsrp":
-                    profile.update(dtype="float32", nodata=RSRP_NODATA_DBM, predictor=3)
-                else:
-                    profile.update(dtype="uint8", nodata=CLASS_NODATA)
-                pair.append(rasterio.open(work, "w", **profile))
-                self.work.append((work, target, kind))
-            self.datasets.append(tuple(pair))
+        self.factors = overview_factors(grid.width, grid.height, grid.tile_size_px)
+        self.jobs = []  # (work file, [(factor, level file)], target)
+        self.datasets = []  # per layer: (rsrp dataset, class dataset, [(rsrp level, class level)])
+        crs = CRS.from_string(grid.crs)
+
+        def create(target, kind, factor):
+            suffix = "" if factor == 1 else f".x{factor}"
+            fd, name = tempfile.mkstemp(prefix=f".{target.stem}.work{suffix}.", suffix=".tif", dir=work_dir)
+            os.close(fd)
+            size = grid.tile_size_px // factor
+            profile = {
+                "driver": "GTiff", "width": grid.width // factor, "height": grid.height // factor, "count": 1,
+                "crs": crs, "transform": grid.transform * grid.transform.scale(factor),
+                "blockxsize": max(size, 16), "blockysize": max(size, 16), **_WORK_OPTIONS,
+            }
+            if kind == "rsrp":
+                profile.update(dtype="float32", nodata=RSRP_NODATA_DBM, predictor=3)
+            else:
+                profile.update(dtype="uint8", nodata=CLASS_NODATA)
+            return Path(name), rasterio.open(name, "w", **profile)
+
+        try:
+            for rsrp_path, class_path in paths:
+                layer = {}
+                for kind, target in (("rsrp", rsrp_path), ("class", class_path)):
+                    work, ds = create(target, kind, 1)
+                    levels = [create(target, kind, factor) for factor in self.factors]
+                    self.jobs.append((work, [(f, p) for f, (p, _) in zip(self.factors, levels, strict=True)], target))
+                    layer[kind] = (ds, [level_ds for _, level_ds in levels])
+                self.datasets.append((layer["rsrp"][0], layer["class"][0],
+                                      list(zip(layer["rsrp"][1], layer["class"][1], strict=True))))
+        except BaseException:
+            self.discard()
+            raise
 
     def write(self, tile, layers):
-        """Write ``(rsrp, class)`` pairs in the order of the paths; None = all nodata, skipped."""
+        """Write ``(rsrp, class, overviews)`` triples in the order of the paths; None = all nodata, skipped."""
+        from rasterio.windows import Window
+
         window = tile.window()
-        for (rsrp_ds, class_ds), layer in zip(self.datasets, layers, strict=True):
-            if layer is not None:
-                rsrp_ds.write(layer[0], 1, window=window)
-                class_ds.write(layer[1], 1, window=window)
+        for (rsrp_ds, class_ds, level_ds), layer in zip(self.datasets, layers, strict=True):
+            if layer is None:
+                continue
+            rsrp, cls, overviews = layer
+            rsrp_ds.write(rsrp, 1, window=window)
+            class_ds.write(cls, 1, window=window)
+            for factor, (rsrp_level_ds, class_level_ds), (rsrp_level, class_level) in zip(
+                    self.factors, level_ds, overviews, strict=True):
+                level_window = Window(window.col_off // factor, window.row_off // factor,
+                                      window.width // factor, window.height // factor)
+                rsrp_level_ds.write(rsrp_level, 1, window=level_window)
+                class_level_ds.write(class_level, 1, window=level_window)
 
     def close(self):
-        for pair in self.datasets:
-            for ds in pair:
+        for rsrp_ds, class_ds, levels in self.datasets:
+            for ds in (rsrp_ds, class_ds, *(ds for pair in levels for ds in pair)):
                 ds.close()
         self.datasets = []
 
     def finish(self):
         """Close, translate the working files to COGs at their targets, remove the work files.
 
-        The translations run side by side in threads (GDAL releases the GIL): at a
-        national extent this phase is the main process's longest, with the workers idle.
+        The translations run side by side in threads (GDAL releases the GIL).
         """
         from concurrent.futures import ThreadPoolExecutor
 
         self.close()
         with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-            for done in pool.map(_translate_to_cog, self.work):
-                done.unlink(missing_ok=True)
-        self.work = []
+            for leftovers in pool.map(_translate_to_cog, self.jobs):
+                for path in leftovers:
+                    path.unlink(missing_ok=True)
+        self.jobs = []
 
     def discard(self):
         self.close()
-        for work, _, _ in self.work:
-            work.unlink(missing_ok=True)
+        for work, levels, _ in self.jobs:
+            for path in (work, work.with_suffix(".vrt"), *(path for _, path in levels)):
+                path.unlink(missing_ok=True)
 
 
 def _normalise_techs(techs) -> tuple[str, ...]:
@@ -1543,7 +1661,8 @@ def _write_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress,
             for k, rsrp_ds, class_ds in sources[tech]:
                 if k in present:
                     parts.append((rsrp_ds.read(1, window=window), class_ds.read(1, window=window)))
-            layers[-1] = combine_layers(np.stack([r for r, _ in parts]), np.stack([c for _, c in parts]))
+            combined = combine_layers(np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts]))
+            layers[-1] = _with_overviews(combined, writers[tech].factors)
         writers[tech].write(tile, layers)
 
     try:
@@ -1589,7 +1708,7 @@ def _write_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress,
                 executor.submit(
                     f"covmap-tile-{tech}-{tile_id}", _tile_task,
                     grid.col0 + tile.col_off, grid.row0 + tile.row_off, grid.tile_size_px, grid.resolution_m,
-                    prep.ue_height_m, subset, op_index[op_index >= 0], len(computed),
+                    prep.ue_height_m, subset, op_index[op_index >= 0], len(computed), writers[tech].factors,
                 )
                 job_rows[(tech, tile_id)] = rows
                 return True

@@ -23,7 +23,7 @@ from coverage.config import load_config
 from coverage.errors import EmptyCoverageError, SchemaError
 from coverage.grid import grid_north_bearing_deg, project_lonlat
 from coverage.layout import CLASS_NODATA, RSRP_NODATA_DBM, RunLayout
-from coverage.predict import SECTOR_FIELDS, combine_layers, predict, predict_tile
+from coverage.predict import SECTOR_FIELDS, combine_layers, predict, predict_tile, tile_overviews
 from coverage.radio import pathloss as pl
 from coverage.radio.profiles import PROFILES
 
@@ -532,6 +532,44 @@ def test_rasters_are_cogs_with_overviews_and_sparse_tiles_stay_nodata(tmp_path):
         assert (middle == nodata).all()
         assert (data != nodata).sum() > 2 * 100  # both sites' discs are there
     assert not list(RunLayout(tmp_path).raster_dir.glob(".*"))  # no working files left
+
+
+def test_overviews_are_the_nodata_aware_mean_and_the_centre_class(tmp_path):
+    """The COGs' first overview, computed tile by tile, equals the definition over the full raster."""
+    sectors = make_sectors([{"lon": 100.0, "lat": 30.0}, {"lon": 103.0, "lat": 30.0}])
+    predict(sectors, tmp_path, techs=("nbiot",), resolution_m=500, config=make_config(),
+            scheduler="synchronous", tile_size_px=32)
+    layout = RunLayout(tmp_path)
+    with rasterio.open(layout.rsrp("nbiot")) as ds:
+        assert ds.overviews(1)[0] == 2
+        rsrp = ds.read(1).astype(np.float64)
+        h, w = ds.height // 2, ds.width // 2
+        overview = ds.read(1, out_shape=(h, w))
+    with rasterio.open(layout.coverage_class("nbiot")) as ds:
+        cls = ds.read(1)
+        class_overview = ds.read(1, out_shape=(h, w))
+    valid = rsrp != RSRP_NODATA_DBM
+    total = np.where(valid, rsrp, 0).reshape(h, 2, w, 2).sum(axis=(1, 3))
+    count = valid.reshape(h, 2, w, 2).sum(axis=(1, 3))
+    with np.errstate(invalid="ignore"):
+        expected = np.where(count > 0, total / np.maximum(count, 1), RSRP_NODATA_DBM)
+    assert np.array_equal(overview == RSRP_NODATA_DBM, count == 0)
+    assert 0 < (count > 0).sum() < count.size
+    assert np.max(np.abs(overview - expected)[count > 0]) <= 1 / 256 + 1e-9  # the 1/128 dB step
+    assert np.array_equal(class_overview, cls[1::2, 1::2])
+    # the full-resolution values are whole steps of 1/128 dB
+    assert np.array_equal(rsrp[valid] * 128, np.round(rsrp[valid] * 128))
+
+
+def test_tile_overviews_by_hand():
+    rsrp = np.full((4, 4), RSRP_NODATA_DBM, dtype=np.float32)
+    rsrp[0, 0], rsrp[0, 1], rsrp[1, 1] = -90.0, -100.0, -95.5
+    rsrp[3, 3] = -80.0
+    cls = np.arange(16, dtype=np.uint8).reshape(4, 4)
+    (r2, c2), (r4, c4) = tile_overviews(rsrp, cls, [2, 4])
+    assert r2.tolist() == [[-95.1640625, RSRP_NODATA_DBM], [RSRP_NODATA_DBM, -80.0]]  # -95.1666… in 1/128 dB
+    assert c2.tolist() == [[5, 7], [13, 15]]
+    assert r4.tolist() == [[-91.375]] and c4.tolist() == [[10]]
 
 
 def test_same_inputs_give_byte_identical_files(tmp_path):
