@@ -41,7 +41,7 @@ import pandas as pd
 
 from coverage.errors import InputReadError, SchemaError, StageError, UnknownUnitError
 from coverage.files import atomic_output, write_csv_bom
-from coverage.gaps import DEFAULT_GAP_ENVIRONMENT, DEFAULT_MIN_GAP_KM2, GAP_COLUMNS, find_gaps
+from coverage.gaps import DEFAULT_GAP_ENVIRONMENT, DEFAULT_MIN_GAP_KM2, GAP_COLUMNS, find_layer_gaps
 from coverage.layout import ALL_OPERATORS, RunLayout
 from coverage.schema import OPERATORS, normalise_operator, normalise_tech
 from coverage.zonal import Layer, unit_table
@@ -129,13 +129,13 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
                                         level="township"))
             step()
         radius = report["techs"][tech].get("typical_cell_radius_m")
-        parts = []
-        for layer in layers[tech]:
-            parts.append(find_gaps(layer.class_path, counties, min_gap_km2, sectors=sectors,
-                                   typical_cell_radius_m=radius, tech=tech, operator=layer.operator,
-                                   environment=DEFAULT_GAP_ENVIRONMENT))
+        # all layers of a technology in one pass: each county is rasterised once
+        tech_gaps = find_layer_gaps({layer.operator: layer.class_path for layer in layers[tech]}, counties,
+                                    min_gap_km2, sectors=sectors, typical_cell_radius_m=radius, tech=tech,
+                                    environment=DEFAULT_GAP_ENVIRONMENT)
+        for _ in layers[tech]:
             step()
-        gaps[tech] = _concat_gaps(parts)
+        gaps[tech] = _concat_gaps([tech_gaps])
 
     county_table = pd.concat(county_rows, ignore_index=True)
     town_table = pd.concat(town_rows, ignore_index=True) if town_rows else None

@@ -2,10 +2,13 @@
 
 A pixel is uncovered when its class is 0 (no coverage) or nodata (255), and
 the parts of a unit outside the raster extent are uncovered too (the raster is
-read with a boundless window padded with nodata). Uncovered pixels inside a
-unit become polygons with ``rasterio.features.shapes`` (4-connected regions),
-which are clipped exactly to the unit's polygon, split into parts, and dropped
-below ``min_gap_km2``.
+read with a boundless window padded with nodata). A gap is a connected part of
+the unit's polygon minus its covered pixels, dropped below ``min_gap_km2``.
+To get it, whichever of the covered or the uncovered pixels touching the unit
+are fewer become polygons (``rasterio.features.shapes``, only over tiles holding
+such pixels): the unit minus the covered ones, or the uncovered ones clipped
+exactly to the unit; both give the same gaps. All layers of a technology share
+one rasterisation of each unit (:func:`find_layer_gaps`).
 
 Each gap carries
 - ``area_km2`` in the raster's equal-area CRS;
@@ -25,6 +28,7 @@ Each gap carries
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Mapping
@@ -35,18 +39,22 @@ import pandas as pd
 import rasterio
 import rasterio.features
 import shapely
+import shapely.affinity
+from affine import Affine
 from pyproj import Geod, Transformer
 from shapely.geometry import shape
 
 from coverage.errors import CRSMismatchError, EmptyCoverageError, SchemaError
 from coverage.layout import ALL_OPERATORS, CLASS_DEEP, CLASS_NODATA, CLASS_OUTDOOR, layer_key
-from coverage.zonal import pixel_window, units_in_crs
+from coverage.zonal import GDAL_CACHE_MB, pixel_window, units_in_crs
 
 log = logging.getLogger(__name__)
 
 M2_PER_KM2 = 1.0e6
 DEFAULT_MIN_GAP_KM2 = 1.0
 DEFAULT_GAP_ENVIRONMENT = "rural"
+#: Tile (px) in which pixel masks are polygonised; tiles without a pixel of the mask are skipped.
+_POLYGONISE_TILE_PX = 256
 
 #: Columns of a gaps layer (docs/CONTRACTS.md), geometry last.
 GAP_COLUMNS = (
@@ -120,6 +128,31 @@ def find_gaps(class_raster, units, min_gap_km2: float = DEFAULT_MIN_GAP_KM2, sec
     >>> gaps = find_gaps("run/raster/nbiot_class.tif", counties, 1.0,
     ...                  typical_cell_radius_m={"rural": 8000}, tech="nbiot")  # doctest: +SKIP
     """
+    return find_layer_gaps({operator: class_raster}, units, min_gap_km2, sectors, typical_cell_radius_m,
+                           tech=tech, environment=environment)
+
+
+def find_layer_gaps(class_rasters: Mapping[str, object], units, min_gap_km2: float = DEFAULT_MIN_GAP_KM2,
+                    sectors=None, typical_cell_radius_m: float | Mapping[str, float] | None = None, *,
+                    tech: str | None = None, environment: str = DEFAULT_GAP_ENVIRONMENT) -> gpd.GeoDataFrame:
+    """Gaps of several layers of one technology (e.g. each operator and ``"all"``) in one pass.
+
+    Same result as concatenating :func:`find_gaps` of each layer in the order of
+    ``class_rasters``, but each unit is rasterised once and its window read once
+    per layer, which matters at national scale.
+
+    Parameters
+    ----------
+    class_rasters : mapping
+        Operator code (or ``"all"``) → coverage class GeoTIFF; all on one grid.
+    units, min_gap_km2, sectors, typical_cell_radius_m, tech, environment
+        As for :func:`find_gaps`.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The layers' gaps one after the other, each as :func:`find_gaps` returns it.
+    """
     if not isinstance(units, gpd.GeoDataFrame) or units.crs is None:
         raise SchemaError("units must be a GeoDataFrame with a CRS")
     if "code" not in units.columns:
@@ -128,21 +161,39 @@ def find_gaps(class_raster, units, min_gap_km2: float = DEFAULT_MIN_GAP_KM2, sec
         raise EmptyCoverageError("no units to look for gaps in")
     if not min_gap_km2 >= 0:
         raise SchemaError(f"min_gap_km2 must be ≥ 0, got {min_gap_km2}")
+    if not class_rasters:
+        raise EmptyCoverageError("no coverage layers to look for gaps in")
     radius_m = _radius(typical_cell_radius_m, environment)
 
-    with rasterio.open(class_raster) as ds:
-        if ds.crs is None:
-            raise CRSMismatchError(f"{class_raster} has no CRS")
-        crs = ds.crs
-        pixel_m2 = abs(ds.transform.a * ds.transform.e - ds.transform.b * ds.transform.d)
+    operators = list(class_rasters)
+    rows: list[list[tuple[int, object]]] = [[] for _ in operators]
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), contextlib.ExitStack() as stack:
+        dss = [stack.enter_context(rasterio.open(class_rasters[op])) for op in operators]
+        ref = dss[0]
+        if ref.crs is None:
+            raise CRSMismatchError(f"{class_rasters[operators[0]]} has no CRS")
+        for op, ds in zip(operators[1:], dss[1:], strict=True):
+            if ds.crs != ref.crs or not ds.transform.almost_equals(ref.transform) or ds.shape != ref.shape:
+                raise CRSMismatchError(f"{class_rasters[op]} is not on the grid of {class_rasters[operators[0]]}")
+        crs = ref.crs
         geoms = units_in_crs(units, crs).geometry.to_numpy()
-        rows = []
         for i, geom in enumerate(geoms):
             if geom is None or geom.is_empty:
                 continue
-            for part in _unit_gaps(ds, geom, pixel_m2, min_gap_km2 * M2_PER_KM2):
-                rows.append((i, part))
+            for layer_rows, parts in zip(rows, _unit_gaps(dss, geom, min_gap_km2 * M2_PER_KM2), strict=True):
+                layer_rows.extend((i, part) for part in parts)
 
+    frames = [_gap_frame(layer_rows, units, crs, radius_m, sectors, tech, op)
+              for op, layer_rows in zip(operators, rows, strict=True)]
+    out = frames[0] if len(frames) == 1 else gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=4326)
+    for op, frame in zip(operators, frames, strict=True):
+        log.info("%s: %d gaps ≥ %.3g km² in %d units (%.1f km² in all)", layer_key(tech or "gap", op), len(frame),
+                 min_gap_km2, len(units), float(frame["area_km2"].sum()) if len(frame) else 0.0)
+    return out
+
+
+def _gap_frame(rows, units, crs, radius_m, sectors, tech, operator) -> gpd.GeoDataFrame:
+    """The gaps table of one layer from ``(unit index, polygon)`` rows (equal-area CRS)."""
     county_code, county_name = _county_columns(units)
     unit_idx = np.array([i for i, _ in rows], dtype=int)
     gap_geoms = np.array([g for _, g in rows], dtype=object)
@@ -171,12 +222,9 @@ def find_gaps(class_raster, units, min_gap_km2: float = DEFAULT_MIN_GAP_KM2, sec
     frame["rank_in_county"] = frame.groupby("county_code", sort=False).cumcount().astype("int64") + 1
     key = layer_key(tech or "gap", operator)
     frame["gap_id"] = [f"{key}-{c}-{r}" for c, r in zip(frame["county_code"], frame["rank_in_county"], strict=True)]
-    out = gpd.GeoDataFrame(frame.loc[:, list(GAP_COLUMNS)].reset_index(drop=True),
-                           geometry=gpd.GeoSeries(frame["_geometry"].to_numpy(), crs=crs).to_crs(4326).to_numpy(),
-                           crs=4326)
-    log.info("%s: %d gaps ≥ %.3g km² in %d units (%.1f km² in all)", key, len(out), min_gap_km2,
-             len(units), float(out["area_km2"].sum()) if len(out) else 0.0)
-    return out
+    return gpd.GeoDataFrame(frame.loc[:, list(GAP_COLUMNS)].reset_index(drop=True),
+                            geometry=gpd.GeoSeries(frame["_geometry"].to_numpy(), crs=crs).to_crs(4326).to_numpy(),
+                            crs=4326)
 
 
 # ---------------------------------------------------------------- helpers
@@ -197,34 +245,81 @@ def _radius(typical_cell_radius_m, environment: str) -> float | None:
     return value
 
 
-def _unit_gaps(ds, geom, pixel_m2: float, min_gap_m2: float) -> list:
-    """Gap polygons (equal-area CRS) of one unit, clipped to it, ≥ ``min_gap_m2``."""
+def _unit_gaps(dss, geom, min_gap_m2: float) -> list[list]:
+    """Gap polygons (equal-area CRS) of one unit in each layer, clipped to it, ≥ ``min_gap_m2``."""
     if geom.area < min_gap_m2 or geom.area == 0:
-        return []
-    win = pixel_window(geom.bounds, ds, pad_px=1, clip=False)
-    # boundless: outside the raster extent reads as nodata, i.e. uncovered
-    cls = ds.read(1, window=win, boundless=True, fill_value=CLASS_NODATA)
-    transform = ds.window_transform(win)
-    inside = rasterio.features.rasterize([(geom, 1)], out_shape=cls.shape, transform=transform,
-                                         fill=0, all_touched=True, dtype="uint8").astype(bool)
-    uncovered = inside & (cls != CLASS_OUTDOOR) & (cls != CLASS_DEEP)
-    if not uncovered.any():
-        return []
-    polys = [shape(g) for g, _ in
-             rasterio.features.shapes(uncovered.astype("uint8"), mask=uncovered, transform=transform)]
-    polys = np.array(polys, dtype=object)
-    # pixel polygons are an upper bound of the clipped area: drop the small ones early
-    polys = polys[shapely.area(polys) >= min_gap_m2]
-    if len(polys) == 0:
-        return []
+        return [[] for _ in dss]
+    ref = dss[0]
+    win = pixel_window(geom.bounds, ref, pad_px=1, clip=False)
+    # outside the raster extent reads as nodata, i.e. uncovered; a boundless read is
+    # slower, so it is only used when the window pokes out of the raster
+    boundless = (win.col_off < 0 or win.row_off < 0 or win.col_off + win.width > ref.width
+                 or win.row_off + win.height > ref.height)
+    transform = ref.window_transform(win)
+    inside = rasterio.features.rasterize([(geom, 1)], out_shape=(int(win.height), int(win.width)),
+                                         transform=transform, fill=0, all_touched=True, dtype="uint8").view(bool)
     shapely.prepare(geom)
-    whole = shapely.contains(geom, polys)
-    clipped = polys.copy()
-    if (~whole).any():
-        clipped[~whole] = shapely.intersection(polys[~whole], geom)
-    parts = shapely.get_parts(clipped)
-    parts = parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) >= min_gap_m2)]
-    return list(parts)
+    out = []
+    for ds in dss:
+        cls = ds.read(1, window=win, boundless=boundless, fill_value=CLASS_NODATA) if boundless \
+            else ds.read(1, window=win)
+        covered = inside & ((cls == CLASS_OUTDOOR) | (cls == CLASS_DEEP))
+        uncovered = inside & ~covered
+        n_uncovered = int(np.count_nonzero(uncovered))
+        if n_uncovered == 0:
+            out.append([])
+            continue
+        # Polygonise the side with fewer pixels: clipped to the unit, the uncovered
+        # pixels are exactly the unit minus the covered ones (``inside`` holds every
+        # pixel the unit touches).
+        if np.count_nonzero(covered) < n_uncovered:
+            covered_region = _pixel_region(covered, transform)
+            clipped = [geom if covered_region is None else geom.difference(covered_region)]
+        else:
+            polys = shapely.get_parts(_pixel_region(uncovered, transform))
+            # pixel polygons are an upper bound of the clipped area: drop the small ones early
+            polys = polys[shapely.area(polys) >= min_gap_m2]
+            whole = shapely.contains(geom, polys)
+            clipped = polys.copy()
+            if (~whole).any():
+                clipped[~whole] = shapely.intersection(polys[~whole], geom)
+        parts = shapely.get_parts(np.asarray(clipped, dtype=object))
+        parts = parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) >= min_gap_m2)]
+        out.append(list(parts))
+    return out
+
+
+def _pixel_region(mask: np.ndarray, transform):
+    """The union of the ``True`` pixels of ``mask`` as one (multi)polygon in map units, or None.
+
+    ``rasterio.features.shapes`` costs about the same per pixel whatever the mask
+    holds, so only the tiles holding some ``True`` pixel are polygonised. Tiles are
+    polygonised in pixel units (exact integer coordinates) and merged with
+    ``shapely.coverage_union_all`` before the pixel → map transform.
+    """
+    rows, cols = mask.shape
+    pieces = []
+    for row0 in range(0, rows, _POLYGONISE_TILE_PX):
+        band = mask[row0:row0 + _POLYGONISE_TILE_PX]
+        in_band = band.any(axis=0)
+        for col0 in range(0, cols, _POLYGONISE_TILE_PX):
+            if not in_band[col0:col0 + _POLYGONISE_TILE_PX].any():
+                continue
+            tile = np.ascontiguousarray(band[:, col0:col0 + _POLYGONISE_TILE_PX])
+            offset = Affine.translation(col0, row0)
+            pieces += [shape(g) for g, _ in rasterio.features.shapes(tile.view("uint8"), mask=tile, transform=offset)]
+    if not pieces:
+        return None
+    if len(pieces) == 1:
+        region = pieces[0]
+    else:
+        # a piece's edge along a tile border may span several pieces of the next
+        # tile: vertices at every pixel corner make the shared edges identical
+        # (coverage union needs that), and simplifying with tolerance 0 drops the
+        # collinear vertices again
+        region = shapely.simplify(shapely.coverage_union_all(shapely.segmentize(pieces, 1.0)), 0.0)
+    return shapely.affinity.affine_transform(region, [transform.a, transform.b, transform.d, transform.e,
+                                                      transform.c, transform.f])
 
 
 def _county_columns(units) -> tuple[np.ndarray, np.ndarray]:

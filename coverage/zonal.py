@@ -21,9 +21,15 @@ Definitions (all areas in km², all ``_pct`` in percent of the unit's area)
     ``report.json``). Being shares of the area, like ``coverage_pct``, they add
     up to at most ``coverage_pct``.
 ``median_rsrp_dbm``
-    Coverage-fraction-weighted median (exactextract ``median``) of the
-    best-server RSRP over the unit's *covered* pixels (class ≥ 1); empty when
-    nothing is covered.
+    Coverage-fraction-weighted median of the best-server RSRP over the unit's
+    *covered* pixels (class ≥ 1), to 0.1 dB (:data:`MEDIAN_STEP_DB`): a weighted
+    histogram of the RSRP in 0.1 dB bins per unit, linear inside the median bin,
+    so it lies in the same 0.1 dB bin as the weighted median of the unbinned
+    values (where the cumulative weight reaches half). The bins keep memory
+    bounded per unit however many distinct values the raster holds. Where only a
+    few pixels are covered, weighted medians are ill-defined between distant
+    values and exactextract's interpolated ``median`` (used before) can differ
+    by more than a bin. Empty when nothing is covered.
 ``population`` / ``population_covered_pct``
     With a population raster (people per pixel, any CRS): the coverage class is
     warped onto the population grid as the area-weighted covered fraction of each
@@ -32,11 +38,16 @@ Definitions (all areas in km², all ``_pct`` in percent of the unit's area)
     ``Σ population × covered fraction`` is summed per unit with exactextract.
     The population grid is processed in tiles, so memory stays bounded.
 
-Performance: one exactextract pass serves all layers given, with builtin
-(C++) operations only: each layer is read through a derived window source
-(``class × 4 + CE level``, uint8) whose ``unique``/``frac``/``count`` give the
-covered, deep and CE areas, and a covered-only RSRP source for ``median``.
-A Python summary function would cost ~100× more per pixel.
+Performance: one exactextract pass serves all layers given (one technology's
+operators and "all"), with builtin (C++) operations only. A numba kernel packs,
+per window, every layer's ``class × 4 + CE level`` into one int32 state raster
+(base 13, one digit per layer), whose ``unique``/``frac``/``count`` give the
+covered, deep and CE areas of all layers from one table per unit, and writes
+each layer's covered RSRP in 0.1 dB steps (int16) whose ``unique``/``frac`` give
+the median's histogram. exactextract reads whole-width strips of whole COG block
+rows (each block decompressed once) and only the columns under some unit are
+read; the GDAL block cache is capped at :data:`GDAL_CACHE_MB`. A Python
+summary function would cost ~100× more per pixel.
 """
 
 from __future__ import annotations
@@ -55,6 +66,7 @@ import shapely
 from exactextract import exact_extract
 from exactextract.operation import Operation
 from exactextract.raster import NumPyRasterSource, RasterioRasterSource
+from numba import njit
 from rasterio.warp import Resampling, reproject, transform_bounds
 from rasterio.windows import Window
 
@@ -417,65 +429,182 @@ def _ce_thresholds(thresholds_dbm) -> dict[str, float] | None:
     return {level: float(ce[level]) for level in CE_LEVELS}
 
 
-class _LayerWindows:
-    """Reads a layer's class and RSRP windows once per window (one-entry cache)."""
+#: Per-layer pixel states in the combined state raster: ``class × 4 + CE level``
+#: (0..11; level 3 = below CE2, no RSRP or no CE thresholds) and 12 for class nodata.
+_STATES_PER_LAYER = 13
+_STATE_NODATA = 12
+#: Median RSRP is taken over RSRP rounded to this step (dB): a bounded number of
+#: distinct values per unit keeps exactextract's per-value table small.
+MEDIAN_STEP_DB = 0.1
+_MEDIAN_NODATA = np.iinfo(np.int16).min
+#: Rows of one exactextract strip are a multiple of the raster's block height and
+#: about this many cells, so that every block is decompressed once.
+_STRIP_TARGET_CELLS = 16_000_000
+#: GDAL block cache (MB) while extracting: strips are read once, a big cache only grows RSS.
+GDAL_CACHE_MB = 256
 
-    def __init__(self, class_ds, rsrp_ds=None):
-        self.class_ds, self.rsrp_ds = class_ds, rsrp_ds
+
+@njit(cache=True, nogil=True)
+def _add_layer_state(cls, rsrp, rsrp_nodata, ce0, ce1, ce2, place, use_rsrp, state, median_step):
+    """Add one layer's ``state × place`` to ``state``; write its covered RSRP in steps.
+
+    ``median_step`` receives ``round(rsrp / MEDIAN_STEP_DB)`` (int16) where the
+    class is covered and the RSRP valid, ``_MEDIAN_NODATA`` elsewhere.
+    """
+    ny, nx = cls.shape
+    for r in range(ny):
+        for c in range(nx):
+            k = cls[r, c]
+            level = 3
+            valid = False
+            value = 0.0
+            if use_rsrp:
+                value = rsrp[r, c]
+                # nodata (−9999) and NaN are no RSRP: level 3, not in the median
+                valid = not (np.isnan(value) or value == rsrp_nodata)
+                if valid:
+                    if value >= ce0:
+                        level = 0
+                    elif value >= ce1:
+                        level = 1
+                    elif value >= ce2:
+                        level = 2
+            covered = k == CLASS_OUTDOOR or k == CLASS_DEEP
+            if use_rsrp:
+                median_step[r, c] = np.int16(np.rint(value / MEDIAN_STEP_DB)) if covered and valid else _MEDIAN_NODATA
+            code = _STATE_NODATA if k == CLASS_NODATA else k * 4 + level
+            state[r, c] += code * place
+
+
+class _GroupWindows:
+    """Derived arrays of all layers of a group for one exactextract window (one-entry cache).
+
+    ``state`` (int32) packs every layer's pixel state in base 13 (layer ``i`` has
+    place value ``13**i``); ``median[i]`` is layer ``i``'s covered RSRP in
+    :data:`MEDIAN_STEP_DB` steps (int16). Only the columns under some unit's
+    bounding box are read: exactextract asks for whole-width strips.
+    """
+
+    def __init__(self, class_dss, rsrp_dss, ce_by_layer, unit_boxes_px):
+        self.class_dss, self.rsrp_dss, self.ce_by_layer = class_dss, rsrp_dss, ce_by_layer
+        self.unit_boxes_px = unit_boxes_px  # (n, 4) col0, row0, col1, row1
         self._key = None
         self._value = None
 
     def read(self, x0, y0, nx, ny):
         key = (x0, y0, nx, ny)
         if key != self._key:
-            window = Window(x0, y0, nx, ny)
-            cls = self.class_ds.read(1, window=window)
-            rsrp = None if self.rsrp_ds is None else self.rsrp_ds.read(1, window=window, masked=True)
-            self._key, self._value = key, (cls, rsrp)
+            self._value = None  # let the previous strip's arrays go before making new ones
+            self._key, self._value = key, self._compute(x0, y0, nx, ny)
         return self._value
 
+    def _compute(self, x0, y0, nx, ny):
+        n_layers = len(self.class_dss)
+        empty_state = sum(_STATE_NODATA * _STATES_PER_LAYER ** i for i in range(n_layers))
+        state = np.full((ny, nx), empty_state, dtype=np.int32)
+        medians = [None if ds is None else np.full((ny, nx), _MEDIAN_NODATA, dtype=np.int16)
+                   for ds in self.rsrp_dss]
+        boxes = self.unit_boxes_px
+        rows_hit = (boxes[:, 1] < y0 + ny) & (boxes[:, 3] > y0)
+        col0 = max(int(boxes[rows_hit, 0].min()), x0) if rows_hit.any() else x0 + nx
+        col1 = min(int(boxes[rows_hit, 2].max()), x0 + nx) if rows_hit.any() else x0
+        if col1 <= col0:
+            return state, medians
+        window = Window(col0, y0, col1 - col0, ny)
+        part = np.zeros((ny, col1 - col0), dtype=np.int32)
+        no_rsrp = np.zeros((1, 1), dtype=np.float32)
+        no_median = np.zeros((1, 1), dtype=np.int16)
+        for i, (cds, rds) in enumerate(zip(self.class_dss, self.rsrp_dss, strict=True)):
+            cls = cds.read(1, window=window)
+            ce = self.ce_by_layer[i]
+            # without CE thresholds every covered pixel gets level 3 (never below +inf)
+            ce0, ce1, ce2 = (math.inf,) * 3 if ce is None else (ce["CE0"], ce["CE1"], ce["CE2"])
+            if rds is None:
+                _add_layer_state(cls, no_rsrp, math.nan, ce0, ce1, ce2, _STATES_PER_LAYER ** i, False, part,
+                                 no_median)
+                continue
+            rsrp = rds.read(1, window=window)
+            nodata = math.nan if rds.nodata is None else float(rds.nodata)
+            median_part = np.empty(cls.shape, dtype=np.int16)
+            _add_layer_state(cls, rsrp, nodata, ce0, ce1, ce2, _STATES_PER_LAYER ** i, True, part, median_part)
+            medians[i][:, col0 - x0:col1 - x0] = median_part
+        state[:, col0 - x0:col1 - x0] = part
+        return state, medians
 
-class _CodeSource(RasterioRasterSource):
-    """uint8 ``class × 4 + CE level`` of a layer (level 3: below CE2 or no RSRP); 255 nodata.
 
-    Lets exactextract's builtin ``unique``/``frac``/``count`` give the covered,
-    deep and CE areas of every unit in C++ (a Python summary function costs
-    ~100× more per pixel).
+class _StateSource(RasterioRasterSource):
+    """int32 combined pixel state of every layer of a group (see :class:`_GroupWindows`).
+
+    exactextract's builtin ``unique``/``frac``/``count`` on it give the covered,
+    deep and CE areas of every layer in one C++ table per unit (a Python summary
+    function costs ~100× more per pixel, one table per layer ~n× more).
     """
 
-    def __init__(self, windows: _LayerWindows, ce, name):
-        super().__init__(windows.class_ds, name=name)
+    def __init__(self, ds, windows: _GroupWindows, name):
+        super().__init__(ds, name=name)
         self.windows = windows
-        self.ce = ce
 
     def nodata_value(self):
-        return CLASS_NODATA
+        return None  # every pixel has a state; class nodata is state 12
 
     def read_window(self, x0, y0, nx, ny):
-        cls, rsrp = self.windows.read(x0, y0, nx, ny)
-        if self.ce is None or rsrp is None:
-            return cls
-        r = np.ma.filled(rsrp.astype(np.float64), -np.inf)
-        level = np.full(cls.shape, 3, dtype=np.uint8)
-        level[r >= self.ce["CE2"]] = 2
-        level[r >= self.ce["CE1"]] = 1
-        level[r >= self.ce["CE0"]] = 0
-        return np.where(cls == CLASS_NODATA, CLASS_NODATA, cls * 4 + level).astype(np.uint8)
+        return self.windows.read(x0, y0, nx, ny)[0]
 
 
-class _CoveredRsrpSource(RasterioRasterSource):
-    """The layer's RSRP (float64) where the class is covered (1 or 2), NaN elsewhere."""
+class _MedianSource(RasterioRasterSource):
+    """Layer ``index``'s covered RSRP in :data:`MEDIAN_STEP_DB` steps (int16), nodata elsewhere."""
 
-    def __init__(self, windows: _LayerWindows, name):
-        super().__init__(windows.rsrp_ds, name=name)
-        self.windows = windows
+    def __init__(self, ds, windows: _GroupWindows, index, name):
+        super().__init__(ds, name=name)
+        self.windows, self.index = windows, index
+
+    def nodata_value(self):
+        return int(_MEDIAN_NODATA)
 
     def read_window(self, x0, y0, nx, ny):
-        cls, rsrp = self.windows.read(x0, y0, nx, ny)
-        covered = (cls == CLASS_OUTDOOR) | (cls == CLASS_DEEP)
-        values = rsrp.astype(np.float64).filled(np.nan)
-        values[~covered] = np.nan  # exactextract skips NaN (it ignores a masked array's mask here)
-        return values
+        return self.windows.read(x0, y0, nx, ny)[1][self.index]
+
+
+def _histogram_median(steps: np.ndarray, weights: np.ndarray) -> float:
+    """Weighted median (in steps) of values binned to whole steps, linear inside the median bin.
+
+    Bin ``k`` spans ``[k − ½, k + ½)``; its weight is spread evenly over it, so a
+    constant value ``v`` gives ``v`` and the result lies in the same bin as the
+    weighted median of the unbinned values (less than a step from it). When
+    exactly half the weight lies below a gap between occupied bins (an even
+    number of whole pixels), the median is the middle of the gap, as the
+    ordinary median of an even count is the mean of the two middle values.
+    """
+    order = np.argsort(steps)
+    steps, weights = steps[order], weights[order]
+    cumulative = np.cumsum(weights)
+    half = cumulative[-1] / 2.0
+    tolerance = 1e-9 * cumulative[-1]
+    k = min(int(np.searchsorted(cumulative, half - tolerance)), len(steps) - 1)
+    if k < len(steps) - 1 and cumulative[k] <= half + tolerance:
+        return float((steps[k] + steps[k + 1]) / 2.0)
+    below = cumulative[k - 1] if k > 0 else 0.0
+    inside = (half - below) / weights[k] if weights[k] > 0 else 0.5
+    return float(steps[k] - 0.5 + min(max(inside, 0.0), 1.0))
+
+
+def _unit_boxes_px(projected, transform, width, height) -> np.ndarray:
+    """Pixel bounding boxes (col0, row0, col1, row1), padded by a pixel, of every unit."""
+    bounds = projected.geometry.bounds.to_numpy()
+    inv = ~transform
+    col_a, row_a = inv * (bounds[:, 0], bounds[:, 3])
+    col_b, row_b = inv * (bounds[:, 2], bounds[:, 1])
+    boxes = np.column_stack([np.floor(np.minimum(col_a, col_b)) - 1, np.floor(np.minimum(row_a, row_b)) - 1,
+                             np.ceil(np.maximum(col_a, col_b)) + 1, np.ceil(np.maximum(row_a, row_b)) + 1])
+    boxes = np.nan_to_num(boxes, nan=0.0)  # empty geometries
+    return np.clip(boxes, 0, [width, height, width, height]).astype(np.int64)
+
+
+def _strip_cells(ds) -> int:
+    """exactextract ``max_cells_in_memory``: whole-width strips of whole block rows."""
+    block_rows = ds.block_shapes[0][0]
+    rows = block_rows * max(1, _STRIP_TARGET_CELLS // (block_rows * ds.width))
+    return rows * ds.width
 
 
 def _extract_group(projected, layers: Sequence[Layer], crs, transform) -> dict[str, np.ndarray]:
@@ -485,50 +614,67 @@ def _extract_group(projected, layers: Sequence[Layer], crs, transform) -> dict[s
     (sums of coverage fractions, i.e. pixels) and the median RSRP (dBm).
     """
     n = len(projected)
-    datasets, ops, sources = [], [], []
-    try:
-        for i, lay in enumerate(layers):
-            cds = rasterio.open(lay.class_path)
-            datasets.append(cds)
-            _check_grid(cds, crs, transform, lay.class_path)
-            rds = None
-            if lay.rsrp_path is not None:
-                rds = rasterio.open(lay.rsrp_path)
-                datasets.append(rds)
-                _check_grid(rds, crs, transform, lay.rsrp_path)
-            windows = _LayerWindows(cds, rds)
-            code = _CodeSource(windows, lay.ce_thresholds_dbm, name=f"c{i}")
-            sources.append(code)
-            ops += [Operation("unique", f"c{i}_unique", code), Operation("frac", f"c{i}_frac", code),
-                    Operation("count", f"c{i}_count", code)]
-            if rds is not None:
-                rsrp = _CoveredRsrpSource(windows, name=f"r{i}")
-                sources.append(rsrp)
-                ops.append(Operation("median", f"r{i}_median", rsrp))
-        result = exact_extract(sources, projected, ops, include_cols=["_uid"], output="pandas", strategy=_STRATEGY)
-        result = result.set_index("_uid").reindex(np.arange(n))
-        out: dict[str, np.ndarray] = {}
-        for i, lay in enumerate(layers):
-            raw = np.zeros((n, _N_OUT))
-            raw[:, 5] = result[f"r{i}_median"].to_numpy(dtype=float) if lay.rsrp_path is not None else np.nan
-            with_ce = lay.ce_thresholds_dbm is not None and lay.rsrp_path is not None
-            for row, (values, fracs, count) in enumerate(zip(result[f"c{i}_unique"], result[f"c{i}_frac"],
-                                                           result[f"c{i}_count"], strict=True)):
-                if not isinstance(values, np.ndarray | list) or not count or pd.isna(count):
-                    continue
-                values = np.asarray(values, dtype=np.int64)
-                px = np.asarray(fracs, dtype=np.float64) * float(count)
-                klass, level = (values // 4, values % 4) if with_ce else (values, np.full(len(values), 3))
-                covered = (klass == CLASS_OUTDOOR) | (klass == CLASS_DEEP)
-                raw[row, 0] = px[covered].sum()
-                raw[row, 1] = px[klass == CLASS_DEEP].sum()
-                for k in range(3):
-                    raw[row, 2 + k] = px[covered & (level == k)].sum()
-            out[lay.key] = raw
-        return out
-    finally:
-        for ds in datasets:
-            ds.close()
+    if _STATES_PER_LAYER ** len(layers) > np.iinfo(np.int32).max:
+        # 8 layers fit the int32 state; a run has at most 5 per technology
+        half = len(layers) // 2
+        return {**_extract_group(projected, layers[:half], crs, transform),
+                **_extract_group(projected, layers[half:], crs, transform)}
+    datasets = []
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        try:
+            class_dss, rsrp_dss = [], []
+            for lay in layers:
+                cds = rasterio.open(lay.class_path)
+                datasets.append(cds)
+                _check_grid(cds, crs, transform, lay.class_path)
+                class_dss.append(cds)
+                rds = None
+                if lay.rsrp_path is not None:
+                    rds = rasterio.open(lay.rsrp_path)
+                    datasets.append(rds)
+                    _check_grid(rds, crs, transform, lay.rsrp_path)
+                rsrp_dss.append(rds)
+            ref = class_dss[0]
+            windows = _GroupWindows(class_dss, rsrp_dss,
+                                    [lay.ce_thresholds_dbm if lay.rsrp_path is not None else None for lay in layers],
+                                    _unit_boxes_px(projected, transform, ref.width, ref.height))
+            state = _StateSource(ref, windows, name="s")
+            sources = [state]
+            ops = [Operation("unique", "s_unique", state), Operation("frac", "s_frac", state),
+                   Operation("count", "s_count", state)]
+            for i, rds in enumerate(rsrp_dss):
+                if rds is not None:
+                    median = _MedianSource(rds, windows, i, name=f"r{i}")
+                    sources.append(median)
+                    ops += [Operation("unique", f"r{i}_unique", median), Operation("frac", f"r{i}_frac", median)]
+            result = exact_extract(sources, projected, ops, include_cols=["_uid"], output="pandas",
+                                   strategy=_STRATEGY, max_cells_in_memory=_strip_cells(ref))
+        finally:
+            for ds in datasets:
+                ds.close()
+    result = result.set_index("_uid").reindex(np.arange(n))
+    raw = np.zeros((len(layers), n, _N_OUT))
+    for i, lay in enumerate(layers):
+        raw[i, :, 5] = np.nan
+        if lay.rsrp_path is not None:
+            for row, (steps, fracs) in enumerate(zip(result[f"r{i}_unique"], result[f"r{i}_frac"], strict=True)):
+                if isinstance(steps, np.ndarray | list) and len(steps):
+                    raw[i, row, 5] = _histogram_median(np.asarray(steps, dtype=np.float64),
+                                                       np.asarray(fracs, dtype=np.float64)) * MEDIAN_STEP_DB
+    places = _STATES_PER_LAYER ** np.arange(len(layers), dtype=np.int64)
+    for row, (values, fracs, count) in enumerate(zip(result["s_unique"], result["s_frac"], result["s_count"],
+                                                     strict=True)):
+        if not isinstance(values, np.ndarray | list) or not count or pd.isna(count):
+            continue
+        px = np.asarray(fracs, dtype=np.float64) * float(count)
+        per_layer = (np.asarray(values, dtype=np.int64)[:, None] // places) % _STATES_PER_LAYER
+        klass, level = per_layer // 4, per_layer % 4  # state 12 (nodata) gives class 3: not covered
+        covered = (klass == CLASS_OUTDOOR) | (klass == CLASS_DEEP)
+        raw[:, row, 0] = px @ covered
+        raw[:, row, 1] = px @ (klass == CLASS_DEEP)
+        for k in range(3):
+            raw[:, row, 2 + k] = px @ (covered & (level == k))
+    return {lay.key: raw[i] for i, lay in enumerate(layers)}
 
 
 def _check_grid(ds, crs, transform, path) -> None:

@@ -6,6 +6,7 @@ import math
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 import shapely
@@ -13,7 +14,7 @@ from pyproj import Geod, Transformer
 from rasterio.transform import from_origin
 
 from coverage.errors import SchemaError
-from coverage.gaps import GAP_COLUMNS, find_gaps, hexagon_area_m2
+from coverage.gaps import GAP_COLUMNS, find_gaps, find_layer_gaps, hexagon_area_m2
 
 try:
     from coverage.grid import CHINA_ALBERS_PROJ4 as ALBERS
@@ -128,3 +129,57 @@ def test_hexagon_area_and_bad_input(gap_raster):
         find_gaps(gap_raster, county(box(0, 0, 100, 100)).drop(columns="code"))
     with pytest.raises(SchemaError):
         find_gaps(gap_raster, county(box(0, 0, 100, 100)), typical_cell_radius_m={"urban": 300.0})
+
+
+def write_class(path, cls):
+    """Write a class raster (nodata 255) whose top-left corner is (X0, Y0)."""
+    with rasterio.open(path, "w", driver="GTiff", width=cls.shape[1], height=cls.shape[0], count=1, dtype="uint8",
+                       crs=ALBERS, transform=from_origin(X0, Y0, RES_M, RES_M), nodata=255) as ds:
+        ds.write(cls, 1)
+    return path
+
+
+def test_mostly_uncovered_unit_is_the_unit_minus_the_covered_pixels(tmp_path):
+    # 2 × 2 km covered square in an uncovered 10 × 10 km raster: the one gap is the
+    # unit with a hole (few covered pixels, so they are the ones polygonised)
+    cls = np.zeros((100, 100), np.uint8)
+    cls[40:60, 40:60] = 1
+    path = write_class(tmp_path / "c.tif", cls)
+    unit = box(1234.5, 1234.5, 8765.5, 8765.5)
+    gaps = find_gaps(path, county(unit), min_gap_km2=1.0)
+    assert len(gaps) == 1
+    assert gaps["area_km2"].iloc[0] == pytest.approx(unit.area / 1e6 - 4.0, rel=1e-6)
+    geom = gpd.GeoSeries(gaps.geometry, crs=4326).to_crs(ALBERS).iloc[0]
+    assert len(geom.interiors) == 1
+
+
+def test_gaps_across_polygonise_tiles(tmp_path):
+    # 80 × 80 km raster (several 256-px polygonising tiles): an uncovered cross
+    # through tile borders is one gap, covered blocks are not
+    cls = np.ones((800, 800), np.uint8)
+    cls[250:262, 100:700] = 0  # 1.2 × 60 km, across the row-256 border and 3 tile columns
+    cls[100:700, 510:520] = 0  # 60 × 1.0 km, across the column-512 border
+    path = write_class(tmp_path / "big.tif", cls)
+    gaps = find_gaps(path, county(box(50.0, 50.0, 79_950.0, 79_950.0)), min_gap_km2=1.0)
+    assert len(gaps) == 1
+    assert gaps["area_km2"].iloc[0] == pytest.approx(72.0 + 60.0 - 1.2, rel=1e-9)
+    # the same raster mostly uncovered: the gap is the unit minus the covered cross
+    inverted = write_class(tmp_path / "inv.tif", (1 - cls).astype(np.uint8))
+    unit = box(50.0, 50.0, 79_950.0, 79_950.0)
+    gaps = find_gaps(inverted, county(unit), min_gap_km2=1.0)
+    assert gaps["area_km2"].sum() == pytest.approx(unit.area / 1e6 - (72.0 + 60.0 - 1.2), rel=1e-9)
+    assert len(gaps) == 1  # the cross does not reach the unit edges: one gap around it
+
+
+def test_layer_gaps_in_one_pass_equal_the_single_layer_gaps(gap_raster, tmp_path):
+    other = np.ones((100, 100), np.uint8)
+    other[10:40, 10:40] = 0
+    other_path = write_class(tmp_path / "nbiot_ct_class.tif", other)
+    unit = county(box(50.5, 50.5, 9950.5, 9950.5))
+    both = find_layer_gaps({"all": gap_raster, "CT": other_path}, unit, 1.0, tech="nbiot")
+    single = pd.concat([find_gaps(gap_raster, unit, 1.0, tech="nbiot"),
+                        find_gaps(other_path, unit, 1.0, tech="nbiot", operator="CT")], ignore_index=True)
+    assert both["gap_id"].tolist() == single["gap_id"].tolist() == ["nbiot-110101-1", "nbiot-110101-2",
+                                                                      "nbiot_ct-110101-1"]
+    assert both["area_km2"].tolist() == pytest.approx(single["area_km2"].tolist(), rel=1e-12)
+    assert both["area_km2"].tolist() == pytest.approx([4.0, 1.5, 9.0], rel=1e-6)

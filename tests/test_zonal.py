@@ -252,3 +252,20 @@ def test_bad_units_raise(half_class):
     empty = gpd.GeoDataFrame({"code": []}, geometry=[], crs=4326)
     with pytest.raises(EmptyCoverageError):
         zonal_stats(empty, half_class)
+
+
+def test_median_is_binned_to_a_tenth_of_a_db(tmp_path):
+    # RSRP varying smoothly (not on a 0.1 dB grid), every pixel covered, the unit on pixel edges
+    centres = np.arange(100) + 0.5
+    rsrp = (-120.0 + 0.2037 * centres[None, :] + 0.0113 * centres[:, None] ** 1.5).astype(np.float32)
+    cls = np.ones((100, 100), np.uint8)
+    cls_path = write_raster(tmp_path / "g_class.tif", cls, nodata=255)
+    rsrp_path = write_raster(tmp_path / "g_rsrp.tif", rsrp, nodata=-9999.0)
+    unit = units_frame([box(0.0, 0.0, 6000.0, 10_000.0)])
+    median = zonal_stats(unit, cls_path, rsrp_path)["median_rsrp_dbm"].iloc[0]
+    exact = float(np.median(rsrp[:, :60]))
+    assert abs(median - exact) < 0.1  # the same 0.1 dB bin
+    assert round(median / 0.1) == round(exact / 0.1)
+    # a constant RSRP is returned as its 0.1 dB bin's centre
+    constant = write_raster(tmp_path / "c_rsrp.tif", np.full((100, 100), -100.03, np.float32), nodata=-9999.0)
+    assert zonal_stats(unit, cls_path, constant)["median_rsrp_dbm"].iloc[0] == pytest.approx(-100.0)
