@@ -1153,50 +1153,61 @@ def _executor(scheduler: str, n_workers: int | None):
     raise ConfigError(f"scheduler={scheduler!r} is not one of {', '.join(SCHEDULERS)} or tcp://HOST:PORT")
 
 
-def _vrt_with_overviews(work: Path, levels: Sequence[tuple[int, Path]]) -> str:
-    """A VRT of ``work`` whose overviews are the ``(factor, file)`` levels (GDAL's <Overview>)."""
-    from xml.sax.saxutils import escape
+def _translate_to_cog(job: tuple[Path, list[Path], Path]) -> list[Path]:
+    """Working GeoTIFF + its overview files -> Cloud-Optimized GeoTIFF, atomically.
 
-    import rasterio
-
-    with rasterio.open(work) as ds:
-        width, height = ds.width, ds.height
-        dtype = {"float32": "Float32", "uint8": "Byte"}[ds.dtypes[0]]
-        nodata = ds.nodata
-        crs_wkt = ds.crs.to_wkt()
-        geotransform = ", ".join(repr(v) for v in ds.transform.to_gdal())
-    overviews = "".join(
-        f"<Overview><SourceFilename>{escape(str(path))}</SourceFilename><SourceBand>1</SourceBand></Overview>"
-        for _, path in levels
-    )
-    return (
-        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>{escape(crs_wkt)}</SRS>'
-        f"<GeoTransform>{geotransform}</GeoTransform>"
-        f'<VRTRasterBand dataType="{dtype}" band="1"><NoDataValue>{nodata!r}</NoDataValue>{overviews}'
-        f"<SimpleSource><SourceFilename>{escape(str(work))}</SourceFilename><SourceBand>1</SourceBand>"
-        f'<SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>'
-        f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/></SimpleSource>'
-        f"</VRTRasterBand></VRTDataset>"
-    )
-
-
-def _translate_to_cog(job: tuple[Path, list[tuple[int, Path]], Path]) -> list[Path]:
-    """Working GeoTIFF + its overview levels -> Cloud-Optimized GeoTIFF, atomically.
-
-    The overviews were computed tile by tile (:func:`tile_overviews`): GDAL copies
-    them (``OVERVIEWS=FORCE_USE_EXISTING``) instead of resampling the whole extent,
-    which at a national extent read tens of GB of empty blocks. Returns the working
-    files, to be removed.
+    The overviews were computed tile by tile (:func:`tile_overviews`) into
+    ``work.tif.ovr``, ``work.tif.ovr.ovr``, … (GDAL takes each file's external
+    overview as the next level): GDAL copies them (``OVERVIEWS=FORCE_USE_EXISTING``)
+    instead of resampling the whole extent, which at a national extent meant reading
+    tens of GB of empty blocks. Returns the working files, to be removed.
     """
     import rasterio
     from rasterio.shutil import copy as rio_copy
 
     work, levels, target = job
-    vrt = work.with_suffix(".vrt")
-    vrt.write_text(_vrt_with_overviews(work, levels), encoding="utf-8")
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), atomic_output(target) as tmp:
-        rio_copy(vrt, tmp, driver="COG", overviews="FORCE_USE_EXISTING", **_COG_OPTIONS)
-    return [vrt, work, *(path for _, path in levels)]
+        rio_copy(work, tmp, driver="COG", overviews="FORCE_USE_EXISTING", **_COG_OPTIONS)
+    return [work, *levels]
+
+
+# An overview level whose share of a tile is narrower than this is kept in memory
+# (GeoTIFF blocks are multiples of 16 px; a partial block would be rewritten per tile).
+_SMALLEST_LEVEL_BLOCK_PX = 16
+
+
+class _LevelSink:
+    """One overview level of one layer: a tiled GeoTIFF, or an array when its tiles' share is tiny."""
+
+    def __init__(self, path: Path, profile: dict, share_px: int):
+        import rasterio
+
+        self.path = path
+        self.profile = profile
+        self.array = None
+        self.dataset = None
+        if share_px >= _SMALLEST_LEVEL_BLOCK_PX:
+            self.dataset = rasterio.open(path, "w", **profile, blockxsize=share_px, blockysize=share_px)
+        else:
+            self.array = np.full((profile["height"], profile["width"]), profile["nodata"], dtype=profile["dtype"])
+
+    def write(self, values: np.ndarray, window) -> None:
+        if self.dataset is not None:
+            self.dataset.write(values, 1, window=window)
+        else:
+            r, c = int(window.row_off), int(window.col_off)
+            self.array[r:r + values.shape[0], c:c + values.shape[1]] = values
+
+    def close(self) -> None:
+        import rasterio
+
+        if self.dataset is not None:
+            self.dataset.close()
+            self.dataset = None
+        elif self.array is not None:
+            with rasterio.open(self.path, "w", **self.profile) as ds:
+                ds.write(self.array, 1)
+            self.array = None
 
 
 class _LayerWriters:
@@ -1208,36 +1219,36 @@ class _LayerWriters:
 
         self.grid = grid
         self.factors = overview_factors(grid.width, grid.height, grid.tile_size_px)
-        self.jobs = []  # (work file, [(factor, level file)], target)
-        self.datasets = []  # per layer: (rsrp dataset, class dataset, [(rsrp level, class level)])
+        self.jobs = []  # (work file, [level files], target)
+        self.layers = []  # per layer: {"rsrp": (dataset, [level sinks]), "class": (…)}
         crs = CRS.from_string(grid.crs)
 
-        def create(target, kind, factor):
-            suffix = "" if factor == 1 else f".x{factor}"
-            fd, name = tempfile.mkstemp(prefix=f".{target.stem}.work{suffix}.", suffix=".tif", dir=work_dir)
-            os.close(fd)
-            size = grid.tile_size_px // factor
-            profile = {
+        def profile(kind, factor):
+            out = {
                 "driver": "GTiff", "width": grid.width // factor, "height": grid.height // factor, "count": 1,
-                "crs": crs, "transform": grid.transform * grid.transform.scale(factor),
-                "blockxsize": max(size, 16), "blockysize": max(size, 16), **_WORK_OPTIONS,
+                "crs": crs, "transform": grid.transform * grid.transform.scale(factor), **_WORK_OPTIONS,
             }
             if kind == "rsrp":
-                profile.update(dtype="float32", nodata=RSRP_NODATA_DBM, predictor=3)
+                out.update(dtype="float32", nodata=RSRP_NODATA_DBM, predictor=3)
             else:
-                profile.update(dtype="uint8", nodata=CLASS_NODATA)
-            return Path(name), rasterio.open(name, "w", **profile)
+                out.update(dtype="uint8", nodata=CLASS_NODATA)
+            return out
 
         try:
             for rsrp_path, class_path in paths:
                 layer = {}
                 for kind, target in (("rsrp", rsrp_path), ("class", class_path)):
-                    work, ds = create(target, kind, 1)
-                    levels = [create(target, kind, factor) for factor in self.factors]
-                    self.jobs.append((work, [(f, p) for f, (p, _) in zip(self.factors, levels, strict=True)], target))
-                    layer[kind] = (ds, [level_ds for _, level_ds in levels])
-                self.datasets.append((layer["rsrp"][0], layer["class"][0],
-                                      list(zip(layer["rsrp"][1], layer["class"][1], strict=True))))
+                    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.work.", suffix=".tif", dir=work_dir)
+                    os.close(fd)
+                    work = Path(name)
+                    levels = [Path(name + ".ovr" * (i + 1)) for i in range(len(self.factors))]
+                    self.jobs.append((work, levels, target))
+                    size = grid.tile_size_px
+                    dataset = rasterio.open(work, "w", **profile(kind, 1), blockxsize=size, blockysize=size)
+                    layer[kind] = (dataset, [])
+                    for factor, path in zip(self.factors, levels, strict=True):
+                        layer[kind][1].append(_LevelSink(path, profile(kind, factor), size // factor))
+                self.layers.append(layer)
         except BaseException:
             self.discard()
             raise
@@ -1247,24 +1258,26 @@ class _LayerWriters:
         from rasterio.windows import Window
 
         window = tile.window()
-        for (rsrp_ds, class_ds, level_ds), layer in zip(self.datasets, layers, strict=True):
+        for sinks, layer in zip(self.layers, layers, strict=True):
             if layer is None:
                 continue
             rsrp, cls, overviews = layer
-            rsrp_ds.write(rsrp, 1, window=window)
-            class_ds.write(cls, 1, window=window)
-            for factor, (rsrp_level_ds, class_level_ds), (rsrp_level, class_level) in zip(
-                    self.factors, level_ds, overviews, strict=True):
+            sinks["rsrp"][0].write(rsrp, 1, window=window)
+            sinks["class"][0].write(cls, 1, window=window)
+            for factor, rsrp_sink, class_sink, (rsrp_level, class_level) in zip(
+                    self.factors, sinks["rsrp"][1], sinks["class"][1], overviews, strict=True):
                 level_window = Window(window.col_off // factor, window.row_off // factor,
                                       window.width // factor, window.height // factor)
-                rsrp_level_ds.write(rsrp_level, 1, window=level_window)
-                class_level_ds.write(class_level, 1, window=level_window)
+                rsrp_sink.write(rsrp_level, level_window)
+                class_sink.write(class_level, level_window)
 
     def close(self):
-        for rsrp_ds, class_ds, levels in self.datasets:
-            for ds in (rsrp_ds, class_ds, *(ds for pair in levels for ds in pair)):
-                ds.close()
-        self.datasets = []
+        for layer in self.layers:
+            for dataset, sinks in layer.values():
+                dataset.close()
+                for sink in sinks:
+                    sink.close()
+        self.layers = []
 
     def finish(self):
         """Close, translate the working files to COGs at their targets, remove the work files.
@@ -1281,9 +1294,15 @@ class _LayerWriters:
         self.jobs = []
 
     def discard(self):
-        self.close()
+        for layer in self.layers:  # closing without writing the in-memory levels
+            for dataset, sinks in layer.values():
+                dataset.close()
+                for sink in sinks:
+                    sink.array = None
+                    sink.close()
+        self.layers = []
         for work, levels, _ in self.jobs:
-            for path in (work, work.with_suffix(".vrt"), *(path for _, path in levels)):
+            for path in (work, *levels):
                 path.unlink(missing_ok=True)
 
 
