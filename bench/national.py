@@ -9,15 +9,17 @@ and the largest (over 20,000 km²) sparser still. Each site has three sectors (0
 the Chinese networks (NB-IoT: CT B5, CM/CU B8; RedCap: CT/CU n78, CM n41, CBN n28).
 The sectors are written as ``RUN/sectors.parquet`` directly in the contract's shape
 (docs/CONTRACTS.md; no file parsing: the engine is what is benched), then the
-stages run and a table is printed: wall time, peak memory (this process's and the
-Dask workers' resident set, sampled every 0.1 s), pixel × sector evaluations per
-second, tiles per second and output sizes.
+build's stages run — ``predict`` (the rasters), ``aggregate`` (county statistics and
+gaps) and ``publish`` (the public edition of the site) — and a table is printed:
+wall time, peak memory (this process's and the Dask workers' resident set, sampled
+every 0.1 s), pixel × sector evaluations per second, tiles per second and output
+sizes. ``--stages predict`` stops after the rasters.
 
 Usage::
 
     .venv/bin/python bench/national.py --sectors 20000 --province 44          # ~1 min
     .venv/bin/python bench/national.py --sectors 100000 --resolution 200
-    .venv/bin/python bench/national.py --sectors 20000 --province 44 --with-aggregate
+    .venv/bin/python bench/national.py --sectors 20000 --province 44 --stages predict
     .venv/bin/python bench/national.py --sectors 20000 --province 44 --scheduler tcp://10.0.0.5:8786
 
 ``--json FILE`` also appends the figures as one JSON line (``bench/scaling.py`` uses it).
@@ -198,10 +200,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--scheduler", default="processes", help="processes, threads, synchronous or tcp://HOST:PORT")
     parser.add_argument("--tile", type=int, default=None, help="tile edge, px (default: the config's 512)")
     parser.add_argument("--out", default=None, help="run directory (default: a temporary one, removed)")
-    parser.add_argument("--with-aggregate", action="store_true", help="also run coverage.aggregate.aggregate")
+    parser.add_argument("--stages", default="predict,aggregate,publish",
+                        help="stages after generating, comma-separated (default predict,aggregate,publish)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="append the figures as one JSON line to this file")
     args = parser.parse_args(argv)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = set(stages) - {"predict", "aggregate", "publish"}
+    if unknown or "predict" not in stages:
+        parser.error(f"--stages: predict first, then aggregate and publish (not {sorted(unknown)})")
 
     from coverage.layout import RunLayout
     from coverage.predict import predict
@@ -250,7 +257,7 @@ def main(argv=None) -> dict:
               f"capped at horizon {capped}")
     rows.append(("predict", elapsed, mem, detail, figures["rasters_mib"]))
 
-    if args.with_aggregate:
+    if "aggregate" in stages:
         from coverage.aggregate import aggregate
 
         with PeakMemory() as mem:
@@ -259,7 +266,24 @@ def main(argv=None) -> dict:
             elapsed = time.perf_counter() - t0
         stats = sorted(layout.stats_dir.glob("*"))
         figures.update(aggregate_s=elapsed, aggregate_peak_mib=mem.self_peak / 2**20, stats_mib=_size_mib(stats))
-        rows.append(("aggregate", elapsed, mem, f"{result.get('counties', '?')} counties", figures["stats_mib"]))
+        rows.append(("aggregate", elapsed, mem, f"{result.get('counties', '?')} counties with a sector, gaps",
+                     figures["stats_mib"]))
+
+    if "publish" in stages and "aggregate" in stages:
+        from coverage.publish import write_site
+
+        site = out / "site"
+        with PeakMemory() as mem:
+            t0 = time.perf_counter()
+            written = write_site(out, site, edition="public", overwrite=True)
+            elapsed = time.perf_counter() - t0
+        pages = list(site.rglob("*.html"))
+        figures.update(publish_s=elapsed, publish_peak_mib=mem.self_peak / 2**20,
+                       site_mib=_size_mib(site.rglob("*")), pages=len(pages))
+        rows.append(("publish", elapsed, mem, f"{len(written.get('pages', pages)):,} pages, public edition",
+                     figures["site_mib"]))
+    figures["build_s"] = sum(row[1] for row in rows[1:])
+    figures["build_peak_mib"] = max(row[2].self_peak + row[2].children_peak for row in rows[1:]) / 2**20
 
     figures["load_after"] = os.getloadavg()
     print(f"covmap national bench: {figures['sectors']:,} sectors, province {args.province or 'all'}, "
@@ -269,6 +293,8 @@ def main(argv=None) -> dict:
     for name, wall, m, detail, size in rows:
         print(f"{name:<10} {wall:8.1f} {m.self_peak / 2**20:13.0f} {m.children_peak / 2**20:12.0f} "
               f"{size:11.1f}  {detail}")
+    print(f"{'build':<10} {figures['build_s']:8.1f} {figures['build_peak_mib']:13.0f} {'':12} {'':11}  "
+          f"{' + '.join(row[0] for row in rows[1:])} (peak: this process + workers, largest stage)")
     if args.json:
         with open(args.json, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(figures) + "\n")

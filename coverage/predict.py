@@ -183,7 +183,7 @@ REPORT_REFERENCE_ENVIRONMENT = "urban"
 
 # GeoTIFF creation options: the working file tiles are written into, and the COG.
 # working files are read once, by the COG translation: the fastest codec GDAL has
-_WORK_OPTIONS = {"tiled": True, "compress": "ZSTD", "zstd_level": 1, "sparse_ok": True, "bigtiff": "IF_SAFER"}
+_WORK_OPTIONS = {"tiled": True, "compress": "ZSTD", "zstd_level": 1, "sparse_ok": True, "bigtiff": "IF_SAFER", "num_threads": 2}
 _COG_OPTIONS = {
     "compress": "DEFLATE", "blocksize": 512, "bigtiff": "IF_SAFER", "predictor": "YES",
     # blocks with no sector in reach are not written (readers see nodata): a national
@@ -1173,7 +1173,7 @@ def _translate_to_cog(job: tuple[Path, list[Path], Path]) -> list[Path]:
 
 # An overview level whose share of a tile is narrower than this is kept in memory
 # (GeoTIFF blocks are multiples of 16 px; a partial block would be rewritten per tile).
-_SMALLEST_LEVEL_BLOCK_PX = 16
+_SMALLEST_LEVEL_BLOCK_PX = 32
 
 
 class _LevelSink:
