@@ -41,7 +41,7 @@ def run(labels) -> None:
     for label, args in MATRIX:
         if labels and label not in labels:
             continue
-        cmd = [sys.executable, str(HERE / "national.py"), *args, "--json", str(RESULTS)]
+        cmd = [sys.executable, str(HERE / "national.py"), *args, "--stages", "predict", "--json", str(RESULTS)]
         print("$", " ".join(cmd[1:]), flush=True)
         subprocess.run(cmd, check=True)
 

@@ -121,18 +121,15 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
             progress(done, n_steps)
 
     county_rows, town_rows, gaps = [], [], {}
-    for tech in techs:
-        county_rows.append(unit_table(counties, layers[tech], sectors=sectors, population=population, level="county"))
+    jobs = [(tech, counties, town_units, layers[tech], sectors, population, min_gap_km2,
+             report["techs"][tech].get("typical_cell_radius_m")) for tech in techs]
+    for tech, (county_part, town_part, tech_gaps) in zip(techs, _map_techs(jobs, _grid_pixels(layers)),
+                                                         strict=True):
+        county_rows.append(county_part)
         step()
-        if town_units is not None:
-            town_rows.append(unit_table(town_units, layers[tech], sectors=sectors, population=population,
-                                        level="township"))
+        if town_part is not None:
+            town_rows.append(town_part)
             step()
-        radius = report["techs"][tech].get("typical_cell_radius_m")
-        # all layers of a technology in one pass: each county is rasterised once
-        tech_gaps = find_layer_gaps({layer.operator: layer.class_path for layer in layers[tech]}, counties,
-                                    min_gap_km2, sectors=sectors, typical_cell_radius_m=radius, tech=tech,
-                                    environment=DEFAULT_GAP_ENVIRONMENT)
         for _ in layers[tech]:
             step()
         gaps[tech] = _concat_gaps([tech_gaps])
@@ -177,6 +174,50 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
     log.info("aggregated %d counties, %d townships, %s in %.1f s", result["counties"], result["townships"],
              ", ".join(techs), result["seconds"])
     return result
+
+
+# Above this many pixels per raster the technologies are aggregated side by side in
+# worker processes (each is one exactextract pass and one gaps pass, single-threaded);
+# below it, starting the processes would cost more than it saves.
+PARALLEL_MIN_PIXELS = 200_000_000
+
+
+def _tech_tables(job):
+    """County table, township table (or None) and gaps of one technology."""
+    tech, counties, town_units, tech_layers, sectors, population, min_gap_km2, radius = job
+    county_part = unit_table(counties, tech_layers, sectors=sectors, population=population, level="county")
+    town_part = None
+    if town_units is not None:
+        town_part = unit_table(town_units, tech_layers, sectors=sectors, population=population, level="township")
+    # all layers of a technology in one pass: each county is rasterised once
+    tech_gaps = find_layer_gaps({layer.operator: layer.class_path for layer in tech_layers}, counties,
+                                min_gap_km2, sectors=sectors, typical_cell_radius_m=radius, tech=tech,
+                                environment=DEFAULT_GAP_ENVIRONMENT)
+    return county_part, town_part, tech_gaps
+
+
+def _grid_pixels(layers: dict[str, list[Layer]]) -> int:
+    import rasterio
+
+    for tech_layers in layers.values():
+        for layer in tech_layers:
+            with rasterio.open(layer.class_path) as ds:
+                return int(ds.width) * int(ds.height)
+    return 0
+
+
+def _map_techs(jobs, grid_pixels: int):
+    """:func:`_tech_tables` of each job, in order; in worker processes for national rasters."""
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers < 2 or grid_pixels < PARALLEL_MIN_PIXELS:
+        for job in jobs:
+            yield _tech_tables(job)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(_tech_tables, jobs)
 
 
 def read_report(layout: RunLayout) -> dict:

@@ -16,8 +16,9 @@ ground: ``atan2(height_m − ue_height_m, d)``. A pixel keeps the strongest sect
 :func:`prepare_sectors`, so the order of the input rows changes nothing). Distances are
 float64 throughout (float32 distances moved the coverage edge by dB).
 
-Outputs per pixel: ``rsrp`` (float32 dBm, :data:`~coverage.layout.RSRP_NODATA_DBM`
-where no sector is in reach) and ``class`` (uint8): 255 outside every sector's
+Outputs per pixel: ``rsrp`` (float32 dBm in steps of :data:`RSRP_STEP_DB`, 1/128 dB,
+:data:`~coverage.layout.RSRP_NODATA_DBM` where no sector is in reach) and ``class``
+(uint8): 255 outside every sector's
 reach, else 2 (deep) when rsrp reaches the best server's deep threshold, 1
 (outdoor) when it reaches its outdoor threshold, 0 otherwise. The thresholds are
 those of the best server's environment (``TechProfile.thresholds_dbm``); the class
@@ -52,12 +53,17 @@ worker process per CPU inside :func:`predict` and closes it at the end;
 ``"threads"`` a threaded in-process cluster (the kernel releases the GIL);
 ``"tcp://HOST:PORT"`` connects to an existing ``dask.distributed`` scheduler;
 ``"synchronous"`` runs the tiles in a plain loop in this process (debugging, small
-runs). At most ``2 × workers + 2`` tiles are in flight; each finished tile is
-written at once into its window of a tiled, DEFLATE-compressed GeoTIFF (one per
-layer), so memory is bounded by the tile size, not the extent. Each GeoTIFF is
-then translated into a Cloud-Optimized GeoTIFF (GDAL's COG driver, 512-pixel
-blocks, DEFLATE, overviews: ``average`` for rsrp (nodata-aware), ``nearest``
-for class (categories must not be averaged)) and atomically moved into place.
+runs). At most ``2 × workers + 2`` tiles are in flight. Each task also computes
+its tile's share of every overview level (:func:`tile_overviews`: nodata-aware
+``average`` for rsrp, ``nearest`` for class, whose categories must not be
+averaged). Each finished tile is written at once into its window of a tiled,
+ZSTD-compressed working GeoTIFF per layer and of one file per overview level
+(``.ovr`` chained), so memory is bounded by the tile size, not the extent (the
+levels narrower than 32 px per tile are held in memory: 1/1024 of the extent's
+pixels). Each working GeoTIFF is then copied with its overviews into a
+Cloud-Optimized GeoTIFF (GDAL's COG driver, 512-pixel blocks, DEFLATE) and
+atomically moved into place; GDAL no longer resamples the whole (national,
+mostly empty) extent for the overviews.
 No timestamps are written, so the same inputs give byte-identical files, and
 since a pixel's coordinates come from the global lattice
 (:mod:`coverage.grid`), the pixels do not depend on the tile size. Workers of a
@@ -69,7 +75,8 @@ As docs/CONTRACTS.md shows. The thresholds depend on the environment (through
 the shadow-fading margin): ``thresholds_dbm.outdoor``/``deep`` are those of
 :data:`REPORT_REFERENCE_ENVIRONMENT` (urban) and ``thresholds_dbm.by_environment``
 holds all four; ``ce`` (NB-IoT) does not depend on it. ``evaluations`` counts the
-pixel × sector pairs within reach (each one path-loss evaluation), per layer and
+pixel × sector pairs the kernel evaluated (each one path-loss evaluation; the pairs
+of sectors that the block bounds skip are not counted), per layer and
 in total (a reused layer keeps its count, so the total describes the layers, not
 this run's work); ``warnings`` holds skipped technologies, defaulted columns and
 the path-loss validity issues (one line per distinct message, with its number of

@@ -80,3 +80,33 @@ def test_single_site_in_a_real_county_covers_pi_r_squared(tmp_path):
     assert row["area_km2"] == pytest.approx(county_albers.area / 1e6, rel=1e-6)
     assert row["coverage_pct"] == pytest.approx(100 * row["covered_km2"] / row["area_km2"], rel=1e-9)
     assert row["sectors"] == 1 and row["sites"] == 1
+
+
+@pytest.mark.slow
+def test_technologies_aggregated_in_worker_processes_equal_the_serial_run(tmp_path, monkeypatch):
+    """National rasters are aggregated one technology per process: same tables, same gaps."""
+    import coverage.aggregate as aggregate_module
+
+    county = load_counties(codes="350212")
+    site = county.geometry.iloc[0].representative_point()
+    csv = tmp_path / "two_sites.csv"
+    csv.write_text(
+        "operator,site_id,cell_id,tech,lon,lat,freq_mhz,eirp_dbm,height_m,azimuth_deg,downtilt_deg,environment\n"
+        f"CT,S1,S1-1,nbiot,{site.x:.6f},{site.y:.6f},{FREQ_MHZ},{EIRP_DBM},{HEIGHT_M},,0,urban\n"
+        f"CT,S2,S2-1,redcap,{site.x + 0.02:.6f},{site.y:.6f},3500,60,{HEIGHT_M},90,3,urban\n",
+        encoding="utf-8",
+    )
+    run = RunLayout(tmp_path / "run")
+    write_sectors(read_submissions(csv).sectors, run.sectors, overwrite=True)
+    predict(run.sectors, run.root, resolution_m=100, scheduler="synchronous")
+
+    serial = aggregate(run.root, counties=county)
+    tables = {name: serial[name].read_bytes() for name in ("county_csv", "summary_csv")}
+    gaps = {tech: path.read_bytes() for tech, path in serial["gaps_csv"].items()}
+    monkeypatch.setattr(aggregate_module, "PARALLEL_MIN_PIXELS", 0)
+    steps = []
+    parallel = aggregate(run.root, counties=county, progress=lambda done, total: steps.append((done, total)))
+    assert set(gaps) == {"nbiot", "redcap"}
+    assert {name: parallel[name].read_bytes() for name in tables} == tables
+    assert {tech: path.read_bytes() for tech, path in parallel["gaps_csv"].items()} == gaps
+    assert steps[-1][0] == steps[-1][1] and len(steps) == steps[-1][1]
