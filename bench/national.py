@@ -207,11 +207,12 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = set(stages) - {"predict", "aggregate", "publish"}
-    if unknown or "predict" not in stages:
-        parser.error(f"--stages: predict first, then aggregate and publish (not {sorted(unknown)})")
+    if unknown or not stages:
+        parser.error(f"--stages: predict, aggregate, publish (not {sorted(unknown)})")
+    if "predict" not in stages and args.out is None:
+        parser.error("--stages without predict needs --out: a run directory that holds the rasters")
 
     from coverage.layout import RunLayout
-    from coverage.predict import predict
 
     provinces = args.province.split(",") if args.province else None
     tmp = None
@@ -226,6 +227,32 @@ def main(argv=None) -> dict:
     figures = {"sectors_requested": args.sectors, "province": args.province, "resolution_m": args.resolution,
                "scheduler": args.scheduler, "load_before": os.getloadavg()}
 
+    if "predict" in stages:
+        _generate_and_predict(args, provinces, layout, rows, figures)
+    else:
+        figures["sectors"] = len(read_parquet_rows(layout.sectors))
+    _aggregate_and_publish(stages, out, layout, rows, figures)
+
+    figures["load_after"] = os.getloadavg()
+    _print_table(args, rows, figures)
+    if args.json:
+        with open(args.json, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(figures) + "\n")
+    if tmp is not None:
+        tmp.cleanup()
+    return figures
+
+
+def read_parquet_rows(path):
+    import pyarrow.parquet as pq
+
+    return range(pq.ParquetFile(path).metadata.num_rows)
+
+
+def _generate_and_predict(args, provinces, layout, rows, figures):
+    from coverage.predict import predict
+
+    out = layout.root
     with PeakMemory() as mem:
         t0 = time.perf_counter()
         sectors = generate_sectors(args.sectors, provinces, args.seed)
@@ -257,6 +284,8 @@ def main(argv=None) -> dict:
               f"capped at horizon {capped}")
     rows.append(("predict", elapsed, mem, detail, figures["rasters_mib"]))
 
+
+def _aggregate_and_publish(stages, out, layout, rows, figures):
     if "aggregate" in stages:
         from coverage.aggregate import aggregate
 
@@ -269,7 +298,7 @@ def main(argv=None) -> dict:
         rows.append(("aggregate", elapsed, mem, f"{result.get('counties', '?')} counties with a sector, gaps",
                      figures["stats_mib"]))
 
-    if "publish" in stages and "aggregate" in stages:
+    if "publish" in stages:
         from coverage.publish import write_site
 
         site = out / "site"
@@ -282,10 +311,12 @@ def main(argv=None) -> dict:
                        site_mib=_size_mib(site.rglob("*")), pages=len(pages))
         rows.append(("publish", elapsed, mem, f"{len(written.get('pages', pages)):,} pages, public edition",
                      figures["site_mib"]))
-    figures["build_s"] = sum(row[1] for row in rows[1:])
-    figures["build_peak_mib"] = max(row[2].self_peak + row[2].children_peak for row in rows[1:]) / 2**20
+    stage_rows = [row for row in rows if row[0] != "generate"]
+    figures["build_s"] = sum(row[1] for row in stage_rows)
+    figures["build_peak_mib"] = max(row[2].self_peak + row[2].children_peak for row in stage_rows) / 2**20
 
-    figures["load_after"] = os.getloadavg()
+
+def _print_table(args, rows, figures):
     print(f"covmap national bench: {figures['sectors']:,} sectors, province {args.province or 'all'}, "
           f"{args.resolution:g} m, scheduler {args.scheduler}, {os.cpu_count()} CPUs, "
           f"load average before {figures['load_before'][0]:.2f}, after {figures['load_after'][0]:.2f}")
@@ -294,13 +325,8 @@ def main(argv=None) -> dict:
         print(f"{name:<10} {wall:8.1f} {m.self_peak / 2**20:13.0f} {m.children_peak / 2**20:12.0f} "
               f"{size:11.1f}  {detail}")
     print(f"{'build':<10} {figures['build_s']:8.1f} {figures['build_peak_mib']:13.0f} {'':12} {'':11}  "
-          f"{' + '.join(row[0] for row in rows[1:])} (peak: this process + workers, largest stage)")
-    if args.json:
-        with open(args.json, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(figures) + "\n")
-    if tmp is not None:
-        tmp.cleanup()
-    return figures
+          f"{' + '.join(row[0] for row in rows if row[0] != 'generate')} "
+          "(peak: this process + workers, largest stage)")
 
 
 if __name__ == "__main__":
