@@ -337,10 +337,52 @@ def _county_columns(units) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _nearest_sector_km(gap_geoms, crs, sectors, tech, operator) -> np.ndarray:
-    """Geodesic km from each gap to the nearest selected sector (NaN without sectors)."""
+    """Geodesic km from each gap to the nearest selected sector (NaN without sectors).
+
+    0 when a sector lies in the gap; otherwise the planar nearest point of the gap's
+    boundary, measured geodesically. The boundary is cut into its segments and each
+    segment finds its nearest sector: a gap is mostly a unit minus covered discs, so
+    the sectors sit in its holes, inside its envelope, where a polygon-to-point search
+    (GEOS nearest on whole polygons) has to measure every one of them against every
+    vertex; segment-to-point costs O(1) each.
+    """
     out = np.full(len(gap_geoms), np.nan)
     if sectors is None or len(sectors) == 0 or len(gap_geoms) == 0:
         return out
+    chosen = sectors
+    if tech is not None and "tech" in chosen.columns:
+        chosen = chosen[chosen["tech"] == tech]
+    if operator != ALL_OPERATORS and "operator" in chosen.columns:
+        chosen = chosen[chosen["operator"] == operator]
+    if len(chosen) == 0:
+        return out
+    gap_geoms = np.asarray(gap_geoms, dtype=object)
+    points = chosen.geometry.to_crs(crs).to_numpy()
+    tree = shapely.STRtree(points)
+    rings = shapely.get_rings(gap_geoms, return_index=True)
+    coords, ring_of_vertex = shapely.get_coordinates(rings[0], return_index=True)
+    # a segment joins each vertex to the next one of the same ring
+    same_ring = ring_of_vertex[:-1] == ring_of_vertex[1:]
+    starts = np.flatnonzero(same_ring)
+    segments = shapely.linestrings(np.stack([coords[starts], coords[starts + 1]], axis=1))
+    gap_of_segment = rings[1][ring_of_vertex[starts]]
+    seg_idx, pt_idx = tree.query_nearest(segments, all_matches=False)
+    seg_dist = shapely.distance(segments[seg_idx], points[pt_idx])
+    order = np.lexsort((seg_dist, gap_of_segment[seg_idx]))
+    gap_sorted = gap_of_segment[seg_idx][order]
+    first = np.flatnonzero(np.r_[True, gap_sorted[1:] != gap_sorted[:-1]])
+    best_seg, best_pt = seg_idx[order][first], pt_idx[order][first]
+    gap_idx = gap_sorted[first]
+    lines = shapely.shortest_line(segments[best_seg], points[best_pt])
+    line_coords = shapely.get_coordinates(lines).reshape(-1, 2, 2)
+    to_lonlat = Transformer.from_crs(crs, 4326, always_xy=True)
+    lon0, lat0 = to_lonlat.transform(line_coords[:, 0, 0], line_coords[:, 0, 1])
+    lon1, lat1 = to_lonlat.transform(line_coords[:, 1, 0], line_coords[:, 1, 1])
+    _, _, dist_m = _GEOD.inv(lon0, lat0, lon1, lat1)
+    out[gap_idx] = np.asarray(dist_m) / 1000.0
+    holding, _ = tree.query(gap_geoms, predicate="contains")
+    out[np.unique(holding)] = 0.0
+    return out
     chosen = sectors
     if tech is not None and "tech" in chosen.columns:
         chosen = chosen[chosen["tech"] == tech]

@@ -183,3 +183,29 @@ def test_layer_gaps_in_one_pass_equal_the_single_layer_gaps(gap_raster, tmp_path
                                                                       "nbiot_ct-110101-1"]
     assert both["area_km2"].tolist() == pytest.approx(single["area_km2"].tolist(), rel=1e-12)
     assert both["area_km2"].tolist() == pytest.approx([4.0, 1.5, 9.0], rel=1e-6)
+
+
+def test_nearest_sector_by_boundary_segments_equals_the_polygon_search():
+    """Gaps with holes around sectors: the segment search = GEOS nearest on whole polygons."""
+    from coverage.gaps import _nearest_sector_km
+
+    rng = np.random.default_rng(3)
+    sites = rng.uniform([X0, Y0 - 40_000], [X0 + 40_000, Y0], (60, 2))
+    discs = shapely.union_all(shapely.buffer(shapely.points(sites[:40]), 1_500.0))
+    region = shapely.box(X0, Y0 - 40_000, X0 + 40_000, Y0).difference(discs)
+    gaps = shapely.get_parts(region)
+    sectors = gpd.GeoDataFrame({"operator": ["CT"] * 60, "tech": ["nbiot"] * 60},
+                               geometry=shapely.points(sites), crs=ALBERS).to_crs(4326)
+    got = _nearest_sector_km(gaps, ALBERS, sectors, "nbiot", "CT")
+    points = shapely.points(sites)
+    tree = shapely.STRtree(points)
+    gap_idx, pt_idx = tree.query_nearest(gaps, all_matches=False)
+    lines = shapely.shortest_line(gaps[gap_idx], points[pt_idx])
+    xy = shapely.get_coordinates(lines).reshape(-1, 2, 2)
+    to_lonlat = Transformer.from_crs(ALBERS, 4326, always_xy=True)
+    lon0, lat0 = to_lonlat.transform(xy[:, 0, 0], xy[:, 0, 1])
+    lon1, lat1 = to_lonlat.transform(xy[:, 1, 0], xy[:, 1, 1])
+    expected = np.asarray(Geod(ellps="WGS84").inv(lon0, lat0, lon1, lat1)[2]) / 1000.0
+    assert len(gaps) >= 1 and np.isfinite(got).all()
+    assert np.allclose(got[gap_idx], expected, rtol=1e-9, atol=1e-9)
+    assert (got == 0).sum() >= 1  # the 20 sites without a disc lie inside a gap
