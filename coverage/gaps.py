@@ -383,22 +383,3 @@ def _nearest_sector_km(gap_geoms, crs, sectors, tech, operator) -> np.ndarray:
     holding, _ = tree.query(gap_geoms, predicate="contains")
     out[np.unique(holding)] = 0.0
     return out
-    chosen = sectors
-    if tech is not None and "tech" in chosen.columns:
-        chosen = chosen[chosen["tech"] == tech]
-    if operator != ALL_OPERATORS and "operator" in chosen.columns:
-        chosen = chosen[chosen["operator"] == operator]
-    if len(chosen) == 0:
-        return out
-    points = chosen.geometry.to_crs(crs).to_numpy()
-    tree = shapely.STRtree(points)
-    gap_idx, pt_idx = tree.query_nearest(gap_geoms, all_matches=False)
-    lines = shapely.shortest_line(gap_geoms[gap_idx], points[pt_idx])
-    coords = shapely.get_coordinates(lines).reshape(-1, 2, 2)
-    to_lonlat = Transformer.from_crs(crs, 4326, always_xy=True)
-    lon0, lat0 = to_lonlat.transform(coords[:, 0, 0], coords[:, 0, 1])
-    lon1, lat1 = to_lonlat.transform(coords[:, 1, 0], coords[:, 1, 1])
-    _, _, dist_m = _GEOD.inv(lon0, lat0, lon1, lat1)
-    inside = shapely.intersects(gap_geoms[gap_idx], points[pt_idx])
-    out[gap_idx] = np.where(inside, 0.0, np.asarray(dist_m) / 1000.0)
-    return out
