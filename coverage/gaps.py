@@ -359,27 +359,44 @@ def _nearest_sector_km(gap_geoms, crs, sectors, tech, operator) -> np.ndarray:
     gap_geoms = np.asarray(gap_geoms, dtype=object)
     points = chosen.geometry.to_crs(crs).to_numpy()
     tree = shapely.STRtree(points)
-    rings = shapely.get_rings(gap_geoms, return_index=True)
-    coords, ring_of_vertex = shapely.get_coordinates(rings[0], return_index=True)
-    # a segment joins each vertex to the next one of the same ring
-    same_ring = ring_of_vertex[:-1] == ring_of_vertex[1:]
-    starts = np.flatnonzero(same_ring)
-    segments = shapely.linestrings(np.stack([coords[starts], coords[starts + 1]], axis=1))
-    gap_of_segment = rings[1][ring_of_vertex[starts]]
-    seg_idx, pt_idx = tree.query_nearest(segments, all_matches=False)
-    seg_dist = shapely.distance(segments[seg_idx], points[pt_idx])
-    order = np.lexsort((seg_dist, gap_of_segment[seg_idx]))
-    gap_sorted = gap_of_segment[seg_idx][order]
-    first = np.flatnonzero(np.r_[True, gap_sorted[1:] != gap_sorted[:-1]])
-    best_seg, best_pt = seg_idx[order][first], pt_idx[order][first]
-    gap_idx = gap_sorted[first]
-    lines = shapely.shortest_line(segments[best_seg], points[best_pt])
-    line_coords = shapely.get_coordinates(lines).reshape(-1, 2, 2)
     to_lonlat = Transformer.from_crs(crs, 4326, always_xy=True)
-    lon0, lat0 = to_lonlat.transform(line_coords[:, 0, 0], line_coords[:, 0, 1])
-    lon1, lat1 = to_lonlat.transform(line_coords[:, 1, 0], line_coords[:, 1, 1])
-    _, _, dist_m = _GEOD.inv(lon0, lat0, lon1, lat1)
-    out[gap_idx] = np.asarray(dist_m) / 1000.0
+    # gaps in chunks of about _NEAREST_CHUNK_VERTICES boundary vertices: a segment is a
+    # GEOS geometry (~200 B), and a national layer's gaps have tens of millions
+    vertices = np.cumsum(shapely.get_num_coordinates(gap_geoms))
+    first = 0
+    while first < len(gap_geoms):
+        done_before = vertices[first - 1] if first else 0
+        last = int(np.searchsorted(vertices, done_before + _NEAREST_CHUNK_VERTICES, side="right"))
+        last = max(last, first + 1)
+        chunk = np.arange(first, min(last, len(gap_geoms)))
+        gap_idx, best_seg, best_pt, segments = _nearest_segments(gap_geoms[chunk], tree)
+        lines = shapely.shortest_line(segments[best_seg], points[best_pt])
+        line_coords = shapely.get_coordinates(lines).reshape(-1, 2, 2)
+        lon0, lat0 = to_lonlat.transform(line_coords[:, 0, 0], line_coords[:, 0, 1])
+        lon1, lat1 = to_lonlat.transform(line_coords[:, 1, 0], line_coords[:, 1, 1])
+        _, _, dist_m = _GEOD.inv(lon0, lat0, lon1, lat1)
+        out[chunk[gap_idx]] = np.asarray(dist_m) / 1000.0
+        first = int(chunk[-1]) + 1
     holding, _ = tree.query(gap_geoms, predicate="contains")
     out[np.unique(holding)] = 0.0
     return out
+
+
+# Boundary vertices of the gaps handled at once by _nearest_sector_km.
+_NEAREST_CHUNK_VERTICES = 1_000_000
+
+
+def _nearest_segments(gap_geoms, tree):
+    """Per gap (index into ``gap_geoms``): its boundary segment nearest to a tree point, and that point."""
+    rings = shapely.get_rings(gap_geoms, return_index=True)
+    coords, ring_of_vertex = shapely.get_coordinates(rings[0], return_index=True)
+    # a segment joins each vertex to the next one of the same ring
+    starts = np.flatnonzero(ring_of_vertex[:-1] == ring_of_vertex[1:])
+    segments = shapely.linestrings(np.stack([coords[starts], coords[starts + 1]], axis=1))
+    gap_of_segment = rings[1][ring_of_vertex[starts]]
+    seg_idx, pt_idx = tree.query_nearest(segments, all_matches=False)
+    seg_dist = shapely.distance(segments[seg_idx], tree.geometries[pt_idx])
+    order = np.lexsort((seg_dist, gap_of_segment[seg_idx]))
+    gap_sorted = gap_of_segment[seg_idx][order]
+    first = np.flatnonzero(np.r_[True, gap_sorted[1:] != gap_sorted[:-1]])
+    return gap_sorted[first], seg_idx[order][first], pt_idx[order][first], segments

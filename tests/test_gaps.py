@@ -185,9 +185,13 @@ def test_layer_gaps_in_one_pass_equal_the_single_layer_gaps(gap_raster, tmp_path
     assert both["area_km2"].tolist() == pytest.approx([4.0, 1.5, 9.0], rel=1e-6)
 
 
-def test_nearest_sector_by_boundary_segments_equals_the_polygon_search():
-    """Gaps with holes around sectors: the segment search = GEOS nearest on whole polygons."""
+@pytest.mark.parametrize("chunk_vertices", [1_000_000, 40])
+def test_nearest_sector_by_boundary_segments_equals_the_polygon_search(chunk_vertices, monkeypatch):
+    """Gaps with holes around sectors: the segment search = GEOS nearest on whole polygons, in any chunks."""
+    import coverage.gaps
     from coverage.gaps import _nearest_sector_km
+
+    monkeypatch.setattr(coverage.gaps, "_NEAREST_CHUNK_VERTICES", chunk_vertices)
 
     rng = np.random.default_rng(3)
     sites = rng.uniform([X0, Y0 - 40_000], [X0 + 40_000, Y0], (60, 2))
