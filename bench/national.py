@@ -202,6 +202,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=None, help="run directory (default: a temporary one, removed)")
     parser.add_argument("--stages", default="predict,aggregate,publish",
                         help="stages after generating, comma-separated (default predict,aggregate,publish)")
+    parser.add_argument("--aggregate-workers", type=int, default=1,
+                        help="processes for aggregate, one technology each (default 1: least memory)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="append the figures as one JSON line to this file")
     args = parser.parse_args(argv)
@@ -231,7 +233,7 @@ def main(argv=None) -> dict:
         _generate_and_predict(args, provinces, layout, rows, figures)
     else:
         figures["sectors"] = len(read_parquet_rows(layout.sectors))
-    _aggregate_and_publish(stages, out, layout, rows, figures)
+    _aggregate_and_publish(args, stages, out, layout, rows, figures)
 
     figures["load_after"] = os.getloadavg()
     _print_table(args, rows, figures)
@@ -285,13 +287,13 @@ def _generate_and_predict(args, provinces, layout, rows, figures):
     rows.append(("predict", elapsed, mem, detail, figures["rasters_mib"]))
 
 
-def _aggregate_and_publish(stages, out, layout, rows, figures):
+def _aggregate_and_publish(args, stages, out, layout, rows, figures):
     if "aggregate" in stages:
         from coverage.aggregate import aggregate
 
         with PeakMemory() as mem:
             t0 = time.perf_counter()
-            result = aggregate(out)
+            result = aggregate(out, workers=args.aggregate_workers)
             elapsed = time.perf_counter() - t0
         stats = sorted(layout.stats_dir.glob("*"))
         figures.update(aggregate_s=elapsed, aggregate_peak_mib=mem.self_peak / 2**20, stats_mib=_size_mib(stats))

@@ -65,7 +65,8 @@ SUMMARY_COLUMNS = (
 
 
 def aggregate(run_dir, townships=None, population=None, config=None, counties=None,
-              progress: Callable[[int, int], None] | None = None, min_gap_km2: float | None = None) -> dict:
+              progress: Callable[[int, int], None] | None = None, min_gap_km2: float | None = None,
+              workers: int = 1) -> dict:
     """Compute the county (and township) statistics and the gaps of a run; write the stats files.
 
     Parameters
@@ -84,6 +85,11 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
         ``progress(done, total)`` after each step (statistics pass or gaps layer).
     min_gap_km2 : float, optional
         Overrides the configuration's smallest reported gap (km²).
+    workers : int, default 1
+        Processes aggregating the technologies side by side (at most one per
+        technology). The outputs are the same; each process holds its own copy of
+        the units, sectors and gaps: for a national run of 1.5 M sectors, 2 workers
+        took 686–762 s instead of 956 s but peaked at 9–12 GB instead of 4.3 GB.
 
     Returns
     -------
@@ -123,8 +129,7 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
     county_rows, town_rows, gaps = [], [], {}
     jobs = [(tech, counties, town_units, layers[tech], sectors, population, min_gap_km2,
              report["techs"][tech].get("typical_cell_radius_m")) for tech in techs]
-    for tech, (county_part, town_part, tech_gaps) in zip(techs, _map_techs(jobs, _grid_pixels(layers)),
-                                                         strict=True):
+    for tech, (county_part, town_part, tech_gaps) in zip(techs, _map_techs(jobs, workers), strict=True):
         county_rows.append(county_part)
         step()
         if town_part is not None:
@@ -176,12 +181,6 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
     return result
 
 
-# Above this many pixels per raster the technologies are aggregated side by side in
-# worker processes (each is one exactextract pass and one gaps pass, single-threaded);
-# below it, starting the processes would cost more than it saves.
-PARALLEL_MIN_PIXELS = 200_000_000
-
-
 def _tech_tables(job):
     """County table, township table (or None) and gaps of one technology."""
     tech, counties, town_units, tech_layers, sectors, population, min_gap_km2, radius = job
@@ -196,20 +195,10 @@ def _tech_tables(job):
     return county_part, town_part, tech_gaps
 
 
-def _grid_pixels(layers: dict[str, list[Layer]]) -> int:
-    import rasterio
-
-    for tech_layers in layers.values():
-        for layer in tech_layers:
-            with rasterio.open(layer.class_path) as ds:
-                return int(ds.width) * int(ds.height)
-    return 0
-
-
-def _map_techs(jobs, grid_pixels: int):
-    """:func:`_tech_tables` of each job, in order; in worker processes for national rasters."""
-    workers = min(len(jobs), os.cpu_count() or 1)
-    if workers < 2 or grid_pixels < PARALLEL_MIN_PIXELS:
+def _map_techs(jobs, workers: int):
+    """:func:`_tech_tables` of each job, in order; in ``workers`` processes when more than one."""
+    workers = min(len(jobs), max(int(workers), 1))
+    if workers < 2:
         for job in jobs:
             yield _tech_tables(job)
         return

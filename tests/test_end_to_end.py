@@ -83,10 +83,8 @@ def test_single_site_in_a_real_county_covers_pi_r_squared(tmp_path):
 
 
 @pytest.mark.slow
-def test_technologies_aggregated_in_worker_processes_equal_the_serial_run(tmp_path, monkeypatch):
-    """National rasters are aggregated one technology per process: same tables, same gaps."""
-    import coverage.aggregate as aggregate_module
-
+def test_technologies_aggregated_in_worker_processes_equal_the_serial_run(tmp_path):
+    """workers=2 aggregates one technology per process: same tables, same gaps."""
     county = load_counties(codes="350212")
     site = county.geometry.iloc[0].representative_point()
     csv = tmp_path / "two_sites.csv"
@@ -103,9 +101,9 @@ def test_technologies_aggregated_in_worker_processes_equal_the_serial_run(tmp_pa
     serial = aggregate(run.root, counties=county)
     tables = {name: serial[name].read_bytes() for name in ("county_csv", "summary_csv")}
     gaps = {tech: path.read_bytes() for tech, path in serial["gaps_csv"].items()}
-    monkeypatch.setattr(aggregate_module, "PARALLEL_MIN_PIXELS", 0)
     steps = []
-    parallel = aggregate(run.root, counties=county, progress=lambda done, total: steps.append((done, total)))
+    parallel = aggregate(run.root, counties=county, progress=lambda done, total: steps.append((done, total)),
+                         workers=2)
     assert set(gaps) == {"nbiot", "redcap"}
     assert {name: parallel[name].read_bytes() for name in tables} == tables
     assert {tech: path.read_bytes() for tech, path in parallel["gaps_csv"].items()} == gaps
