@@ -61,7 +61,7 @@ ZSTD-compressed working GeoTIFF per layer and of one file per overview level
 (``.ovr`` chained), so memory is bounded by the tile size, not the extent (the
 levels narrower than 32 px per tile are held in memory: 1/1024 of the extent's
 pixels). Each working GeoTIFF is then copied with its overviews into a
-Cloud-Optimized GeoTIFF (GDAL's COG driver, 512-pixel blocks, DEFLATE) and
+Cloud-Optimized GeoTIFF (GDAL's COG driver, 512-pixel blocks, ZSTD) and
 atomically moved into place; GDAL no longer resamples the whole (national,
 mostly empty) extent for the overviews.
 No timestamps are written, so the same inputs give byte-identical files, and
@@ -191,8 +191,10 @@ REPORT_REFERENCE_ENVIRONMENT = "urban"
 # GeoTIFF creation options: the working file tiles are written into, and the COG.
 # working files are read once, by the COG translation: the fastest codec GDAL has
 _WORK_OPTIONS = {"tiled": True, "compress": "ZSTD", "zstd_level": 1, "sparse_ok": True, "bigtiff": "IF_SAFER", "num_threads": 2}
+# ZSTD level 3, not DEFLATE: on a national NB-IoT rsrp layer (616 MiB as DEFLATE) it
+# compressed in 16.6 s instead of 33.6 s for 6 % more bytes; GDAL ≥ 2.3 reads it
 _COG_OPTIONS = {
-    "compress": "DEFLATE", "blocksize": 512, "bigtiff": "IF_SAFER", "predictor": "YES",
+    "compress": "ZSTD", "level": 3, "blocksize": 512, "bigtiff": "IF_SAFER", "predictor": "YES",
     # blocks with no sector in reach are not written (readers see nodata): a national
     # raster is mostly empty; the threads compress blocks in parallel, output unchanged
     "sparse_ok": "TRUE", "num_threads": "ALL_CPUS",
@@ -752,22 +754,62 @@ def tile_overviews(rsrp: np.ndarray, cls: np.ndarray, factors: Sequence[int]) ->
     steps), as GDAL's ``average``; class: the pixel nearest the centre of each
     ``factor × factor`` square, as GDAL's ``nearest`` (classes are not averaged).
     """
-    valid = rsrp != RSRP_NODATA_DBM
-    total = np.where(valid, rsrp, 0.0).astype(np.float64)
-    count = valid.astype(np.int64)
     levels = []
+    total = count = None
     done = 1
     for factor in factors:
         while done < factor:
-            h, w = total.shape
-            total = total.reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3))
-            count = count.reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3))
+            if total is None:
+                total, count = _halve_valid_sums(rsrp, RSRP_NODATA_DBM)
+            else:
+                total, count = _halve_sums(total, count)
             done *= 2
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.round(total / count * _RSRP_STEPS_PER_DB) / _RSRP_STEPS_PER_DB
-        level_rsrp = np.where(count > 0, mean, RSRP_NODATA_DBM).astype(np.float32)
-        levels.append((level_rsrp, np.ascontiguousarray(cls[factor // 2::factor, factor // 2::factor])))
+        levels.append((_level_mean(total, count, RSRP_NODATA_DBM),
+                       np.ascontiguousarray(cls[factor // 2::factor, factor // 2::factor])))
     return levels
+
+
+# The overview sums are in numba: numpy's strided ``reshape(...).sum(axis=(1, 3))`` cost a
+# fifth of a national tile task. Every rsrp is a whole number of 1/128 dB steps, so
+# the float64 sums are exact in any order.
+@njit(cache=True, nogil=True)
+def _halve_valid_sums(rsrp, nodata):
+    """Sum and count of the valid pixels of each 2 × 2 square."""
+    h, w = rsrp.shape[0] // 2, rsrp.shape[1] // 2
+    total = np.zeros((h, w), dtype=np.float64)
+    count = np.zeros((h, w), dtype=np.int64)
+    for r in range(2 * h):
+        for c in range(2 * w):
+            value = rsrp[r, c]
+            if value != nodata:
+                total[r // 2, c // 2] += value
+                count[r // 2, c // 2] += 1
+    return total, count
+
+
+@njit(cache=True, nogil=True)
+def _halve_sums(total, count):
+    h, w = total.shape[0] // 2, total.shape[1] // 2
+    out_total = np.zeros((h, w), dtype=np.float64)
+    out_count = np.zeros((h, w), dtype=np.int64)
+    for r in range(2 * h):
+        for c in range(2 * w):
+            out_total[r // 2, c // 2] += total[r, c]
+            out_count[r // 2, c // 2] += count[r, c]
+    return out_total, out_count
+
+
+@njit(cache=True, nogil=True)
+def _level_mean(total, count, nodata):
+    """Mean in whole :data:`RSRP_STEP_DB` steps (float32), ``nodata`` where nothing is valid."""
+    out = np.empty(total.shape, dtype=np.float32)
+    for r in range(total.shape[0]):
+        for c in range(total.shape[1]):
+            if count[r, c] > 0:
+                out[r, c] = np.float32(np.rint(total[r, c] / count[r, c] * _RSRP_STEPS_PER_DB) / _RSRP_STEPS_PER_DB)
+            else:
+                out[r, c] = np.float32(nodata)
+    return out
 
 
 def _with_overviews(layer, factors):

@@ -523,7 +523,7 @@ def test_rasters_are_cogs_with_overviews_and_sparse_tiles_stay_nodata(tmp_path):
             assert ds.width > 512
             assert ds.dtypes[0] == dtype and ds.nodata == nodata
             assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
-            assert ds.compression.name.lower() == "deflate"
+            assert ds.compression.name.lower() == "zstd"
             assert ds.block_shapes[0] == (512, 512)
             assert ds.overviews(1)
             assert ds.crs.to_dict().get("proj") == "aea"
