@@ -52,6 +52,7 @@ summary function would cost ~100× more per pixel.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -64,14 +65,13 @@ import pandas as pd
 import rasterio
 import shapely
 from exactextract import exact_extract
-from exactextract.operation import Operation
-from exactextract.raster import NumPyRasterSource, RasterioRasterSource
+from exactextract.raster import NumPyRasterSource, RasterSource
 from numba import njit
 from rasterio.warp import Resampling, reproject, transform_bounds
 from rasterio.windows import Window
 
 from coverage.errors import CRSMismatchError, EmptyCoverageError, SchemaError
-from coverage.layout import ALL_OPERATORS, CLASS_DEEP, CLASS_NODATA, CLASS_OUTDOOR
+from coverage.layout import ALL_OPERATORS, CLASS_DEEP, CLASS_OUTDOOR
 
 log = logging.getLogger(__name__)
 
@@ -429,140 +429,77 @@ def _ce_thresholds(thresholds_dbm) -> dict[str, float] | None:
     return {level: float(ce[level]) for level in CE_LEVELS}
 
 
-#: Per-layer pixel states in the combined state raster: ``class × 4 + CE level``
-#: (0..11; level 3 = below CE2, no RSRP or no CE thresholds) and 12 for class nodata.
-_STATES_PER_LAYER = 13
-_STATE_NODATA = 12
-#: Median RSRP is taken over RSRP rounded to this step (dB): a bounded number of
-#: distinct values per unit keeps exactextract's per-value table small.
+#: Median RSRP is taken over RSRP rounded to this step (dB): a bounded histogram per unit.
 MEDIAN_STEP_DB = 0.1
-_MEDIAN_NODATA = np.iinfo(np.int16).min
-#: Rows of one exactextract strip are a multiple of the raster's block height and
-#: about this many cells, so that every block is decompressed once.
+#: The median histogram's range, in steps: −250 dBm … +50 dBm (a received power outside
+#: it is not physical; such a value counts in the end bin).
+_MEDIAN_MIN_STEP = -2500
+_MEDIAN_MAX_STEP = 500
+#: Rows of a strip: a whole number of the rasters' block rows, about this many cells.
 _STRIP_TARGET_CELLS = 16_000_000
 #: GDAL block cache (MB) while extracting: strips are read once, a big cache only grows RSS.
 GDAL_CACHE_MB = 256
+_N_SUMS = 5  # covered, deep, CE0, CE1, CE2 (sums of coverage fractions, i.e. pixels)
+
+
+class _GridSource(RasterSource):
+    """The raster grid of a strip with no values: exactextract only computes coverage fractions on it."""
+
+    def __init__(self, extent, res, srs_wkt):
+        super().__init__()
+        self._extent, self._res, self._srs_wkt = extent, res, srs_wkt
+        self.set_name("g")
+
+    def extent(self):
+        return self._extent
+
+    def res(self):
+        return self._res
+
+    def srs_wkt(self):
+        return self._srs_wkt
+
+    def nodata_value(self):
+        return None
+
+    def read_window(self, x0, y0, nx, ny):
+        return np.zeros((ny, nx), dtype=np.uint8)
 
 
 @njit(cache=True, nogil=True)
-def _add_layer_state(cls, rsrp, rsrp_nodata, ce0, ce1, ce2, place, use_rsrp, state, median_step):
-    """Add one layer's ``state × place`` to ``state``; write its covered RSRP in steps.
+def _accumulate_unit(cell_ids, fractions, grid_width, col0, classes, rsrps, has_rsrp, rsrp_nodata, ce_dbm,
+                     sums, histogram):
+    """Add one unit's cells of a strip to its sums (``(layers, 5)``) and median histograms.
 
-    ``median_step`` receives ``round(rsrp / MEDIAN_STEP_DB)`` (int16) where the
-    class is covered and the RSRP valid, ``_MEDIAN_NODATA`` elsewhere.
+    ``cell_ids`` index the strip row-major (``grid_width`` columns); ``classes`` /
+    ``rsrps`` are the layers' windows of the strip starting at column ``col0``.
     """
-    ny, nx = cls.shape
-    for r in range(ny):
-        for c in range(nx):
-            k = cls[r, c]
-            level = 3
-            valid = False
-            value = 0.0
-            if use_rsrp:
-                value = rsrp[r, c]
-                # nodata (−9999) and NaN are no RSRP: level 3, not in the median
-                valid = not (np.isnan(value) or value == rsrp_nodata)
-                if valid:
-                    if value >= ce0:
-                        level = 0
-                    elif value >= ce1:
-                        level = 1
-                    elif value >= ce2:
-                        level = 2
-            covered = k == CLASS_OUTDOOR or k == CLASS_DEEP
-            if use_rsrp:
-                median_step[r, c] = np.int16(np.rint(value / MEDIAN_STEP_DB)) if covered and valid else _MEDIAN_NODATA
-            code = _STATE_NODATA if k == CLASS_NODATA else k * 4 + level
-            state[r, c] += code * place
-
-
-class _GroupWindows:
-    """Derived arrays of all layers of a group for one exactextract window (one-entry cache).
-
-    ``state`` (int32) packs every layer's pixel state in base 13 (layer ``i`` has
-    place value ``13**i``); ``median[i]`` is layer ``i``'s covered RSRP in
-    :data:`MEDIAN_STEP_DB` steps (int16). Only the columns under some unit's
-    bounding box are read: exactextract asks for whole-width strips.
-    """
-
-    def __init__(self, class_dss, rsrp_dss, ce_by_layer, unit_boxes_px):
-        self.class_dss, self.rsrp_dss, self.ce_by_layer = class_dss, rsrp_dss, ce_by_layer
-        self.unit_boxes_px = unit_boxes_px  # (n, 4) col0, row0, col1, row1
-        self._key = None
-        self._value = None
-
-    def read(self, x0, y0, nx, ny):
-        key = (x0, y0, nx, ny)
-        if key != self._key:
-            self._value = None  # let the previous strip's arrays go before making new ones
-            self._key, self._value = key, self._compute(x0, y0, nx, ny)
-        return self._value
-
-    def _compute(self, x0, y0, nx, ny):
-        n_layers = len(self.class_dss)
-        empty_state = sum(_STATE_NODATA * _STATES_PER_LAYER ** i for i in range(n_layers))
-        state = np.full((ny, nx), empty_state, dtype=np.int32)
-        medians = [None if ds is None else np.full((ny, nx), _MEDIAN_NODATA, dtype=np.int16)
-                   for ds in self.rsrp_dss]
-        boxes = self.unit_boxes_px
-        rows_hit = (boxes[:, 1] < y0 + ny) & (boxes[:, 3] > y0)
-        col0 = max(int(boxes[rows_hit, 0].min()), x0) if rows_hit.any() else x0 + nx
-        col1 = min(int(boxes[rows_hit, 2].max()), x0 + nx) if rows_hit.any() else x0
-        if col1 <= col0:
-            return state, medians
-        window = Window(col0, y0, col1 - col0, ny)
-        part = np.zeros((ny, col1 - col0), dtype=np.int32)
-        no_rsrp = np.zeros((1, 1), dtype=np.float32)
-        no_median = np.zeros((1, 1), dtype=np.int16)
-        for i, (cds, rds) in enumerate(zip(self.class_dss, self.rsrp_dss, strict=True)):
-            cls = cds.read(1, window=window)
-            ce = self.ce_by_layer[i]
-            # without CE thresholds every covered pixel gets level 3 (never below +inf)
-            ce0, ce1, ce2 = (math.inf,) * 3 if ce is None else (ce["CE0"], ce["CE1"], ce["CE2"])
-            if rds is None:
-                _add_layer_state(cls, no_rsrp, math.nan, ce0, ce1, ce2, _STATES_PER_LAYER ** i, False, part,
-                                 no_median)
+    n_layers = classes.shape[0]
+    n_bins = histogram.shape[1]
+    for k in range(cell_ids.size):
+        row = cell_ids[k] // grid_width
+        col = cell_ids[k] % grid_width - col0
+        weight = fractions[k]
+        for layer in range(n_layers):
+            klass = classes[layer, row, col]
+            if klass != CLASS_OUTDOOR and klass != CLASS_DEEP:
                 continue
-            rsrp = rds.read(1, window=window)
-            nodata = math.nan if rds.nodata is None else float(rds.nodata)
-            median_part = np.empty(cls.shape, dtype=np.int16)
-            _add_layer_state(cls, rsrp, nodata, ce0, ce1, ce2, _STATES_PER_LAYER ** i, True, part, median_part)
-            medians[i][:, col0 - x0:col1 - x0] = median_part
-        state[:, col0 - x0:col1 - x0] = part
-        return state, medians
-
-
-class _StateSource(RasterioRasterSource):
-    """int32 combined pixel state of every layer of a group (see :class:`_GroupWindows`).
-
-    exactextract's builtin ``unique``/``frac``/``count`` on it give the covered,
-    deep and CE areas of every layer in one C++ table per unit (a Python summary
-    function costs ~100× more per pixel, one table per layer ~n× more).
-    """
-
-    def __init__(self, ds, windows: _GroupWindows, name):
-        super().__init__(ds, name=name)
-        self.windows = windows
-
-    def nodata_value(self):
-        return None  # every pixel has a state; class nodata is state 12
-
-    def read_window(self, x0, y0, nx, ny):
-        return self.windows.read(x0, y0, nx, ny)[0]
-
-
-class _MedianSource(RasterioRasterSource):
-    """Layer ``index``'s covered RSRP in :data:`MEDIAN_STEP_DB` steps (int16), nodata elsewhere."""
-
-    def __init__(self, ds, windows: _GroupWindows, index, name):
-        super().__init__(ds, name=name)
-        self.windows, self.index = windows, index
-
-    def nodata_value(self):
-        return int(_MEDIAN_NODATA)
-
-    def read_window(self, x0, y0, nx, ny):
-        return self.windows.read(x0, y0, nx, ny)[1][self.index]
+            sums[layer, 0] += weight
+            if klass == CLASS_DEEP:
+                sums[layer, 1] += weight
+            if not has_rsrp[layer]:
+                continue
+            value = rsrps[layer, row, col]
+            if np.isnan(value) or value == rsrp_nodata[layer]:
+                continue
+            if value >= ce_dbm[layer, 0]:
+                sums[layer, 2] += weight
+            elif value >= ce_dbm[layer, 1]:
+                sums[layer, 3] += weight
+            elif value >= ce_dbm[layer, 2]:
+                sums[layer, 4] += weight
+            step = int(np.rint(value / MEDIAN_STEP_DB)) - _MEDIAN_MIN_STEP
+            histogram[layer, min(max(step, 0), n_bins - 1)] += weight
 
 
 def _histogram_median(steps: np.ndarray, weights: np.ndarray) -> float:
@@ -600,81 +537,125 @@ def _unit_boxes_px(projected, transform, width, height) -> np.ndarray:
     return np.clip(boxes, 0, [width, height, width, height]).astype(np.int64)
 
 
-def _strip_cells(ds) -> int:
-    """exactextract ``max_cells_in_memory``: whole-width strips of whole block rows."""
+def _strip_rows(ds) -> int:
+    """Rows of a strip: whole block rows, about :data:`_STRIP_TARGET_CELLS` cells."""
     block_rows = ds.block_shapes[0][0]
-    rows = block_rows * max(1, _STRIP_TARGET_CELLS // (block_rows * ds.width))
-    return rows * ds.width
+    return block_rows * max(1, _STRIP_TARGET_CELLS // (block_rows * ds.width))
+
+
+def _histogram_slots(first_strip: np.ndarray, last_strip: np.ndarray) -> tuple[np.ndarray, int]:
+    """A histogram slot per unit, reused once the unit's last strip is done; and the slots needed."""
+    slot = np.full(first_strip.size, -1, dtype=np.int64)
+    free: list[int] = []
+    n_slots = 0
+    releases: dict[int, list[int]] = {}
+    for unit in np.argsort(first_strip, kind="stable"):
+        if first_strip[unit] > last_strip[unit]:
+            continue  # the unit misses the raster
+        for strip in [s for s in releases if s < first_strip[unit]]:
+            free += releases.pop(strip)
+        if free:
+            slot[unit] = free.pop()
+        else:
+            slot[unit], n_slots = n_slots, n_slots + 1
+        releases.setdefault(int(last_strip[unit]), []).append(int(slot[unit]))
+    return slot, n_slots
 
 
 def _extract_group(projected, layers: Sequence[Layer], crs, transform) -> dict[str, np.ndarray]:
-    """One exactextract pass over all layers (builtin ops); raw sums per layer.
+    """One pass over the rasters of all layers, strip by strip; raw sums per layer.
+
+    exactextract computes each unit's coverage fractions on a strip of whole block
+    rows (``cell_id`` and ``coverage`` on a grid without values); a numba kernel
+    adds ``fraction`` to the unit's covered, deep and CE sums of every layer and to
+    its 0.1 dB RSRP histogram, read from the layers' windows of the strip (each block
+    decompressed once). A unit's histogram lives in a slot from its first strip to
+    its last, when its median is taken, so memory follows the units of one strip.
 
     Returns per layer an array ``(n_units, 6)``: covered, deep, CE0, CE1, CE2
     (sums of coverage fractions, i.e. pixels) and the median RSRP (dBm).
     """
-    n = len(projected)
-    if _STATES_PER_LAYER ** len(layers) > np.iinfo(np.int32).max:
-        # 8 layers fit the int32 state; a run has at most 5 per technology
-        half = len(layers) // 2
-        return {**_extract_group(projected, layers[:half], crs, transform),
-                **_extract_group(projected, layers[half:], crs, transform)}
-    datasets = []
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        try:
-            class_dss, rsrp_dss = [], []
-            for lay in layers:
-                cds = rasterio.open(lay.class_path)
-                datasets.append(cds)
-                _check_grid(cds, crs, transform, lay.class_path)
-                class_dss.append(cds)
-                rds = None
-                if lay.rsrp_path is not None:
-                    rds = rasterio.open(lay.rsrp_path)
-                    datasets.append(rds)
-                    _check_grid(rds, crs, transform, lay.rsrp_path)
-                rsrp_dss.append(rds)
-            ref = class_dss[0]
-            windows = _GroupWindows(class_dss, rsrp_dss,
-                                    [lay.ce_thresholds_dbm if lay.rsrp_path is not None else None for lay in layers],
-                                    _unit_boxes_px(projected, transform, ref.width, ref.height))
-            state = _StateSource(ref, windows, name="s")
-            sources = [state]
-            ops = [Operation("unique", "s_unique", state), Operation("frac", "s_frac", state),
-                   Operation("count", "s_count", state)]
-            for i, rds in enumerate(rsrp_dss):
-                if rds is not None:
-                    median = _MedianSource(rds, windows, i, name=f"r{i}")
-                    sources.append(median)
-                    ops += [Operation("unique", f"r{i}_unique", median), Operation("frac", f"r{i}_frac", median)]
-            result = exact_extract(sources, projected, ops, include_cols=["_uid"], output="pandas",
-                                   strategy=_STRATEGY, max_cells_in_memory=_strip_cells(ref))
-        finally:
-            for ds in datasets:
-                ds.close()
-    result = result.set_index("_uid").reindex(np.arange(n))
-    raw = np.zeros((len(layers), n, _N_OUT))
+    n, n_layers = len(projected), len(layers)
+    sums = np.zeros((n, n_layers, _N_SUMS))
+    medians = np.full((n, n_layers), np.nan)
+    has_rsrp = np.array([lay.rsrp_path is not None for lay in layers])
+    # without CE thresholds no covered pixel reaches a level (+inf)
+    ce_dbm = np.array([[math.inf] * 3 if lay.ce_thresholds_dbm is None or lay.rsrp_path is None
+                       else [lay.ce_thresholds_dbm[level] for level in CE_LEVELS] for lay in layers])
+    n_bins = _MEDIAN_MAX_STEP - _MEDIAN_MIN_STEP + 1
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), contextlib.ExitStack() as stack:
+        class_dss, rsrp_dss = [], []
+        for lay in layers:
+            cds = stack.enter_context(rasterio.open(lay.class_path))
+            _check_grid(cds, crs, transform, lay.class_path)
+            class_dss.append(cds)
+            rds = None
+            if lay.rsrp_path is not None:
+                rds = stack.enter_context(rasterio.open(lay.rsrp_path))
+                _check_grid(rds, crs, transform, lay.rsrp_path)
+            rsrp_dss.append(rds)
+        rsrp_nodata = np.array([math.nan if rds is None or rds.nodata is None else float(rds.nodata)
+                                for rds in rsrp_dss])
+        ref = class_dss[0]
+        width, height = ref.width, ref.height
+        strip_rows = _strip_rows(ref)
+        boxes = _unit_boxes_px(projected, transform, width, height)
+        first_strip = boxes[:, 1] // strip_rows
+        last_strip = np.where(boxes[:, 3] > boxes[:, 1], (boxes[:, 3] - 1) // strip_rows, -1)
+        slot, n_slots = _histogram_slots(first_strip, last_strip)
+        histograms = np.zeros((max(n_slots, 1), n_layers, n_bins))
+        finishing = pd.Series(np.arange(n)).groupby(last_strip).agg(list).to_dict()
+        for strip in range((height + strip_rows - 1) // strip_rows):
+            row0 = strip * strip_rows
+            rows = min(strip_rows, height - row0)
+            hit = np.flatnonzero((first_strip <= strip) & (last_strip >= strip))
+            if hit.size:
+                _strip_sums(projected, hit, row0, rows, boxes, transform, width, crs, class_dss, rsrp_dss,
+                            has_rsrp, rsrp_nodata, ce_dbm, sums, histograms, slot)
+            for unit in finishing.get(strip, ()):
+                for layer in range(n_layers):
+                    medians[unit, layer] = _slot_median(histograms[slot[unit], layer])
+                histograms[slot[unit]] = 0.0
+    out = {}
     for i, lay in enumerate(layers):
-        raw[i, :, 5] = np.nan
-        if lay.rsrp_path is not None:
-            for row, (steps, fracs) in enumerate(zip(result[f"r{i}_unique"], result[f"r{i}_frac"], strict=True)):
-                if isinstance(steps, np.ndarray | list) and len(steps):
-                    raw[i, row, 5] = _histogram_median(np.asarray(steps, dtype=np.float64),
-                                                       np.asarray(fracs, dtype=np.float64)) * MEDIAN_STEP_DB
-    places = _STATES_PER_LAYER ** np.arange(len(layers), dtype=np.int64)
-    for row, (values, fracs, count) in enumerate(zip(result["s_unique"], result["s_frac"], result["s_count"],
-                                                     strict=True)):
-        if not isinstance(values, np.ndarray | list) or not count or pd.isna(count):
-            continue
-        px = np.asarray(fracs, dtype=np.float64) * float(count)
-        per_layer = (np.asarray(values, dtype=np.int64)[:, None] // places) % _STATES_PER_LAYER
-        klass, level = per_layer // 4, per_layer % 4  # state 12 (nodata) gives class 3: not covered
-        covered = (klass == CLASS_OUTDOOR) | (klass == CLASS_DEEP)
-        raw[:, row, 0] = px @ covered
-        raw[:, row, 1] = px @ (klass == CLASS_DEEP)
-        for k in range(3):
-            raw[:, row, 2 + k] = px @ (covered & (level == k))
-    return {lay.key: raw[i] for i, lay in enumerate(layers)}
+        raw = np.zeros((n, _N_OUT))
+        raw[:, :_N_SUMS] = sums[:, i]
+        raw[:, 5] = medians[:, i] if has_rsrp[i] else np.nan
+        out[lay.key] = raw
+    return out
+
+
+def _strip_sums(projected, hit, row0, rows, boxes, transform, width, crs, class_dss, rsrp_dss, has_rsrp,
+                rsrp_nodata, ce_dbm, sums, histograms, slot) -> None:
+    """Add the cells of one strip to the sums and histograms of the units ``hit``."""
+    top = transform.f + row0 * transform.e
+    grid = _GridSource((transform.c, top + rows * transform.e, transform.c + width * transform.a, top),
+                       (transform.a, -transform.e), crs.wkt)
+    cells = exact_extract(grid, projected.iloc[hit], ["cell_id", "coverage"], include_cols=["_uid"],
+                          output="pandas", strategy="feature-sequential")
+    col0, col1 = int(boxes[hit, 0].min()), int(boxes[hit, 2].max())
+    window = Window(col0, row0, col1 - col0, rows)
+    classes = np.stack([ds.read(1, window=window) for ds in class_dss])
+    rsrps = _rsrp_windows(rsrp_dss, window)
+    for uid, cell_ids, fractions in zip(cells["_uid"], cells["cell_id"], cells["coverage"], strict=True):
+        if len(cell_ids):
+            _accumulate_unit(np.asarray(cell_ids, dtype=np.int64), np.asarray(fractions, dtype=np.float64), width,
+                             col0, classes, rsrps, has_rsrp, rsrp_nodata, ce_dbm, sums[uid], histograms[slot[uid]])
+
+
+def _rsrp_windows(rsrp_dss, window) -> np.ndarray:
+    """The rsrp windows of the layers, NaN for a layer without rsrp (the kernel skips it)."""
+    shape = (int(window.height), int(window.width))
+    return np.stack([ds.read(1, window=window) if ds is not None else np.full(shape, np.nan, dtype=np.float32)
+                     for ds in rsrp_dss])
+
+
+def _slot_median(histogram: np.ndarray) -> float:
+    """Median RSRP (dBm) of one unit and layer from its histogram; NaN when empty."""
+    occupied = np.flatnonzero(histogram)
+    if occupied.size == 0:
+        return math.nan
+    return _histogram_median((occupied + _MEDIAN_MIN_STEP).astype(np.float64), histogram[occupied]) * MEDIAN_STEP_DB
 
 
 def _check_grid(ds, crs, transform, path) -> None:

@@ -269,3 +269,76 @@ def test_median_is_binned_to_a_tenth_of_a_db(tmp_path):
     # a constant RSRP is returned as its 0.1 dB bin's centre
     constant = write_raster(tmp_path / "c_rsrp.tif", np.full((100, 100), -100.03, np.float32), nodata=-9999.0)
     assert zonal_stats(unit, cls_path, constant)["median_rsrp_dbm"].iloc[0] == pytest.approx(-100.0)
+
+
+def _reference_layer_stats(projected, cls, rsrp, transform, crs):
+    """One layer's covered/deep/CE pixel sums and median straight from exactextract's own ops."""
+    from exactextract import exact_extract
+    from exactextract.raster import NumPyRasterSource
+
+    from coverage.zonal import MEDIAN_STEP_DB, _histogram_median
+
+    h, w = cls.shape
+    ext = (transform.c, transform.f + h * transform.e, transform.c + w * transform.a, transform.f)
+    covered = (cls == 1) | (cls == 2)
+    valid = covered & (rsrp != -9999.0)
+    masks = {"cov": covered, "deep": cls == 2, "ce0": valid & (rsrp >= CE["CE0"]),
+             "ce1": valid & (rsrp < CE["CE0"]) & (rsrp >= CE["CE1"]),
+             "ce2": valid & (rsrp < CE["CE1"]) & (rsrp >= CE["CE2"])}
+    sources = [NumPyRasterSource(m.astype(np.float64), *ext, name=k, srs_wkt=crs.to_wkt()) for k, m in masks.items()]
+    steps = np.where(valid, np.rint(rsrp / MEDIAN_STEP_DB), np.nan)
+    sources.append(NumPyRasterSource(steps, *ext, name="steps", srs_wkt=crs.to_wkt(), nodata=np.nan))
+    frame = exact_extract(sources[:-1], projected, ["sum"], output="pandas")
+    values = exact_extract(sources[-1], projected, ["values", "coverage"], output="pandas")
+    sums = frame[[f"{k}_sum" for k in masks]].to_numpy()
+    medians = []
+    for vals, fracs in zip(values["values"], values["coverage"], strict=True):
+        vals, fracs = np.asarray(vals, float), np.asarray(fracs, float)
+        keep = ~np.isnan(vals)
+        if not keep.any():
+            medians.append(np.nan)
+            continue
+        uniq, inverse = np.unique(vals[keep], return_inverse=True)
+        medians.append(_histogram_median(uniq, np.bincount(inverse, weights=fracs[keep])) * MEDIAN_STEP_DB)
+    return sums, np.array(medians)
+
+
+def test_strips_give_exactextract_sums_and_medians(tmp_path, monkeypatch):
+    """Irregular units over many strips (16-row blocks): every sum and median as exactextract computes it."""
+    import coverage.zonal as zonal
+
+    monkeypatch.setattr(zonal, "_STRIP_TARGET_CELLS", 1)  # one 16-px block row per strip
+    rng = np.random.default_rng(7)
+    h, w = 120, 90
+    layers, arrays = [], []
+    for i in range(3):
+        cls = rng.choice(np.array([0, 1, 2, 255], np.uint8), size=(h, w), p=[0.3, 0.4, 0.2, 0.1])
+        rsrp = np.round(rng.uniform(-132.0, -95.0, size=(h, w)) * 128) / 128
+        rsrp = np.where(cls == 255, -9999.0, rsrp).astype(np.float32)
+        for name, array, nodata in (("class", cls, 255), ("rsrp", rsrp, -9999.0)):
+            with rasterio.open(tmp_path / f"{name}{i}.tif", "w", driver="GTiff", width=w, height=h, count=1,
+                               dtype=array.dtype, crs=ALBERS, transform=from_origin(X0, Y0, RES_M, RES_M),
+                               nodata=nodata, tiled=True, blockxsize=16, blockysize=16) as ds:
+                ds.write(array, 1)
+        layers.append(Layer("nbiot", f"op{i}", tmp_path / f"class{i}.tif", tmp_path / f"rsrp{i}.tif", CE))
+        arrays.append((cls, rsrp))
+    geoms = [shapely.Point(X0 + 2_000 + 900 * k, Y0 - 1_500 - 950 * k).buffer(600 + 700 * k, quad_segs=5)
+             for k in range(7)]
+    geoms.append(shapely.Polygon([(X0 - 500, Y0 + 500), (X0 + 4_321, Y0 - 11_777), (X0 + 8_000, Y0 - 3_210)]))
+    # discs one under the other: each strip's histogram slots are reused by the next disc
+    geoms += [shapely.Point(X0 + 7_000, Y0 - 1_000 - 2_500 * j).buffer(700) for j in range(5)]
+    units = units_frame(geoms)
+    stats = zonal.layer_stats(units, layers)
+    with rasterio.open(tmp_path / "class0.tif") as ds:
+        transform, crs = ds.transform, ds.crs
+    projected = zonal.units_in_crs(units, crs)
+    area_km2 = projected.geometry.area.to_numpy() / 1e6
+    pixel_km2 = RES_M * RES_M / 1e6
+    for i, (cls, rsrp) in enumerate(arrays):
+        sums, medians = _reference_layer_stats(projected, cls, rsrp, transform, crs)
+        got = stats[stats["operator"] == f"op{i}"].sort_values("_unit")
+        assert got["covered_km2"].to_numpy() == pytest.approx(np.minimum(sums[:, 0] * pixel_km2, area_km2))
+        assert got["deep_covered_km2"].to_numpy() == pytest.approx(sums[:, 1] * pixel_km2)
+        for k, column in enumerate(("ce0_pct", "ce1_pct", "ce2_pct")):
+            assert got[column].to_numpy() == pytest.approx(sums[:, 2 + k] * pixel_km2 / area_km2 * 100)
+        assert got["median_rsrp_dbm"].to_numpy() == pytest.approx(medians, abs=1e-9, nan_ok=True)
