@@ -202,8 +202,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=None, help="run directory (default: a temporary one, removed)")
     parser.add_argument("--stages", default="predict,aggregate,publish",
                         help="stages after generating, comma-separated (default predict,aggregate,publish)")
-    parser.add_argument("--aggregate-workers", type=int, default=1,
-                        help="processes for aggregate, one technology each (default 1: least memory)")
+    parser.add_argument("--aggregate-workers", type=int, default=None,
+                        help="processes polygonising the gaps (default: one per CPU)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="append the figures as one JSON line to this file")
     args = parser.parse_args(argv)

@@ -41,7 +41,7 @@ import pandas as pd
 
 from coverage.errors import InputReadError, SchemaError, StageError, UnknownUnitError
 from coverage.files import atomic_output, write_csv_bom
-from coverage.gaps import DEFAULT_GAP_ENVIRONMENT, DEFAULT_MIN_GAP_KM2, GAP_COLUMNS, find_layer_gaps
+from coverage.gaps import DEFAULT_GAP_ENVIRONMENT, DEFAULT_MIN_GAP_KM2, GAP_COLUMNS, gaps_by_layer
 from coverage.layout import ALL_OPERATORS, RunLayout
 from coverage.schema import OPERATORS, normalise_operator, normalise_tech
 from coverage.zonal import Layer, unit_table
@@ -66,7 +66,7 @@ SUMMARY_COLUMNS = (
 
 def aggregate(run_dir, townships=None, population=None, config=None, counties=None,
               progress: Callable[[int, int], None] | None = None, min_gap_km2: float | None = None,
-              workers: int = 1) -> dict:
+              workers: int | None = None) -> dict:
     """Compute the county (and township) statistics and the gaps of a run; write the stats files.
 
     Parameters
@@ -82,14 +82,15 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
     counties : geopandas.GeoDataFrame, optional
         Counties to report on; default the counties holding at least one sector.
     progress : callable, optional
-        ``progress(done, total)`` after each step (statistics pass or gaps layer).
+        ``progress(done, total)`` after each step (county statistics, township
+        statistics, gaps).
     min_gap_km2 : float, optional
         Overrides the configuration's smallest reported gap (km²).
-    workers : int, default 1
-        Processes aggregating the technologies side by side (at most one per
-        technology). The outputs are the same; each process holds its own copy of
-        the units, sectors and gaps: for a national run of 1.5 M sectors, 2 workers
-        took 686–762 s instead of 956 s but peaked at 9–12 GB instead of 4.3 GB.
+    workers : int, optional
+        Processes polygonising the counties' gaps side by side (default: one per
+        CPU, but at most one per :data:`UNITS_PER_GAP_WORKER` counties). The outputs do
+        not depend on it; each process holds only its chunk of counties and the
+        polygons it sends back.
 
     Returns
     -------
@@ -116,8 +117,8 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
     town_units = _townships(townships, counties)
 
     techs = list(report["techs"])
-    layers = {tech: report_layers(layout, report, tech) for tech in techs}
-    n_steps = len(techs) * (2 if town_units is not None else 1) + sum(len(v) for v in layers.values())
+    layers = [layer for tech in techs for layer in report_layers(layout, report, tech)]
+    n_steps = 2 + (town_units is not None)
     done = 0
 
     def step():
@@ -126,21 +127,21 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
         if progress is not None:
             progress(done, n_steps)
 
-    county_rows, town_rows, gaps = [], [], {}
-    jobs = [(tech, counties, town_units, layers[tech], sectors, population, min_gap_km2,
-             report["techs"][tech].get("typical_cell_radius_m")) for tech in techs]
-    for tech, (county_part, town_part, tech_gaps) in zip(techs, _map_techs(jobs, workers), strict=True):
-        county_rows.append(county_part)
+    # every layer of every technology in one pass over the rasters: the units'
+    # coverage fractions are computed, and each unit rasterised for its gaps, once
+    county_table = unit_table(counties, layers, sectors=sectors, population=population, level="county")
+    step()
+    town_table = None
+    if town_units is not None:
+        town_table = unit_table(town_units, layers, sectors=sectors, population=population, level="township")
         step()
-        if town_part is not None:
-            town_rows.append(town_part)
-            step()
-        for _ in layers[tech]:
-            step()
-        gaps[tech] = _concat_gaps([tech_gaps])
-
-    county_table = pd.concat(county_rows, ignore_index=True)
-    town_table = pd.concat(town_rows, ignore_index=True) if town_rows else None
+    radii = {tech: report["techs"][tech].get("typical_cell_radius_m") for tech in techs}
+    frames = gaps_by_layer([(lay.tech, lay.operator, lay.class_path) for lay in layers], counties, min_gap_km2,
+                           sectors, radii, environment=DEFAULT_GAP_ENVIRONMENT,
+                           workers=_gap_workers(workers, len(counties)))
+    gaps = {tech: _concat_gaps([f for lay, f in zip(layers, frames, strict=True) if lay.tech == tech])
+            for tech in techs}
+    step()
     summary = summary_table(county_table)
 
     write_csv_bom(county_table, layout.county_csv)
@@ -181,32 +182,15 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
     return result
 
 
-def _tech_tables(job):
-    """County table, township table (or None) and gaps of one technology."""
-    tech, counties, town_units, tech_layers, sectors, population, min_gap_km2, radius = job
-    county_part = unit_table(counties, tech_layers, sectors=sectors, population=population, level="county")
-    town_part = None
-    if town_units is not None:
-        town_part = unit_table(town_units, tech_layers, sectors=sectors, population=population, level="township")
-    # all layers of a technology in one pass: each county is rasterised once
-    tech_gaps = find_layer_gaps({layer.operator: layer.class_path for layer in tech_layers}, counties,
-                                min_gap_km2, sectors=sectors, typical_cell_radius_m=radius, tech=tech,
-                                environment=DEFAULT_GAP_ENVIRONMENT)
-    return county_part, town_part, tech_gaps
+def _gap_workers(workers: int | None, n_units: int) -> int:
+    """Processes for the gaps: ``workers``, by default the CPUs but one per :data:`UNITS_PER_GAP_WORKER` units."""
+    if workers is None:
+        return max(1, min(os.cpu_count() or 1, n_units // UNITS_PER_GAP_WORKER))
+    return max(1, min(int(workers), n_units))
 
 
-def _map_techs(jobs, workers: int):
-    """:func:`_tech_tables` of each job, in order; in ``workers`` processes when more than one."""
-    workers = min(len(jobs), max(int(workers), 1))
-    if workers < 2:
-        for job in jobs:
-            yield _tech_tables(job)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield from pool.map(_tech_tables, jobs)
+#: A process for the gaps pays for itself above this many units (it starts in about a second).
+UNITS_PER_GAP_WORKER = 50
 
 
 def read_report(layout: RunLayout) -> dict:

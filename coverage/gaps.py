@@ -134,7 +134,8 @@ def find_gaps(class_raster, units, min_gap_km2: float = DEFAULT_MIN_GAP_KM2, sec
 
 def find_layer_gaps(class_rasters: Mapping[str, object], units, min_gap_km2: float = DEFAULT_MIN_GAP_KM2,
                     sectors=None, typical_cell_radius_m: float | Mapping[str, float] | None = None, *,
-                    tech: str | None = None, environment: str = DEFAULT_GAP_ENVIRONMENT) -> gpd.GeoDataFrame:
+                    tech: str | None = None, environment: str = DEFAULT_GAP_ENVIRONMENT,
+                    workers: int = 1) -> gpd.GeoDataFrame:
     """Gaps of several layers of one technology (e.g. each operator and ``"all"``) in one pass.
 
     Same result as concatenating :func:`find_gaps` of each layer in the order of
@@ -147,11 +148,41 @@ def find_layer_gaps(class_rasters: Mapping[str, object], units, min_gap_km2: flo
         Operator code (or ``"all"``) → coverage class GeoTIFF; all on one grid.
     units, min_gap_km2, sectors, typical_cell_radius_m, tech, environment
         As for :func:`find_gaps`.
+    workers : int, default 1
+        As for :func:`gaps_by_layer`.
 
     Returns
     -------
     geopandas.GeoDataFrame
         The layers' gaps one after the other, each as :func:`find_gaps` returns it.
+    """
+    layers = [(tech, op, path) for op, path in class_rasters.items()]
+    frames = gaps_by_layer(layers, units, min_gap_km2, sectors, {tech: typical_cell_radius_m},
+                           environment=environment, workers=workers)
+    return frames[0] if len(frames) == 1 else gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=4326)
+
+
+def gaps_by_layer(layers, units, min_gap_km2: float = DEFAULT_MIN_GAP_KM2, sectors=None,
+                  typical_cell_radius_m: Mapping | None = None, *, environment: str = DEFAULT_GAP_ENVIRONMENT,
+                  workers: int = 1) -> list[gpd.GeoDataFrame]:
+    """Gaps of any layers on one grid (all technologies of a run), each unit rasterised once.
+
+    Parameters
+    ----------
+    layers : sequence of (tech, operator, class raster path)
+        ``tech`` may be None (as for :func:`find_gaps`).
+    units, min_gap_km2, sectors, environment
+        As for :func:`find_gaps`.
+    typical_cell_radius_m : mapping, optional
+        Technology → the ``typical_cell_radius_m`` of :func:`find_gaps`.
+    workers : int, default 1
+        Processes polygonising the units' gaps side by side (units are dealt out in
+        interleaved chunks; the result does not depend on it).
+
+    Returns
+    -------
+    list of geopandas.GeoDataFrame
+        One frame per layer, in order, each as :func:`find_gaps` returns it.
     """
     if not isinstance(units, gpd.GeoDataFrame) or units.crs is None:
         raise SchemaError("units must be a GeoDataFrame with a CRS")
@@ -161,39 +192,67 @@ def find_layer_gaps(class_rasters: Mapping[str, object], units, min_gap_km2: flo
         raise EmptyCoverageError("no units to look for gaps in")
     if not min_gap_km2 >= 0:
         raise SchemaError(f"min_gap_km2 must be ≥ 0, got {min_gap_km2}")
-    if not class_rasters:
+    if not layers:
         raise EmptyCoverageError("no coverage layers to look for gaps in")
-    radius_m = _radius(typical_cell_radius_m, environment)
+    radii = typical_cell_radius_m or {}
+    radius_by_tech = {tech: _radius(radii.get(tech), environment) for tech, _, _ in layers}
 
-    operators = list(class_rasters)
-    rows: list[list[tuple[int, object]]] = [[] for _ in operators]
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), contextlib.ExitStack() as stack:
-        dss = [stack.enter_context(rasterio.open(class_rasters[op])) for op in operators]
-        ref = dss[0]
-        if ref.crs is None:
-            raise CRSMismatchError(f"{class_rasters[operators[0]]} has no CRS")
-        for op, ds in zip(operators[1:], dss[1:], strict=True):
-            if ds.crs != ref.crs or not ds.transform.almost_equals(ref.transform) or ds.shape != ref.shape:
-                raise CRSMismatchError(f"{class_rasters[op]} is not on the grid of {class_rasters[operators[0]]}")
-        crs = ref.crs
-        geoms = units_in_crs(units, crs).geometry.to_numpy()
-        for i, geom in enumerate(geoms):
-            if geom is None or geom.is_empty:
-                continue
-            for layer_rows, parts in zip(rows, _unit_gaps(dss, geom, min_gap_km2 * M2_PER_KM2), strict=True):
-                layer_rows.extend((i, part) for part in parts)
-
-    frames = [_gap_frame(layer_rows, units, crs, radius_m, sectors, tech, op)
-              for op, layer_rows in zip(operators, rows, strict=True)]
-    out = frames[0] if len(frames) == 1 else gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=4326)
-    for op, frame in zip(operators, frames, strict=True):
+    paths = [path for _, _, path in layers]
+    with rasterio.open(paths[0]) as ref:
+        crs, transform, shape = ref.crs, ref.transform, ref.shape
+    if crs is None:
+        raise CRSMismatchError(f"{paths[0]} has no CRS")
+    for path in paths[1:]:
+        with rasterio.open(path) as ds:
+            if ds.crs != crs or not ds.transform.almost_equals(transform) or ds.shape != shape:
+                raise CRSMismatchError(f"{path} is not on the grid of {paths[0]}")
+    geoms = units_in_crs(units, crs).geometry.to_numpy()
+    todo = [i for i, geom in enumerate(geoms) if geom is not None and not geom.is_empty]
+    per_unit = _polygonise_units(paths, geoms, todo, min_gap_km2 * M2_PER_KM2, workers)
+    rows_by_layer = [[(i, part) for i in todo for part in per_unit[i][k]] for k in range(len(layers))]
+    del per_unit
+    nearest = _nearest_by_layer([np.array([g for _, g in rows], dtype=object) for rows in rows_by_layer],
+                                crs, [_sector_xy(sectors, tech, op, crs) for tech, op, _ in layers], workers)
+    frames = []
+    for (tech, op, _), rows, near_km in zip(layers, rows_by_layer, nearest, strict=True):
+        frame = _gap_frame(rows, units, crs, radius_by_tech[tech], tech, op, near_km)
         log.info("%s: %d gaps ≥ %.3g km² in %d units (%.1f km² in all)", layer_key(tech or "gap", op), len(frame),
                  min_gap_km2, len(units), float(frame["area_km2"].sum()) if len(frame) else 0.0)
+        frames.append(frame)
+    return frames
+
+
+def _polygonise_units(paths, geoms, todo, min_gap_m2: float, workers: int) -> dict[int, list[list]]:
+    """Unit index → per layer its gap polygons (:func:`_unit_gaps`), in ``workers`` processes."""
+    workers = max(1, min(int(workers), len(todo)))
+    if workers == 1:
+        return dict(_gaps_of_units((paths, [(i, geoms[i]) for i in todo], min_gap_m2)))
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    n_chunks = min(len(todo), _CHUNKS_PER_WORKER * workers)
+    jobs = [(paths, [(i, geoms[i]) for i in todo[k::n_chunks]], min_gap_m2) for k in range(n_chunks)]
+    out = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for part in pool.map(_gaps_of_units, jobs):
+            out.update(part)
     return out
 
 
-def _gap_frame(rows, units, crs, radius_m, sectors, tech, operator) -> gpd.GeoDataFrame:
-    """The gaps table of one layer from ``(unit index, polygon)`` rows (equal-area CRS)."""
+# Chunks of units per process: interleaved, so that the big units spread over the processes.
+_CHUNKS_PER_WORKER = 8
+
+
+def _gaps_of_units(job) -> list[tuple[int, list[list]]]:
+    """``(unit index, per layer its gap polygons)`` of a chunk of units."""
+    paths, units, min_gap_m2 = job
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), contextlib.ExitStack() as stack:
+        dss = [stack.enter_context(rasterio.open(path)) for path in paths]
+        return [(i, _unit_gaps(dss, geom, min_gap_m2)) for i, geom in units]
+
+
+def _gap_frame(rows, units, crs, radius_m, tech, operator, nearest_km) -> gpd.GeoDataFrame:
+    """The gaps table of one layer from ``(unit index, polygon)`` rows (equal-area CRS) and their distances."""
     county_code, county_name = _county_columns(units)
     unit_idx = np.array([i for i, _ in rows], dtype=int)
     gap_geoms = np.array([g for _, g in rows], dtype=object)
@@ -215,7 +274,7 @@ def _gap_frame(rows, units, crs, radius_m, sectors, tech, operator) -> gpd.GeoDa
             np.ceil(area_km2 * M2_PER_KM2 / hexagon_area_m2(radius_m)).astype("int64"), dtype="Int64")
     else:
         frame["sites_needed_estimate"] = pd.array([pd.NA] * len(frame), dtype="Int64")
-    frame["nearest_sector_km"] = _nearest_sector_km(gap_geoms, crs, sectors, tech, operator)
+    frame["nearest_sector_km"] = nearest_km
     frame["_geometry"] = gap_geoms
 
     frame = frame.sort_values(["county_code", "area_km2"], ascending=[True, False], kind="stable")
@@ -346,29 +405,73 @@ def _nearest_sector_km(gap_geoms, crs, sectors, tech, operator) -> np.ndarray:
     (GEOS nearest on whole polygons) has to measure every one of them against every
     vertex; segment-to-point costs O(1) each.
     """
-    out = np.full(len(gap_geoms), np.nan)
-    if sectors is None or len(sectors) == 0 or len(gap_geoms) == 0:
-        return out
+    return _nearest_km((np.asarray(gap_geoms, dtype=object), _crs_wkt(crs), _sector_xy(sectors, tech, operator, crs)))
+
+
+def _crs_wkt(crs) -> str:
+    return crs.to_wkt() if hasattr(crs, "to_wkt") else str(crs)
+
+
+def _sector_xy(sectors, tech, operator, crs) -> np.ndarray | None:
+    """x, y (``crs``) of the sectors of ``tech`` and ``operator`` (all for ``"all"``); None without any."""
+    if sectors is None or len(sectors) == 0:
+        return None
     chosen = sectors
     if tech is not None and "tech" in chosen.columns:
         chosen = chosen[chosen["tech"] == tech]
     if operator != ALL_OPERATORS and "operator" in chosen.columns:
         chosen = chosen[chosen["operator"] == operator]
     if len(chosen) == 0:
-        return out
-    gap_geoms = np.asarray(gap_geoms, dtype=object)
-    points = chosen.geometry.to_crs(crs).to_numpy()
-    tree = shapely.STRtree(points)
-    to_lonlat = Transformer.from_crs(crs, 4326, always_xy=True)
-    # gaps in chunks of about _NEAREST_CHUNK_VERTICES boundary vertices: a segment is a
-    # GEOS geometry (~200 B), and a national layer's gaps have tens of millions
-    vertices = np.cumsum(shapely.get_num_coordinates(gap_geoms))
-    first = 0
-    while first < len(gap_geoms):
+        return None
+    return shapely.get_coordinates(chosen.geometry.to_crs(crs).to_numpy())
+
+
+def _nearest_by_layer(geoms_by_layer, crs, xy_by_layer, workers: int) -> list[np.ndarray]:
+    """:func:`_nearest_km` of each layer's gaps; in ``workers`` processes, in pieces of whole gaps."""
+    wkt = _crs_wkt(crs)
+    if workers < 2:
+        return [_nearest_km((geoms, wkt, xy)) for geoms, xy in zip(geoms_by_layer, xy_by_layer, strict=True)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs, owner = [], []
+    for k, (geoms, xy) in enumerate(zip(geoms_by_layer, xy_by_layer, strict=True)):
+        for piece in _vertex_pieces(geoms, _NEAREST_CHUNK_VERTICES):
+            jobs.append((geoms[piece], wkt, xy))
+            owner.append(k)
+    parts: list[list[np.ndarray]] = [[] for _ in geoms_by_layer]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for k, part in zip(owner, pool.map(_nearest_km, jobs), strict=True):
+            parts[k].append(part)
+    return [np.concatenate(p) if p else np.zeros(0) for p in parts]
+
+
+def _vertex_pieces(geoms, max_vertices: int) -> list[slice]:
+    """Consecutive slices of ``geoms`` of about ``max_vertices`` vertices (at least one geometry each)."""
+    vertices = np.cumsum(shapely.get_num_coordinates(geoms)) if len(geoms) else np.zeros(0, dtype=np.int64)
+    pieces, first = [], 0
+    while first < len(geoms):
         done_before = vertices[first - 1] if first else 0
-        last = int(np.searchsorted(vertices, done_before + _NEAREST_CHUNK_VERTICES, side="right"))
-        last = max(last, first + 1)
-        chunk = np.arange(first, min(last, len(gap_geoms)))
+        last = int(np.searchsorted(vertices, done_before + max_vertices, side="right"))
+        last = min(max(last, first + 1), len(geoms))
+        pieces.append(slice(first, last))
+        first = last
+    return pieces
+
+
+def _nearest_km(job) -> np.ndarray:
+    """:func:`_nearest_sector_km` of ``(gaps, CRS WKT, sector x y or None)``."""
+    gap_geoms, crs_wkt, xy = job
+    out = np.full(len(gap_geoms), np.nan)
+    if xy is None or len(xy) == 0 or len(gap_geoms) == 0:
+        return out
+    points = shapely.points(xy)
+    tree = shapely.STRtree(points)
+    to_lonlat = Transformer.from_crs(crs_wkt, 4326, always_xy=True)
+    # gaps in pieces of about _NEAREST_CHUNK_VERTICES boundary vertices: a segment is a
+    # GEOS geometry (~200 B), and a national layer's gaps have tens of millions
+    for piece in _vertex_pieces(gap_geoms, _NEAREST_CHUNK_VERTICES):
+        chunk = np.arange(len(gap_geoms))[piece]
         gap_idx, best_seg, best_pt, segments = _nearest_segments(gap_geoms[chunk], tree)
         lines = shapely.shortest_line(segments[best_seg], points[best_pt])
         line_coords = shapely.get_coordinates(lines).reshape(-1, 2, 2)
@@ -376,13 +479,12 @@ def _nearest_sector_km(gap_geoms, crs, sectors, tech, operator) -> np.ndarray:
         lon1, lat1 = to_lonlat.transform(line_coords[:, 1, 0], line_coords[:, 1, 1])
         _, _, dist_m = _GEOD.inv(lon0, lat0, lon1, lat1)
         out[chunk[gap_idx]] = np.asarray(dist_m) / 1000.0
-        first = int(chunk[-1]) + 1
     holding, _ = tree.query(gap_geoms, predicate="contains")
     out[np.unique(holding)] = 0.0
     return out
 
 
-# Boundary vertices of the gaps handled at once by _nearest_sector_km.
+# Boundary vertices of the gaps handled at once by _nearest_km (and per process job).
 _NEAREST_CHUNK_VERTICES = 1_000_000
 
 

@@ -83,9 +83,9 @@ def test_single_site_in_a_real_county_covers_pi_r_squared(tmp_path):
 
 
 @pytest.mark.slow
-def test_technologies_aggregated_in_worker_processes_equal_the_serial_run(tmp_path):
-    """workers=2 aggregates one technology per process: same tables, same gaps."""
-    county = load_counties(codes="350212")
+def test_gaps_polygonised_in_worker_processes_equal_the_serial_run(tmp_path):
+    """workers=2 polygonises the counties' gaps in two processes: same tables, same gaps."""
+    county = load_counties(codes=["350212", "350211", "350213"])
     site = county.geometry.iloc[0].representative_point()
     csv = tmp_path / "two_sites.csv"
     csv.write_text(
@@ -98,7 +98,7 @@ def test_technologies_aggregated_in_worker_processes_equal_the_serial_run(tmp_pa
     write_sectors(read_submissions(csv).sectors, run.sectors, overwrite=True)
     predict(run.sectors, run.root, resolution_m=100, scheduler="synchronous")
 
-    serial = aggregate(run.root, counties=county)
+    serial = aggregate(run.root, counties=county, workers=1)
     tables = {name: serial[name].read_bytes() for name in ("county_csv", "summary_csv")}
     gaps = {tech: path.read_bytes() for tech, path in serial["gaps_csv"].items()}
     steps = []
