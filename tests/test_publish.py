@@ -465,3 +465,18 @@ def test_cli_publish(runner, run_dir, tmp_path):
                                   "--operator", "中国电信"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "y/gaps.html").exists()
+
+
+def test_county_pages_in_worker_processes_equal_the_serial_pages(run_dir, public_site, tmp_path):
+    """workers=2 writes the county pages in two processes: the same pages (folium's random ids aside)."""
+    from coverage.publish import write_site
+
+    serial_result, serial_out = public_site
+    result = write_site(run_dir, tmp_path / "maps", workers=2)
+    assert list(result["pages"]) == list(serial_result["pages"])
+
+    def normalised(path):
+        return re.sub(r"_[0-9a-f]{32}\b", "_ID", path.read_text(encoding="utf-8"))
+
+    for rel in result["pages"]:
+        assert normalised(tmp_path / "maps" / rel) == normalised(serial_out / rel), rel

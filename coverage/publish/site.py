@@ -503,7 +503,8 @@ def _options_for(run_dir, out_dir, counties=None, edition="public", operator_cod
 def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", edition: str = "public",
                operator: str | None = None, basemap: str = "none", tianditu_key: str | None = None,
                data_date: str | None = None, data_version: str | None = None,
-               publish_resolution_m: float | None = None, overwrite: bool = False) -> dict:
+               publish_resolution_m: float | None = None, overwrite: bool = False,
+               workers: int | None = None) -> dict:
     """Write the static coverage site of one run.
 
     Parameters
@@ -532,6 +533,10 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
         Default: the configuration's ``[publish] resolution_m`` (500 m).
         Cell size of the class overlay (never finer than the run's raster).
     overwrite : bool, default False
+    workers : int, optional
+        Processes writing the county pages side by side (default: one per CPU,
+        but at most one per :data:`PAGES_PER_WORKER` counties). The pages do not
+        depend on it.
 
     Returns
     -------
@@ -587,11 +592,15 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
         _province_page(opts, str(code), name, group, own, written)
     by_parent = townships.groupby("parent") if townships is not None and len(townships) else None
     parents = set(by_parent.groups) if by_parent is not None else set()
+    # split once: filtering a national gaps table per county cost O(gaps) each time
+    gaps_by_county = {tech: _by_county(frame) for tech, frame in gaps_by_tech.items()}
+    pages = []  # (county, its townships, its gaps per tech, its sites)
     for _, county in counties.iterrows():
         code = str(county["code"])
         towns = by_parent.get_group(code) if code in parents else None
         own = sites[site_county == code] if sites is not None else None
-        _county_page(opts, county, towns, gaps_by_tech, own, written)
+        pages.append((county, towns, {tech: groups.get(code) for tech, groups in gaps_by_county.items()}, own))
+    written.update(_county_pages(opts, pages, _page_workers(workers, len(pages))))
     if operator_code:
         _gaps_page(opts, gaps_by_tech, written)
 
@@ -607,6 +616,58 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
     log.info("published %d pages (%s edition) to %s; national page %.1f MB", len(written), edition, out,
              written["index.html"] / 1e6)
     return result
+
+
+def _page_workers(workers: int | None, n_pages: int) -> int:
+    """Processes for the county pages: ``workers``, by default the CPUs but one per :data:`PAGES_PER_WORKER`."""
+    if workers is None:
+        return max(1, min(os.cpu_count() or 1, n_pages // PAGES_PER_WORKER))
+    return max(1, min(int(workers), n_pages))
+
+
+#: A process for the county pages pays for itself above this many pages (it starts in about a second).
+PAGES_PER_WORKER = 50
+# Pages per task sent to a process: small enough to balance, big enough to amortise the pickling.
+_PAGES_PER_TASK = 25
+_worker_opts: _Options | None = None
+
+
+def _county_pages(opts: _Options, pages: list, workers: int) -> dict[str, int]:
+    """Write the county pages, in ``workers`` processes when more than one; relative path -> bytes, in order."""
+    if workers == 1:
+        written: dict[str, int] = {}
+        for county, towns, gaps, own in pages:
+            _county_page(opts, county, towns, gaps, own, written)
+        return written
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    tasks = [pages[i:i + _PAGES_PER_TASK] for i in range(0, len(pages), _PAGES_PER_TASK)]
+    written = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_set_worker_opts, initargs=(opts,)) as pool:
+        for part in pool.map(_write_county_task, tasks):
+            written.update(part)
+    return written
+
+
+def _set_worker_opts(opts: _Options) -> None:
+    global _worker_opts
+    _worker_opts = opts
+
+
+def _write_county_task(pages: list) -> dict[str, int]:
+    written: dict[str, int] = {}
+    for county, towns, gaps, own in pages:
+        _county_page(_worker_opts, county, towns, gaps, own, written)
+    return written
+
+
+def _by_county(gaps) -> dict:
+    """A gaps table split by ``county_code`` (str)."""
+    if gaps is None or gaps.empty:
+        return {}
+    return {str(code): part for code, part in gaps.groupby(gaps["county_code"].astype(str), sort=False)}
 
 
 def _sites_in_counties(sites, counties):
