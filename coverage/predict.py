@@ -754,15 +754,13 @@ def tile_overviews(rsrp: np.ndarray, cls: np.ndarray, factors: Sequence[int]) ->
     steps), as GDAL's ``average``; class: the pixel nearest the centre of each
     ``factor × factor`` square, as GDAL's ``nearest`` (classes are not averaged).
     """
+    valid = rsrp != RSRP_NODATA_DBM
+    total, count = np.where(valid, rsrp, 0.0), valid.astype(np.int64)
     levels = []
-    total = count = None
     done = 1
     for factor in factors:
         while done < factor:
-            if total is None:
-                total, count = _halve_valid_sums(rsrp, RSRP_NODATA_DBM)
-            else:
-                total, count = _halve_sums(total, count)
+            total, count = _halve_sums(total, count)
             done *= 2
         levels.append((_level_mean(total, count, RSRP_NODATA_DBM),
                        np.ascontiguousarray(cls[factor // 2::factor, factor // 2::factor])))
@@ -773,22 +771,8 @@ def tile_overviews(rsrp: np.ndarray, cls: np.ndarray, factors: Sequence[int]) ->
 # fifth of a national tile task. Every rsrp is a whole number of 1/128 dB steps, so
 # the float64 sums are exact in any order.
 @njit(cache=True, nogil=True)
-def _halve_valid_sums(rsrp, nodata):
-    """Sum and count of the valid pixels of each 2 × 2 square."""
-    h, w = rsrp.shape[0] // 2, rsrp.shape[1] // 2
-    total = np.zeros((h, w), dtype=np.float64)
-    count = np.zeros((h, w), dtype=np.int64)
-    for r in range(2 * h):
-        for c in range(2 * w):
-            value = rsrp[r, c]
-            if value != nodata:
-                total[r // 2, c // 2] += value
-                count[r // 2, c // 2] += 1
-    return total, count
-
-
-@njit(cache=True, nogil=True)
 def _halve_sums(total, count):
+    """Sums of ``total`` and ``count`` over each 2 × 2 square."""
     h, w = total.shape[0] // 2, total.shape[1] // 2
     out_total = np.zeros((h, w), dtype=np.float64)
     out_count = np.zeros((h, w), dtype=np.int64)
