@@ -7,8 +7,9 @@ the unit's polygon minus its covered pixels, dropped below ``min_gap_km2``.
 To get it, whichever of the covered or the uncovered pixels touching the unit
 are fewer become polygons (``rasterio.features.shapes``, only over tiles holding
 such pixels): the unit minus the covered ones, or the uncovered ones clipped
-exactly to the unit; both give the same gaps. All layers of a technology share
-one rasterisation of each unit (:func:`find_layer_gaps`).
+exactly to the unit; both give the same gaps. All layers given share one
+rasterisation of each unit (:func:`gaps_by_layer`, :func:`find_layer_gaps`), and
+worker processes can share the units and the nearest-sector search.
 
 Each gap carries
 - ``area_km2`` in the raster's equal-area CRS;
