@@ -91,6 +91,8 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
         CPU, but at most one per :data:`UNITS_PER_GAP_WORKER` counties). The outputs do
         not depend on it; each process holds only its chunk of counties and the
         polygons it sends back.
+        The processes are spawned, so a script calling this with more than one
+        must run it under ``if __name__ == "__main__":`` (``workers=1`` needs not).
 
     Returns
     -------

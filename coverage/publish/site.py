@@ -536,7 +536,8 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
     workers : int, optional
         Processes writing the county pages side by side (default: one per CPU,
         but at most one per :data:`PAGES_PER_WORKER` counties). The pages do not
-        depend on it.
+        depend on it. The processes are spawned, so a script calling this with more
+        than one must run it under ``if __name__ == "__main__":``.
 
     Returns
     -------
