@@ -210,13 +210,18 @@ def gaps_by_layer(layers, units, min_gap_km2: float = DEFAULT_MIN_GAP_KM2, secto
     geoms = units_in_crs(units, crs).geometry.to_numpy()
     todo = [i for i, geom in enumerate(geoms) if geom is not None and not geom.is_empty]
     per_unit = _polygonise_units(paths, geoms, todo, min_gap_km2 * M2_PER_KM2, workers)
-    rows_by_layer = [[(i, part) for i in todo for part in per_unit[i][k]] for k in range(len(layers))]
+    unit_idx_by_layer, geoms_by_layer = [], []
+    for k in range(len(layers)):
+        rows = [(i, part) for i in todo for part in per_unit[i][k]]
+        unit_idx_by_layer.append(np.array([i for i, _ in rows], dtype=int))
+        geoms_by_layer.append(np.array([g for _, g in rows], dtype=object))
     del per_unit
-    nearest = _nearest_by_layer([np.array([g for _, g in rows], dtype=object) for rows in rows_by_layer],
-                                crs, [_sector_xy(sectors, tech, op, crs) for tech, op, _ in layers], workers)
+    nearest = _nearest_by_layer(geoms_by_layer, crs, [_sector_xy(sectors, tech, op, crs) for tech, op, _ in layers],
+                                workers)
     frames = []
-    for (tech, op, _), rows, near_km in zip(layers, rows_by_layer, nearest, strict=True):
-        frame = _gap_frame(rows, units, crs, radius_by_tech[tech], tech, op, near_km)
+    for (tech, op, _), unit_idx, gap_geoms, near_km in zip(layers, unit_idx_by_layer, geoms_by_layer, nearest,
+                                                            strict=True):
+        frame = _gap_frame(unit_idx, gap_geoms, units, crs, radius_by_tech[tech], tech, op, near_km)
         log.info("%s: %d gaps ≥ %.3g km² in %d units (%.1f km² in all)", layer_key(tech or "gap", op), len(frame),
                  min_gap_km2, len(units), float(frame["area_km2"].sum()) if len(frame) else 0.0)
         frames.append(frame)
@@ -252,13 +257,11 @@ def _gaps_of_units(job) -> list[tuple[int, list[list]]]:
         return [(i, _unit_gaps(dss, geom, min_gap_m2)) for i, geom in units]
 
 
-def _gap_frame(rows, units, crs, radius_m, tech, operator, nearest_km) -> gpd.GeoDataFrame:
-    """The gaps table of one layer from ``(unit index, polygon)`` rows (equal-area CRS) and their distances."""
+def _gap_frame(unit_idx, gap_geoms, units, crs, radius_m, tech, operator, nearest_km) -> gpd.GeoDataFrame:
+    """The gaps table of one layer from its polygons (equal-area CRS), their units and their distances."""
     county_code, county_name = _county_columns(units)
-    unit_idx = np.array([i for i, _ in rows], dtype=int)
-    gap_geoms = np.array([g for _, g in rows], dtype=object)
-    area_km2 = shapely.area(gap_geoms) / M2_PER_KM2 if len(rows) else np.zeros(0)
-    centroids = gpd.GeoSeries(shapely.centroid(gap_geoms), crs=crs).to_crs(4326) if len(rows) else None
+    area_km2 = shapely.area(gap_geoms) / M2_PER_KM2 if len(gap_geoms) else np.zeros(0)
+    centroids = gpd.GeoSeries(shapely.centroid(gap_geoms), crs=crs).to_crs(4326) if len(gap_geoms) else None
     frame = pd.DataFrame({
         "tech": tech,
         "operator": operator,
