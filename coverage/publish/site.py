@@ -636,10 +636,7 @@ _worker_opts: _Options | None = None
 def _county_pages(opts: _Options, pages: list, workers: int) -> dict[str, int]:
     """Write the county pages, in ``workers`` processes when more than one; relative path -> bytes, in order."""
     if workers == 1:
-        written: dict[str, int] = {}
-        for county, towns, gaps, own in pages:
-            _county_page(opts, county, towns, gaps, own, written)
-        return written
+        return _write_pages(opts, pages)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -658,9 +655,13 @@ def _set_worker_opts(opts: _Options) -> None:
 
 
 def _write_county_task(pages: list) -> dict[str, int]:
+    return _write_pages(_worker_opts, pages)
+
+
+def _write_pages(opts: _Options, pages: list) -> dict[str, int]:
     written: dict[str, int] = {}
     for county, towns, gaps, own in pages:
-        _county_page(_worker_opts, county, towns, gaps, own, written)
+        _county_page(opts, county, towns, gaps, own, written)
     return written
 
 
