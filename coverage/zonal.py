@@ -38,8 +38,8 @@ Definitions (all areas in km², all ``_pct`` in percent of the unit's area)
     ``Σ population × covered fraction`` is summed per unit with exactextract.
     The population grid is processed in tiles, so memory stays bounded.
 
-Performance: the rasters of all layers given (one technology's operators and
-"all") are read once, in strips of whole block rows (each block decompressed
+Performance: the rasters of all layers given (the aggregate stage passes every
+technology's operators and "all") are read once, in strips of whole block rows (each block decompressed
 once; the GDAL block cache is capped at :data:`GDAL_CACHE_MB`). On each strip
 exactextract computes the units' coverage fractions (``cell_id`` / ``coverage`` on a
 grid without values) and a numba kernel adds each cell's fraction to the unit's
