@@ -23,7 +23,15 @@ from coverage.config import load_config
 from coverage.errors import EmptyCoverageError, SchemaError
 from coverage.grid import grid_north_bearing_deg, project_lonlat
 from coverage.layout import CLASS_NODATA, RSRP_NODATA_DBM, RunLayout
-from coverage.predict import SECTOR_FIELDS, combine_layers, predict, predict_tile, tile_overviews
+from coverage.predict import (
+    SECTOR_FIELDS,
+    WORKER_MALLOC_ENV,
+    _executor,
+    combine_layers,
+    predict,
+    predict_tile,
+    tile_overviews,
+)
 from coverage.radio import pathloss as pl
 from coverage.radio.profiles import PROFILES
 
@@ -597,6 +605,24 @@ def test_dask_schedulers_equal_the_synchronous_run(tmp_path, scheduler):
         assert seen and seen[-1][0] == seen[-1][1] == len(seen) > 1
     for path in sorted((tmp_path / "sync" / "raster").glob("*.tif")):
         assert sha256(path) == sha256(tmp_path / "dask" / "raster" / path.name), path.name
+
+
+def _malloc_environ():
+    import os
+
+    return {name: os.environ.get(name) for name in WORKER_MALLOC_ENV}
+
+
+@pytest.mark.slow
+def test_the_worker_processes_keep_freed_tile_arrays_in_their_heap():
+    """Our LocalCluster's workers start with glibc thresholds that keep tile-sized arrays
+    (dask's nanny default would unmap and fault them in again for every tile)."""
+    executor = _executor("processes", 1)
+    try:
+        seen = executor.client.run(_malloc_environ)
+    finally:
+        executor.close()
+    assert list(seen.values()) == [WORKER_MALLOC_ENV]
 
 
 # ---------------------------------------------------------------- inputs and warnings
