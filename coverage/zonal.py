@@ -605,13 +605,16 @@ def _extract_group(projected, layers: Sequence[Layer], crs, transform) -> dict[s
         slot, n_slots = _histogram_slots(first_strip, last_strip)
         histograms = np.zeros((max(n_slots, 1), n_layers, n_bins))
         finishing = pd.Series(np.arange(n)).groupby(last_strip).agg(list).to_dict()
+        # the strips' windows are read into the same memory (a national strip of 9 layers
+        # is over a GB: allocated anew, every strip's pages were faulted in again)
+        buffers = _StripBuffers(n_layers, strip_rows * width)
         for strip in range((height + strip_rows - 1) // strip_rows):
             row0 = strip * strip_rows
             rows = min(strip_rows, height - row0)
             hit = np.flatnonzero((first_strip <= strip) & (last_strip >= strip))
             if hit.size:
                 _strip_sums(projected, hit, row0, rows, boxes, transform, width, crs, class_dss, rsrp_dss,
-                            has_rsrp, rsrp_nodata, ce_dbm, sums, histograms, slot)
+                            has_rsrp, rsrp_nodata, ce_dbm, sums, histograms, slot, buffers)
             for unit in finishing.get(strip, ()):
                 for layer in range(n_layers):
                     medians[unit, layer] = _slot_median(histograms[slot[unit], layer])
@@ -625,8 +628,23 @@ def _extract_group(projected, layers: Sequence[Layer], crs, transform) -> dict[s
     return out
 
 
+class _StripBuffers:
+    """Memory for the class and RSRP windows of every layer, reused strip after strip."""
+
+    def __init__(self, n_layers: int, cells: int):
+        self._classes = np.empty(n_layers * cells, dtype=np.uint8)
+        self._rsrps = np.empty(n_layers * cells, dtype=np.float32)
+        self.n_layers = n_layers
+
+    def windows(self, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+        """C-contiguous ``(layers, rows, cols)`` class and RSRP arrays (contents undefined)."""
+        size = self.n_layers * rows * cols
+        shape = (self.n_layers, rows, cols)
+        return self._classes[:size].reshape(shape), self._rsrps[:size].reshape(shape)
+
+
 def _strip_sums(projected, hit, row0, rows, boxes, transform, width, crs, class_dss, rsrp_dss, has_rsrp,
-                rsrp_nodata, ce_dbm, sums, histograms, slot) -> None:
+                rsrp_nodata, ce_dbm, sums, histograms, slot, buffers) -> None:
     """Add the cells of one strip to the sums and histograms of the units ``hit``."""
     top = transform.f + row0 * transform.e
     bottom = top + rows * transform.e
@@ -646,8 +664,8 @@ def _strip_sums(projected, hit, row0, rows, boxes, transform, width, crs, class_
                           strategy="feature-sequential")
     col0, col1 = int(boxes[hit, 0].min()), int(boxes[hit, 2].max())
     window = Window(col0, row0, col1 - col0, rows)
-    classes = np.empty((len(class_dss), rows, col1 - col0), dtype=np.uint8)
-    rsrps = np.full((len(rsrp_dss), rows, col1 - col0), np.nan, dtype=np.float32)
+    # a layer without RSRP leaves its window unread: _accumulate_unit never looks at it
+    classes, rsrps = buffers.windows(rows, col1 - col0)
     for i, (cds, rds) in enumerate(zip(class_dss, rsrp_dss, strict=True)):
         cds.read(1, window=window, out=classes[i])
         if rds is not None:
