@@ -33,6 +33,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import geopandas as gpd
@@ -90,7 +91,8 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
         Processes polygonising the counties' gaps side by side (default: one per
         CPU, but at most one per :data:`UNITS_PER_GAP_WORKER` counties). The outputs do
         not depend on it; each process holds only its chunk of counties and the
-        polygons it sends back.
+        polygons it sends back. With more than one, the gaps are found while this
+        process computes the statistics.
         The processes are spawned, so a script calling this with more than one
         must run it under ``if __name__ == "__main__":`` (``workers=1`` needs not).
 
@@ -129,18 +131,26 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
         if progress is not None:
             progress(done, n_steps)
 
-    # every layer of every technology in one pass over the rasters: the units'
-    # coverage fractions are computed, and each unit rasterised for its gaps, once
-    county_table = unit_table(counties, layers, sectors=sectors, population=population, level="county")
-    step()
-    town_table = None
-    if town_units is not None:
-        town_table = unit_table(town_units, layers, sectors=sectors, population=population, level="township")
-        step()
     radii = {tech: report["techs"][tech].get("typical_cell_radius_m") for tech in techs}
-    frames = gaps_by_layer([(lay.tech, lay.operator, lay.class_path) for lay in layers], counties, min_gap_km2,
-                           sectors, radii, environment=DEFAULT_GAP_ENVIRONMENT,
-                           workers=_gap_workers(workers, len(counties)))
+    gap_workers = _gap_workers(workers, len(counties))
+
+    def find_gaps():
+        return gaps_by_layer([(lay.tech, lay.operator, lay.class_path) for lay in layers], counties, min_gap_km2,
+                             sectors, radii, environment=DEFAULT_GAP_ENVIRONMENT, workers=gap_workers)
+
+    # With gap processes, the gaps are found while this process computes the tables
+    # (one pass over the rasters, every layer of every technology): the table pass
+    # runs on one core, the gaps on all of them. The thread only waits for the
+    # processes and assembles their results.
+    with ThreadPoolExecutor(max_workers=1) as background:
+        pending_gaps = background.submit(find_gaps) if gap_workers > 1 else None
+        county_table = unit_table(counties, layers, sectors=sectors, population=population, level="county")
+        step()
+        town_table = None
+        if town_units is not None:
+            town_table = unit_table(town_units, layers, sectors=sectors, population=population, level="township")
+            step()
+        frames = pending_gaps.result() if pending_gaps is not None else find_gaps()
     gaps = {tech: _concat_gaps([f for lay, f in zip(layers, frames, strict=True) if lay.tech == tech])
             for tech in techs}
     step()
