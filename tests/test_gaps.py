@@ -185,13 +185,17 @@ def test_layer_gaps_in_one_pass_equal_the_single_layer_gaps(gap_raster, tmp_path
     assert both["area_km2"].tolist() == pytest.approx([4.0, 1.5, 9.0], rel=1e-6)
 
 
-@pytest.mark.parametrize("chunk_vertices", [1_000_000, 40])
-def test_nearest_sector_by_boundary_segments_equals_the_polygon_search(chunk_vertices, monkeypatch):
-    """Gaps with holes around sectors: the segment search = GEOS nearest on whole polygons, in any chunks."""
+@pytest.mark.parametrize(("chunk_vertices", "segments_per_piece"), [(1_000_000, 32), (40, 32), (1_000_000, 1),
+                                                                    (40, 5)])
+def test_nearest_sector_by_boundary_segments_equals_the_polygon_search(chunk_vertices, segments_per_piece,
+                                                                         monkeypatch):
+    """Gaps with holes around sectors: the search by runs of boundary segments = GEOS nearest on
+    whole polygons, in any chunks and runs (rings of 65 vertices end in a shorter run)."""
     import coverage.gaps
     from coverage.gaps import _nearest_sector_km
 
     monkeypatch.setattr(coverage.gaps, "_NEAREST_CHUNK_VERTICES", chunk_vertices)
+    monkeypatch.setattr(coverage.gaps, "_SEGMENTS_PER_PIECE", segments_per_piece)
 
     rng = np.random.default_rng(3)
     sites = rng.uniform([X0, Y0 - 40_000], [X0 + 40_000, Y0], (60, 2))
@@ -213,3 +217,23 @@ def test_nearest_sector_by_boundary_segments_equals_the_polygon_search(chunk_ver
     assert len(gaps) >= 1 and np.isfinite(got).all()
     assert np.allclose(got[gap_idx], expected, rtol=1e-9, atol=1e-9)
     assert (got == 0).sum() >= 1  # the 20 sites without a disc lie inside a gap
+
+
+@pytest.mark.parametrize("segments_per_piece", [1, 3, 7, 64])
+def test_boundary_pieces_hold_every_ring_segment_once(segments_per_piece):
+    """The pieces of the gaps' rings hold each boundary segment exactly once, in the gap it bounds."""
+    from coverage.gaps import _boundary_pieces
+
+    outer = shapely.Point(0, 0).buffer(1000.0, quad_segs=5)  # 21 vertices, 20 segments
+    gaps = np.array([outer.difference(shapely.box(-100, -100, 100, 100)), shapely.box(0, 0, 10, 10)], dtype=object)
+    pieces, gap_of_piece = _boundary_pieces(gaps, segments_per_piece)
+    assert (shapely.get_num_coordinates(pieces) <= segments_per_piece + 1).all()
+
+    def segments(lines, owners):
+        return sorted((int(owner), tuple(map(tuple, xy[k:k + 2].tolist())))
+                      for line, owner in zip(lines, owners, strict=True) for xy in [shapely.get_coordinates(line)]
+                      for k in range(len(xy) - 1))
+
+    rings, gap_of_ring = shapely.get_rings(gaps, return_index=True)
+    assert len(segments(rings, gap_of_ring)) == 20 + 4 + 4
+    assert segments(pieces, gap_of_piece) == segments(rings, gap_of_ring)
