@@ -237,3 +237,22 @@ def test_boundary_pieces_hold_every_ring_segment_once(segments_per_piece):
     rings, gap_of_ring = shapely.get_rings(gaps, return_index=True)
     assert len(segments(rings, gap_of_ring)) == 20 + 4 + 4
     assert segments(pieces, gap_of_piece) == segments(rings, gap_of_ring)
+
+
+def test_a_region_across_polygonising_tiles_is_one_polygon_with_only_its_corners():
+    """Pixels spanning several polygonising tiles: merged into one polygon, no vertex left on a straight edge."""
+    from affine import Affine
+
+    from coverage.gaps import _POLYGONISE_TILE_PX, _pixel_region
+
+    mask = np.zeros((3 * _POLYGONISE_TILE_PX, 3 * _POLYGONISE_TILE_PX), dtype=bool)
+    mask[10:2 * _POLYGONISE_TILE_PX + 20, 5:2 * _POLYGONISE_TILE_PX + 30] = True  # a box over 9 tiles
+    mask[40:60, 40:60] = False  # with a hole
+    mask[2 * _POLYGONISE_TILE_PX + 19, 2 * _POLYGONISE_TILE_PX + 30] = True  # and a notch on its corner
+    transform = Affine(100.0, 0.0, 500_000.0, 0.0, -100.0, 4_000_000.0)
+    region = _pixel_region(mask, transform)
+    assert region.geom_type == "Polygon" and region.is_valid
+    assert region.area == pytest.approx(mask.sum() * 100.0 * 100.0)
+    # the box with a notch: 6 corners + closing vertex; the hole: 4 + 1
+    assert shapely.get_num_coordinates(region.exterior) == 7
+    assert [shapely.get_num_coordinates(ring) for ring in region.interiors] == [5]
