@@ -29,13 +29,14 @@ ALBERS = "+proj=aea +lat_1=25 +lat_2=47 +lat_0=0 +lon_0=105 +x_0=0 +y_0=0 +datum
 EVIL_COUNTY = '<img src=x onerror="console.log(\'XSS-county\');alert(1)">县'
 EVIL_SITE = '<script>console.log("XSS-site");alert(2)</script>站'
 EVIL_TOWN = "</script><script>alert(3)</script>镇"
+JINJA_COUNTY = "丁县{{ 7 * 7 }}{% raw %}"  # text, never template code
 
 # code, name, province_code, province, (west, south)
 COUNTIES = [
     ("110101", "甲县", "110000", "测试省A", (110.0, 30.0)),
     ("110102", EVIL_COUNTY, "110000", "测试省A", (110.2, 30.0)),
     ("120101", "丙县", "120000", "测试省B", (110.0, 30.2)),
-    ("120102", "丁县", "120000", "测试省B", (110.2, 30.2)),
+    ("120102", JINJA_COUNTY, "120000", "测试省B", (110.2, 30.2)),
 ]
 # figures: county -> {column: pct}; cu and cbn have no sectors (columns missing)
 FIGURES = {
@@ -362,6 +363,13 @@ def test_names_are_escaped_in_raw_html(public_site, operator_site):
     county = (public_site[1] / "counties/110102.html").read_text(encoding="utf-8")
     assert "<title>&lt;img src=x onerror=" in county
     assert "\\u003cimg src=x onerror=" in (public_site[1] / "index.html").read_text(encoding="utf-8")
+
+
+def test_names_are_not_template_code(public_site, operator_site):
+    for _, out in (public_site, operator_site):
+        page = (out / "counties/120102.html").read_text(encoding="utf-8")
+        assert "丁县49" not in page
+        assert "<h1>丁县{{ 7 * 7 }}{% raw %}" in page
 
 
 def test_county_page_townships_synthetic_and_gaps(public_site):

@@ -31,7 +31,7 @@ from urllib.parse import quote
 import folium
 import numpy as np
 import shapely
-from branca.element import Element, Figure, MacroElement
+from branca.element import Element, Figure
 from jinja2 import Template
 
 from coverage.errors import FileOverwriteError, PublishError
@@ -90,15 +90,32 @@ def safe_json(value) -> str:
     return text
 
 
-class _Script(MacroElement):
-    """A piece of page script run after the map exists (``{map}`` = the map's variable)."""
+class _Html(Element):
+    """Text put in the page as it is.
 
-    _template = Template("{% macro script(this, kwargs) %}\n{{ this.code }}\n{% endmacro %}")
+    branca compiles ``Element(text)`` as a Jinja template, and a MacroElement's output
+    again: every page's data (names, gap tables) was lexed as template code, and a
+    ``{{`` or ``{%`` in a name was evaluated or broke the page.
+    """
+
+    _template = Template("{{ this.html }}")
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.html = html
+
+
+class _Script(Element):
+    """A piece of page script run after the map exists (``{map}`` = the map's variable)."""
 
     def __init__(self, code: str):
         super().__init__()
         self._name = "CovmapScript"
         self.code = code
+
+    def render(self, **kwargs):
+        # a child of the map: the map's own script is in the figure already
+        self.get_root().script.add_child(_Html(self.code), name=self.get_name())
 
 
 # ---------------------------------------------------------------- options
@@ -301,7 +318,7 @@ def _js_config(opts: _Options) -> dict:
 
 def _finish(figure: Figure, fmap: folium.Map, opts: _Options, header_html: str, scripts: list[str],
             extra_html: str = "", extra_assets: tuple[tuple[str, str], ...] = ()) -> str:
-    figure.html.add_child(Element(header_html + extra_html))
+    figure.html.add_child(_Html(header_html + extra_html))
     name = fmap.get_name()
     for kind, url in extra_assets:  # after Leaflet, which the plugins need
         (fmap.default_js if kind == "js" else fmap.default_css).append((f"covmap_{Path(url).stem}", url))
