@@ -256,3 +256,18 @@ def test_a_region_across_polygonising_tiles_is_one_polygon_with_only_its_corners
     # the box with a notch: 6 corners + closing vertex; the hole: 4 + 1
     assert shapely.get_num_coordinates(region.exterior) == 7
     assert [shapely.get_num_coordinates(ring) for ring in region.interiors] == [5]
+
+
+@pytest.mark.parametrize("window", [(-5, -7, 40, 30), (90, 20, 30, 10), (95, 97, 10, 10), (-50, -50, 10, 10),
+                                    (10, 20, 30, 30), (-3, 40, 110, 7)])
+def test_windows_leaving_the_raster_read_as_rasterios_boundless_read(gap_raster, window):
+    from rasterio.windows import Window
+
+    from coverage.gaps import _read_padded
+
+    with rasterio.open(gap_raster) as ds:
+        win = Window(*window)
+        expected = ds.read(1, window=win, boundless=True, fill_value=255)
+        got = _read_padded(ds, win, 255)
+    assert got.shape == (window[3], window[2]) and got.dtype == np.uint8
+    assert np.array_equal(got, expected)
