@@ -115,6 +115,7 @@ catches a stale cache.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -1113,6 +1114,31 @@ def _thresholds_entry(tech: str, config) -> dict:
 WORKER_MALLOC_ENV = {"MALLOC_TRIM_THRESHOLD_": str(256 << 20), "MALLOC_MMAP_THRESHOLD_": str(64 << 20)}
 
 
+@contextlib.contextmanager
+def _worker_malloc_env():
+    """Nannies created inside start their workers with :data:`WORKER_MALLOC_ENV`.
+
+    A nanny takes ``distributed.nanny.pre-spawn-environ`` from the Dask configuration,
+    but a value already in this process's environment wins, and every nanny leaves its
+    own values there (an earlier cluster's 64 KiB would win): both are set while the
+    cluster starts, and the environment is put back afterwards.
+    """
+    import dask
+
+    saved = {name: os.environ.get(name) for name in WORKER_MALLOC_ENV}
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_MALLOC_ENV}
+    os.environ.update(WORKER_MALLOC_ENV)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 class _Synchronous:
     """Runs each task when asked for results: no Dask, one tile in memory at a time."""
 
@@ -1149,10 +1175,7 @@ class _Distributed:
         else:
             n_workers = n_workers or os.cpu_count() or 1
             if scheduler == "processes":
-                import dask
-
-                environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_MALLOC_ENV}
-                with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+                with _worker_malloc_env():
                     self._cluster = LocalCluster(
                         n_workers=n_workers, threads_per_worker=1, processes=True,
                         dashboard_address=None, silence_logs=logging.WARNING,

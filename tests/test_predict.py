@@ -614,15 +614,21 @@ def _malloc_environ():
 
 
 @pytest.mark.slow
-def test_the_worker_processes_keep_freed_tile_arrays_in_their_heap():
+def test_the_worker_processes_keep_freed_tile_arrays_in_their_heap(monkeypatch):
     """Our LocalCluster's workers start with glibc thresholds that keep tile-sized arrays
-    (dask's nanny default would unmap and fault them in again for every tile)."""
+    (dask's nanny default would unmap and fault them in again for every tile), even when
+    an earlier nanny left its 64 KiB in this process's environment, which is left as it was."""
+    import os
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     executor = _executor("processes", 1)
     try:
         seen = executor.client.run(_malloc_environ)
     finally:
         executor.close()
     assert list(seen.values()) == [WORKER_MALLOC_ENV]
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536" and "MALLOC_MMAP_THRESHOLD_" not in os.environ
 
 
 # ---------------------------------------------------------------- inputs and warnings
