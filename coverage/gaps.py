@@ -492,7 +492,7 @@ def _nearest_km(job) -> np.ndarray:
     # layer's gaps have tens of millions, and the boundary pieces are GEOS geometries
     for piece in _vertex_pieces(gap_geoms, _NEAREST_CHUNK_VERTICES):
         chunk = np.arange(len(gap_geoms))[piece]
-        gap_idx, best_piece, best_pt, pieces = _nearest_segments(gap_geoms[chunk], tree)
+        gap_idx, best_piece, best_pt, pieces = _nearest_pieces(gap_geoms[chunk], tree)
         lines = shapely.shortest_line(pieces[best_piece], points[best_pt])
         line_coords = shapely.get_coordinates(lines).reshape(-1, 2, 2)
         lon0, lat0 = to_lonlat.transform(line_coords[:, 0, 0], line_coords[:, 0, 1])
@@ -514,7 +514,7 @@ _NEAREST_CHUNK_VERTICES = 1_000_000
 _SEGMENTS_PER_PIECE = 32
 
 
-def _nearest_segments(gap_geoms, tree):
+def _nearest_pieces(gap_geoms, tree):
     """Per gap (index into ``gap_geoms``): its boundary piece nearest to a tree point, and that point.
 
     Returns ``(gap index, piece index, point index, pieces)``: the boundary cut into
