@@ -44,6 +44,7 @@ from coverage.errors import InputReadError, SchemaError, StageError, UnknownUnit
 from coverage.files import atomic_output, write_csv_bom
 from coverage.gaps import DEFAULT_GAP_ENVIRONMENT, DEFAULT_MIN_GAP_KM2, GAP_COLUMNS, gaps_by_layer
 from coverage.layout import ALL_OPERATORS, RunLayout
+from coverage.processes import worker_count
 from coverage.schema import OPERATORS, normalise_operator, normalise_tech
 from coverage.zonal import Layer, unit_table
 
@@ -132,7 +133,7 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
             progress(done, n_steps)
 
     radii = {tech: report["techs"][tech].get("typical_cell_radius_m") for tech in techs}
-    gap_workers = _gap_workers(workers, len(counties))
+    gap_workers = worker_count(workers, len(counties), UNITS_PER_GAP_WORKER)
 
     def find_gaps():
         return gaps_by_layer([(lay.tech, lay.operator, lay.class_path) for lay in layers], counties, min_gap_km2,
@@ -192,13 +193,6 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
     log.info("aggregated %d counties, %d townships, %s in %.1f s", result["counties"], result["townships"],
              ", ".join(techs), result["seconds"])
     return result
-
-
-def _gap_workers(workers: int | None, n_units: int) -> int:
-    """Processes for the gaps: ``workers``, by default the CPUs but one per :data:`UNITS_PER_GAP_WORKER` units."""
-    if workers is None:
-        return max(1, min(os.cpu_count() or 1, n_units // UNITS_PER_GAP_WORKER))
-    return max(1, min(int(workers), n_units))
 
 
 #: A process for the gaps pays for itself above this many units (it starts in about a second).

@@ -48,6 +48,7 @@ from shapely.geometry import shape
 
 from coverage.errors import CRSMismatchError, EmptyCoverageError, SchemaError
 from coverage.layout import ALL_OPERATORS, CLASS_DEEP, CLASS_NODATA, CLASS_OUTDOOR, layer_key
+from coverage.processes import spawn_pool
 from coverage.zonal import GDAL_CACHE_MB, pixel_window, units_in_crs
 
 log = logging.getLogger(__name__)
@@ -234,13 +235,10 @@ def _polygonise_units(paths, geoms, todo, min_gap_m2: float, workers: int) -> di
     workers = max(1, min(int(workers), len(todo)))
     if workers == 1:
         return dict(_gaps_of_units((paths, [(i, geoms[i]) for i in todo], min_gap_m2)))
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     n_chunks = min(len(todo), _CHUNKS_PER_WORKER * workers)
     jobs = [(paths, [(i, geoms[i]) for i in todo[k::n_chunks]], min_gap_m2) for k in range(n_chunks)]
     out = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with spawn_pool(workers) as pool:
         for part in pool.map(_gaps_of_units, jobs):
             out.update(part)
     return out
@@ -451,16 +449,13 @@ def _nearest_by_layer(geoms_by_layer, crs, xy_by_layer, workers: int) -> list[np
     wkt = _crs_wkt(crs)
     if workers < 2:
         return [_nearest_km((geoms, wkt, xy)) for geoms, xy in zip(geoms_by_layer, xy_by_layer, strict=True)]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     jobs, owner = [], []
     for k, (geoms, xy) in enumerate(zip(geoms_by_layer, xy_by_layer, strict=True)):
         for piece in _vertex_pieces(geoms, _NEAREST_CHUNK_VERTICES):
             jobs.append((geoms[piece], wkt, xy))
             owner.append(k)
     parts: list[list[np.ndarray]] = [[] for _ in geoms_by_layer]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with spawn_pool(workers) as pool:
         for k, part in zip(owner, pool.map(_nearest_km, jobs), strict=True):
             parts[k].append(part)
     return [np.concatenate(p) if p else np.zeros(0) for p in parts]

@@ -37,6 +37,7 @@ from jinja2 import Template
 from coverage.errors import FileOverwriteError, PublishError
 from coverage.files import atomic_output
 from coverage.layout import ALL_OPERATORS, CLASS_LABELS, RunLayout
+from coverage.processes import spawn_pool, worker_count
 from coverage.publish import layers
 from coverage.publish.clearance import SiteClearance
 from coverage.schema import OPERATOR_BY_CODE, TECH_BY_ID, TECH_IDS, normalise_operator
@@ -618,7 +619,7 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
         towns = by_parent.get_group(code) if code in parents else None
         own = sites[site_county == code] if sites is not None else None
         pages.append((county, towns, {tech: groups.get(code) for tech, groups in gaps_by_county.items()}, own))
-    written.update(_county_pages(opts, pages, _page_workers(workers, len(pages))))
+    written.update(_county_pages(opts, pages, worker_count(workers, len(pages), PAGES_PER_WORKER)))
     if operator_code:
         _gaps_page(opts, gaps_by_tech, written)
 
@@ -636,13 +637,6 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
     return result
 
 
-def _page_workers(workers: int | None, n_pages: int) -> int:
-    """Processes for the county pages: ``workers``, by default the CPUs but one per :data:`PAGES_PER_WORKER`."""
-    if workers is None:
-        return max(1, min(os.cpu_count() or 1, n_pages // PAGES_PER_WORKER))
-    return max(1, min(int(workers), n_pages))
-
-
 #: A process for the county pages pays for itself above this many pages (it starts in about a second).
 PAGES_PER_WORKER = 50
 # Pages per task sent to a process: small enough to balance, big enough to amortise the pickling.
@@ -654,13 +648,9 @@ def _county_pages(opts: _Options, pages: list, workers: int) -> dict[str, int]:
     """Write the county pages, in ``workers`` processes when more than one; relative path -> bytes, in order."""
     if workers == 1:
         return _write_pages(opts, pages)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     tasks = [pages[i:i + _PAGES_PER_TASK] for i in range(0, len(pages), _PAGES_PER_TASK)]
     written = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_set_worker_opts, initargs=(opts,)) as pool:
+    with spawn_pool(workers, initializer=_set_worker_opts, initargs=(opts,)) as pool:
         for part in pool.map(_write_county_task, tasks):
             written.update(part)
     return written
