@@ -1,0 +1,1 @@
+"""Terrain and land cover: sources read by window, the per-site sweep, clutter class tables."""
