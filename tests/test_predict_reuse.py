@@ -118,16 +118,16 @@ def test_an_update_killed_before_its_report_is_redone_by_the_next_run(tmp_path, 
     vouch for CM, so a rerun with the *original* sectors recomputes CM instead of
     keeping the moved-site files, and ends equal to a clean run.
     """
-    import coverage.predict as predict_module
+    from coverage.predict import writers
 
     _predict(ROWS, tmp_path / "run", reuse=True)
-    finish = predict_module._LayerWriters.finish
+    finish = writers._LayerWriters.finish
 
     def finish_then_die(self):
         finish(self)
         raise KeyboardInterrupt("killed after the layer files, before report.json")
 
-    monkeypatch.setattr(predict_module._LayerWriters, "finish", finish_then_die)
+    monkeypatch.setattr(writers._LayerWriters, "finish", finish_then_die)
     with pytest.raises(KeyboardInterrupt):
         _predict(_moved(ROWS, "CM", 0.01), tmp_path / "run", reuse=True)
     monkeypatch.undo()
