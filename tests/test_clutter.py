@@ -1,17 +1,42 @@
-"""P.2108-1 §3.1 terminal clutter correction and the foliage term."""
+"""P.2108-1 §3.1 terminal clutter correction, the foliage term and land-cover class tables."""
 
 import math
 
 import numpy as np
 import pytest
 
-from coverage.errors import ArgumentError
+from coverage.errors import ArgumentError, ConfigError
+from coverage.radio import ENVIRONMENTS
 from coverage.radio.clutter_loss import (
     CLUTTER_TYPES,
     foliage_excess_db,
     terminal_clutter_correction_db,
     validity_issues,
 )
+from coverage.terrain.clutter import (
+    BUILT_UP,
+    ENV_CODES,
+    SECTOR,
+    ClassTable,
+    builtin_table,
+    class_table_from_dict,
+    environment_lut,
+    extra_loss_lut,
+    guess_table,
+    load_class_table,
+    receiver_environment,
+)
+
+
+@pytest.fixture
+def write_table(tmp_path):
+    """Writes a TOML class table to tmp_path and returns its path."""
+    def write(text, name="landcover.toml"):
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+    return write
+
 
 # ---------------------------------------------------------------- P.2108-1 §3.1
 
@@ -105,3 +130,136 @@ def test_foliage_excess_is_trees_minus_open():
 def test_validity_issues_above_3_ghz():
     assert validity_issues(2600.0) == []
     assert validity_issues(3500.0) == ["ITU-R P.2108-1 §3.1 foliage correction used at 3500 MHz, valid 30–3000 MHz"]
+
+
+# ---------------------------------------------------------------- built-in tables
+
+
+def test_worldcover_table():
+    t = builtin_table("worldcover")
+    assert sorted(t.classes) == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100]
+    assert t.classes[50].environment == "built_up" and not t.classes[50].foliage
+    assert {c for c, k in t.classes.items() if k.foliage} == {10, 95}
+    assert {c for c, k in t.classes.items() if k.environment == "rural"} == {10, 20, 30, 40, 60, 70, 80, 90, 95, 100}
+    assert t.classes[0].environment == "sector"
+    lut = environment_lut(t)
+    assert lut.dtype == np.uint8 and lut.shape == (256,)
+    assert lut[50] == BUILT_UP and lut[10] == ENV_CODES["rural"] == 3 and lut[0] == lut[255] == lut[7] == SECTOR
+
+
+def test_igbp_table():
+    t = builtin_table("IGBP")
+    assert sorted(t.classes) == list(range(18))
+    assert t.classes[13].environment == "built_up"
+    assert {c for c, k in t.classes.items() if k.foliage} == {1, 2, 3, 4, 5, 8}
+    assert t.classes[14].environment == "rural" and not t.classes[14].foliage  # mosaic: open land
+    assert all(k.environment == "rural" for c, k in t.classes.items() if c != 13)
+    assert environment_lut(t)[255] == SECTOR
+    with pytest.raises(ConfigError, match="unknown built-in clutter table 'corine'"):
+        builtin_table("corine")
+
+
+def test_extra_loss_lut():
+    lut = extra_loss_lut(builtin_table("igbp"), 900.0, 1.5)
+    assert lut.dtype == np.float64 and lut.shape == (256,)
+    assert lut[1] == pytest.approx(4.8488, abs=1e-3) and lut[8] == lut[1]
+    assert lut[13] == lut[14] == lut[255] == lut[200] == 0.0
+    user = class_table_from_dict({"classes": {"10": {"environment": "rural", "foliage": True, "extra_loss_db": 2.0},
+                                              "20": {"environment": "sector", "extra_loss_db": 1.5}}})
+    lut = extra_loss_lut(user, 900.0, 1.5)
+    assert lut[10] == pytest.approx(4.8488 + 2.0, abs=1e-3) and lut[20] == 1.5 and lut[30] == 0.0
+
+
+def test_receiver_environment():
+    du, u, s, r = range(4)
+    # built_up keeps dense_urban / urban sectors, lifts suburban / rural sectors to urban
+    assert receiver_environment([BUILT_UP] * 4, [du, u, s, r]).tolist() == [du, u, u, u]
+    # sector keeps the sector; 0..3 override it
+    assert receiver_environment([SECTOR] * 4, [du, u, s, r]).tolist() == [du, u, s, r]
+    assert receiver_environment([r, du], [du, r]).tolist() == [r, du]
+    lut = environment_lut(builtin_table("worldcover"))
+    classes = np.array([50, 10, 255, 80], dtype=np.uint8)
+    got = receiver_environment(lut[classes], ENVIRONMENTS.index("suburban"))
+    assert [ENVIRONMENTS[i] for i in got] == ["urban", "rural", "suburban", "rural"]
+
+
+def test_fingerprint_and_as_dict():
+    wc = builtin_table("worldcover")
+    d = wc.as_dict()
+    assert d["name"] == "worldcover" and d["classes"]["50"] == {
+        "name": "built-up", "environment": "built_up", "foliage": False, "extra_loss_db": 0.0}
+    assert len(wc.fingerprint()) == 64 and wc.fingerprint() != builtin_table("igbp").fingerprint()
+    same = ClassTable(name=wc.name, classes=dict(wc.classes), source="elsewhere")
+    assert same.fingerprint() == wc.fingerprint() and same == wc
+
+
+# ---------------------------------------------------------------- user tables
+
+
+def test_user_table_loads(write_table):
+    path = write_table(
+        'name = "my landcover"\n'
+        '[classes.50]\nname = "built-up"\nenvironment = "built_up"\n'
+        '[classes.10]\nenvironment = "rural"\nfoliage = true\nextra_loss_db = 2.0\n'
+    )
+    t = load_class_table(path)
+    assert t.name == "my landcover" and t.source == str(path)
+    assert sorted(t.classes) == [10, 50]
+    assert t.classes[10].name == "class 10" and t.classes[10].foliage and t.classes[10].extra_loss_db == 2.0
+    lut = environment_lut(t)
+    assert lut[50] == BUILT_UP and lut[10] == 3 and lut[20] == SECTOR  # not listed -> sector
+    # relative to base_dir; the file stem names a table without "name"
+    write_table('[classes.1]\nenvironment = "urban"\n', name="lc2.toml")
+    t2 = load_class_table("lc2.toml", base_dir=path.parent)
+    assert t2.name == "lc2" and t2.classes[1].environment == "urban"
+    assert load_class_table("worldcover") is builtin_table("worldcover")
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('[classes.50]\nenviroment = "urban"\n', "[classes.50] enviroment: unknown key; did you mean 'environment'?"),
+    ('[classes.50]\nenvironment = "downtown"\n', "[classes.50] environment: 'downtown' is not one of"),
+    ('[classes.50]\nenvironment = "urbn"\n', "did you mean 'urban'?"),
+    ('[classes.50]\nname = "x"\n', "[classes.50] environment: missing"),
+    ('[classes.255]\nenvironment = "urban"\n', "[classes.255]: 255 is the nodata code"),
+    ('[classes.300]\nenvironment = "urban"\n', "[classes.300]: class code 300 is out of range 0-254"),
+    ('[classes.-1]\nenvironment = "urban"\n', "[classes.-1]: a class code must be an integer 0-254"),
+    ('[classes.forest]\nenvironment = "urban"\n', "[classes.forest]: a class code must be an integer"),
+    ('[classes.10]\nenvironment = "rural"\nfoliage = 1\n', "[classes.10] foliage: must be true or false"),
+    ('[classes.10]\nenvironment = "rural"\nextra_loss_db = 90\n',
+     "[classes.10] extra_loss_db: 90 dB is out of range 0.0-60.0 dB"),
+    ('[classes.10]\nenvironment = "rural"\nextra_loss_db = "2 dB"\n', "[classes.10] extra_loss_db: must be a number"),
+    ('[classes.10]\nenvironment = "rural"\n[classes.010]\nenvironment = "urban"\n', "class 10 is given twice"),
+    ('classes = 3\n', "classes: must be a table"),
+    ('title = "x"\n', "title: unknown key"),
+    ('[classes.10\n', "not valid TOML"),
+])
+def test_bad_user_table_names_file_and_key(write_table, text, fragment):
+    path = write_table(text)
+    with pytest.raises(ConfigError) as info:
+        load_class_table(path)
+    message = str(info.value)
+    assert message.startswith(str(path)), message
+    assert fragment in message, message
+
+
+def test_missing_table_and_auto(tmp_path):
+    with pytest.raises(ConfigError, match="clutter class table not found"):
+        load_class_table(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="guess_table"):
+        load_class_table("auto")
+
+
+# ---------------------------------------------------------------- guessing the legend
+
+
+def test_guess_table():
+    assert guess_table([1, 2, 5, 12, 13, 16, 255]) == "igbp"
+    assert guess_table(np.array([0, 17, 4], dtype=np.uint8)) == "igbp"  # MCD12Q1 water 17
+    assert guess_table([10, 20, 40, 50, 80, 95, 100, 255]) == "worldcover"
+    assert guess_table([0, 30, 50]) == "worldcover"
+    for ambiguous in ([0, 10], [10], [255], []):
+        with pytest.raises(ConfigError, match=r"fit both.*\[terrain\] clutter_table"):
+            guess_table(ambiguous)
+    with pytest.raises(ConfigError, match=r"neither IGBP.*\[terrain\] clutter_table") as info:
+        guess_table([11, 21, 31], source="lc.tif")
+    assert str(info.value).startswith("lc.tif: classes {11, 21, 31}")
