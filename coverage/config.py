@@ -15,6 +15,14 @@ Tables and keys (units in the key names)
     ``min_gap_km2``: smallest uncovered area reported as a gap (default 1.0).
 ``[publish]``
     ``resolution_m``: cell size of the public raster overlays (default 500, 100-5000).
+``[terrain]``
+    ``diffraction_weight``: weight of the Bullington terrain diffraction loss
+    (default 1.0, 0-2); ``earth_k_factor``: effective Earth radius factor
+    (default 4/3, 0.5-10); ``clutter_table``: the land-cover class table,
+    ``"auto"`` (guessed from the raster's classes, the default), ``"worldcover"``,
+    ``"igbp"`` or the path of a TOML class table (relative to the configuration
+    file's folder; see :mod:`coverage.terrain.clutter`); ``sweep_step_m``: sampling
+    step of the per-site terrain sweep (default 0 = automatic, else 10-2000).
 
 Example::
 
@@ -73,6 +81,32 @@ class PublishConfig:
     resolution_m: int = 500  # cell size of the public raster overlays, metres
 
 
+# [terrain] clutter_table values that are not paths: guess from the raster, or a built-in table.
+CLUTTER_TABLE_NAMES = ("auto", "worldcover", "igbp")
+
+
+@dataclass(frozen=True)
+class TerrainConfig:
+    """Terrain diffraction, the per-site sweep and the land-cover class table."""
+
+    # Weight of the Bullington terrain diffraction loss (ITU-R P.526 §4.5), 0-2: the
+    # calibration knob of Atoll's Standard Propagation Model, whose K4 multiplies its
+    # diffraction loss (Forsk Atoll technical reference; research note §3.2); 1 = the
+    # loss as computed, fitted by the measurements work.
+    diffraction_weight: float = 1.0
+    # Effective Earth radius factor k, 0.5-10: 4/3 is the median of the standard
+    # atmosphere (ITU-R P.453: median lapse ΔN ≈ 40 N-units/km, k = 157 / (157 − ΔN)
+    # ≈ 4/3; ITU-R P.834).
+    earth_k_factor: float = 4.0 / 3.0
+    # "auto" (guess the legend from the land-cover raster's classes), "worldcover",
+    # "igbp", or the path of a TOML class table (coverage.terrain.clutter).
+    clutter_table: str = "auto"
+    # Sampling step of the per-site terrain sweep, m: 0 = automatic (the larger of
+    # the grid resolution and half the DEM's resolution: Nyquist for the DEM, and no
+    # finer than the cells predicted), else 10-2000 m.
+    sweep_step_m: float = 0.0
+
+
 @dataclass(frozen=True)
 class Config:
     """Effective configuration: defaults overridden by one TOML file.
@@ -81,7 +115,7 @@ class Config:
     ----------
     profiles : dict of str to TechProfile
         ``profiles["nbiot"]``, ``profiles["redcap"]``.
-    grid, gaps, publish
+    grid, gaps, publish, terrain
         The other tables.
     source : str or None
         The TOML file read, None for the defaults (not part of the fingerprint).
@@ -91,6 +125,7 @@ class Config:
     grid: GridConfig = GridConfig()
     gaps: GapsConfig = GapsConfig()
     publish: PublishConfig = PublishConfig()
+    terrain: TerrainConfig = TerrainConfig()
     source: str | None = None
 
     def as_dict(self) -> dict:
@@ -99,6 +134,7 @@ class Config:
         out["grid"] = asdict(self.grid)
         out["gaps"] = asdict(self.gaps)
         out["publish"] = asdict(self.publish)
+        out["terrain"] = asdict(self.terrain)
         return out
 
     def fingerprint(self) -> str:
@@ -184,7 +220,15 @@ _SECTION_RULES: dict[str, tuple[type, dict[str, tuple]]] = {
     "grid": (GridConfig, {"resolution_m": (_INT, 30, 1000, "m"), "tile_size_px": (_INT, 64, 4096, "pixels")}),
     "gaps": (GapsConfig, {"min_gap_km2": (_NUMBER, 0.0, 100_000.0, "km²")}),
     "publish": (PublishConfig, {"resolution_m": (_INT, 100, 5000, "m")}),
+    "terrain": (TerrainConfig, {
+        "diffraction_weight": (_NUMBER, 0.0, 2.0, ""),  # 0 = no diffraction, 2 = twice the loss
+        "earth_k_factor": (_NUMBER, 0.5, 10.0, ""),  # sub-refraction to strong super-refraction (ITU-R P.453)
+        "clutter_table": (_STR, None, None, ""),  # checked in _terrain_section
+        "sweep_step_m": (_NUMBER, 0.0, 2000.0, "m"),  # 0 or 10-2000, checked in _terrain_section
+    }),
 }
+# Smallest explicit [terrain] sweep_step_m, m (finer than any DEM covmap reads: 30 m SRTM/Copernicus).
+_MIN_SWEEP_STEP_M = 10.0
 
 
 class _Checker:
@@ -271,7 +315,33 @@ def _override_section(checker: _Checker, name: str, table: dict):
     section = cls(**changes)
     if name == "grid" and section.tile_size_px % 16:
         raise checker.fail("[grid] tile_size_px", f"{section.tile_size_px} must be a multiple of 16")
+    if name == "terrain":
+        section = _terrain_section(checker, section)
     return section
+
+
+def _terrain_section(checker: _Checker, section: TerrainConfig) -> TerrainConfig:
+    """Cross-checks of [terrain]: the sweep step, and the class table (read and validated)."""
+    if 0.0 < section.sweep_step_m < _MIN_SWEEP_STEP_M:
+        raise checker.fail("[terrain] sweep_step_m",
+                           f"{section.sweep_step_m!r} m must be 0 (automatic) or {_MIN_SWEEP_STEP_M:g}-2000 m")
+    spec = section.clutter_table.strip()
+    if spec.lower() in CLUTTER_TABLE_NAMES:
+        return replace(section, clutter_table=spec.lower())
+    from coverage.terrain.clutter import load_class_table  # numpy; only for a user table
+
+    path = Path(spec).expanduser()
+    if not path.is_absolute() and checker.source != "<config>":
+        path = Path(checker.source).parent / path
+    path = path.absolute()
+    if not path.is_file():
+        raise checker.fail("[terrain] clutter_table",
+                           f"{spec!r} is not one of {', '.join(CLUTTER_TABLE_NAMES)} and no such file ({path})")
+    try:
+        load_class_table(path)
+    except ConfigError as exc:
+        raise checker.fail("[terrain] clutter_table", str(exc)) from exc
+    return replace(section, clutter_table=str(path))
 
 
 def config_from_dict(data: dict, source: str = "<config>") -> Config:
@@ -338,4 +408,5 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     return config
 
 
-__all__ = ["Config", "GapsConfig", "GridConfig", "PublishConfig", "config_from_dict", "load_config"]
+__all__ = ["CLUTTER_TABLE_NAMES", "Config", "GapsConfig", "GridConfig", "PublishConfig", "TerrainConfig",
+           "config_from_dict", "load_config"]

@@ -10,7 +10,14 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from coverage.config import _PROFILE_RULES, _PROFILE_TABLES, Config, load_config
+from coverage.config import (
+    _PROFILE_RULES,
+    _PROFILE_TABLES,
+    _SECTION_RULES,
+    Config,
+    TerrainConfig,
+    load_config,
+)
 from coverage.errors import ConfigError
 from coverage.radio import profiles
 from coverage.radio.profiles import NBIOT, REDCAP, TechProfile, band_to_freq_mhz, sector_defaults
@@ -169,6 +176,15 @@ def test_override_applies_and_merges_sub_tables(write_toml):
     ("[grid]\nresolution_m = 100.5\n", "[grid] resolution_m: must be an integer in m"),
     ("[grid]\ntile_size_px = 500\n", "must be a multiple of 16"),
     ("[grid]\nresolution_km = 1\n", "[grid] resolution_km: unknown key; did you mean 'resolution_m'?"),
+    ("[terrain]\ndiffraction_weight = 2.5\n", "[terrain] diffraction_weight: 2.5 is out of range 0.0-2.0"),
+    ("[terrain]\nearth_k_factor = 0.2\n", "[terrain] earth_k_factor: 0.2 is out of range 0.5-10.0"),
+    ("[terrain]\nsweep_step_m = 5\n", "[terrain] sweep_step_m: 5.0 m must be 0 (automatic) or 10-2000 m"),
+    ("[terrain]\nsweep_step_m = 5000\n", "[terrain] sweep_step_m: 5000 m is out of range 0.0-2000.0 m"),
+    ("[terrain]\nsweep_step_m = -1\n", "[terrain] sweep_step_m: -1 m is out of range"),
+    ("[terrain]\nearth_k_factor = \"4/3\"\n", "[terrain] earth_k_factor: must be a number"),
+    ("[terrain]\nclutter_table = 3\n", "[terrain] clutter_table: must be a non-empty string"),
+    ("[terrain]\nclutter_table = \"corine\"\n", "[terrain] clutter_table: 'corine' is not one of auto, worldcover"),
+    ("[terrain]\nk_factor = 1.0\n", "[terrain] k_factor: unknown key; did you mean 'earth_k_factor'?"),
     ("[lte]\neirp_dbm = 40\n", "lte: unknown key"),
     ("nbiot = 3\n", "[nbiot]: must be a table"),
     ("[nbiot\n", "not valid TOML"),
@@ -182,15 +198,66 @@ def test_bad_config_raises_config_error_naming_key_and_file(write_toml, text, fr
     assert fragment in message, message
 
 
+def test_terrain_defaults_and_rules():
+    t = load_config().terrain
+    assert t == TerrainConfig()
+    assert (t.diffraction_weight, t.earth_k_factor, t.clutter_table, t.sweep_step_m) == (1.0, 4.0 / 3.0, "auto", 0.0)
+    assert set(_SECTION_RULES["terrain"][1]) == {f.name for f in dataclasses.fields(TerrainConfig)}
+    assert load_config().as_dict()["terrain"] == {"diffraction_weight": 1.0, "earth_k_factor": 4.0 / 3.0,
+                                                  "clutter_table": "auto", "sweep_step_m": 0.0}
+
+
+def test_terrain_override(write_toml):
+    cfg = load_config(write_toml(
+        "[terrain]\ndiffraction_weight = 0.8\nearth_k_factor = 1\nclutter_table = \"IGBP\"\nsweep_step_m = 50\n"))
+    t = cfg.terrain
+    assert (t.diffraction_weight, t.earth_k_factor, t.clutter_table, t.sweep_step_m) == (0.8, 1.0, "igbp", 50.0)
+    assert isinstance(t.earth_k_factor, float) and isinstance(t.sweep_step_m, float)
+    assert cfg.grid == load_config().grid and cfg.fingerprint() != load_config().fingerprint()
+    # 0 (automatic) and the range ends are allowed
+    assert load_config(write_toml("[terrain]\nsweep_step_m = 10\ndiffraction_weight = 0\n")).terrain.sweep_step_m == 10.0
+
+
+def test_terrain_clutter_table_path_is_relative_to_the_config(write_toml, tmp_path):
+    (tmp_path / "tables").mkdir()
+    table = tmp_path / "tables" / "lc.toml"
+    table.write_text('[classes.50]\nenvironment = "built_up"\n', encoding="utf-8")
+    cfg = load_config(write_toml('[terrain]\nclutter_table = "tables/lc.toml"\n'))
+    assert cfg.terrain.clutter_table == str(table.absolute())
+    path = write_toml('[terrain]\nclutter_table = "tables/none.toml"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: [terrain] clutter_table: 'tables/none.toml' is not one of"), message
+    assert "no such file" in message and str(tmp_path / "tables" / "none.toml") in message
+    # an invalid table is reported at load, naming the config, the table file and its key
+    table.write_text('[classes.50]\nenvironment = "downtown"\n', encoding="utf-8")
+    path = write_toml('[terrain]\nclutter_table = "tables/lc.toml"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: [terrain] clutter_table: {table}: [classes.50] environment"), message
+
+
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml")
 
 
-def test_shown_toml_loads_back_to_the_same_config(write_toml):
+def test_shown_toml_loads_back_to_the_same_config(write_toml, tmp_path):
     cfg = load_config(write_toml("[redcap]\ndevice_loss_db = 4.5\n"))
     again = load_config(write_toml(cfg.to_toml(), name="again.toml"))
     assert again.fingerprint() == cfg.fingerprint()
+    text = Config().to_toml()
+    assert ('[terrain]\ndiffraction_weight = 1.0\nearth_k_factor = 1.3333333333333333\n'
+            'clutter_table = "auto"\nsweep_step_m = 0.0\n') in text
+    assert load_config(write_toml(text, name="defaults.toml")).fingerprint() == Config().fingerprint()
+    # a user class table's path is shown absolute, so the text loads back from anywhere
+    (tmp_path / "lc.toml").write_text('[classes.50]\nenvironment = "built_up"\n', encoding="utf-8")
+    cfg = load_config(write_toml('[terrain]\nclutter_table = "lc.toml"\nsweep_step_m = 45.0\n'))
+    (tmp_path / "elsewhere").mkdir()
+    again = load_config(write_toml(cfg.to_toml(), name="elsewhere/again.toml"))
+    assert again.terrain == cfg.terrain and again.fingerprint() == cfg.fingerprint()
 
 
 # ---------------------------------------------------------------- CLI
@@ -201,6 +268,7 @@ def test_cli_config_show_text_and_json(runner, write_toml):
     assert result.exit_code == 0, result.output
     assert "[nbiot]\n" in result.output and "eirp_dbm = 55.0" in result.output
     assert "[grid]\nresolution_m = 100" in result.output
+    assert "[terrain]\ndiffraction_weight = 1.0" in result.output and 'clutter_table = "auto"' in result.output
     path = write_toml("[grid]\nresolution_m = 250\n")
     result = runner.invoke(main, ["config", "show", "--config", str(path), "--json"])
     assert result.exit_code == 0, result.output
