@@ -1,0 +1,257 @@
+"""The per-site terrain sweep: diffraction and effective height for every cell a site reaches.
+
+What it computes
+----------------
+For one site (antenna at ``h_ts`` m above sea level, ``h_a`` m above its ground) and
+every cell of a terrain lattice (a grid of step ``t`` on the China Albers plane whose
+points are pixel centres of the run's global lattice) inside the site's reach, the
+terrain part of the path loss to a device ``h_ue`` m above that cell's ground::
+
+    terrain_db = Δ_heff + w · L_bull        visible = direct line clear of the terrain
+
+* ``L_bull``: ITU-R P.526-15 Bullington over the bare-terrain profile from the site to
+  the cell (:mod:`coverage.radio.diffraction`, Earth curvature ``C_e = 1/(k a)``);
+* ``Δ_heff``: the Hata-family change for the effective base height of P.1546-6 Annex 5
+  §3.1 (the site's height above the mean terrain 3-15 km in the cell's direction,
+  ramped from ``h_a`` below 15 km and clamped; 0 for TR 38.901 sites);
+* ``w``: ``[terrain] diffraction_weight`` of the configuration.
+
+How (radial sweep with exact end points)
+----------------------------------------
+Rays leave the site at azimuth steps fine enough that neighbouring rays are at most
+``RAY_SPACING`` × ``t`` apart at the farthest cell, and the profile is sampled every
+``t / 2`` along each ray (bilinear in the lattice). Each cell is answered from the ray
+nearest its direction, with its own exact distance and ground height, from two
+running summaries of the ray's samples before it (the idea of the research note
+§2.2):
+
+* the transmitter side ``S_tim = 500 C_e d + max_i [(h_i − h_ts)/d_i − 500 C_e d_i]``,
+  a running maximum (exact, O(1) per sample);
+* the receiver side ``S_rim = max_i (g_i − G_r)/(d − d_i) − 500 C_e d`` with
+  ``g_i = h_i − 500 C_e d_i²`` and ``G_r = h_rs − 500 C_e d²``: the tangent from the
+  receiver to the upper convex hull of the points ``(d_i, g_i)`` (monotone chain,
+  amortised O(1) per sample, a binary search per cell). Exact, curvature included.
+
+On a line-of-sight path Bullington needs ``ν_max`` over every point, which no running
+summary gives; it is taken as the larger ``ν`` of the two points above (the
+highest-slope point seen from the transmitter and the tangent point seen from the
+receiver), which is the point of largest ``ν`` on almost every real path
+(tests/test_terrain_sweep.py measures the agreement with a per-path reference).
+
+Cells are visited in a canonical order (sorted by ray, then distance) and every
+number depends only on the site, the lattice values and the cell's position, so a
+cell's result does not depend on the tile it is computed for.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from coverage.radio.diffraction import (
+    bullington_correction_db,
+    bullington_from_slopes_db,
+    hata_height_correction_db,
+    knife_edge_loss_db,
+    nu_at,
+    ramped_effective_height_m,
+)
+
+# Neighbouring rays are at most this many lattice steps apart at the farthest cell
+# (a cell is then at most a quarter of a step off its ray).
+RAY_SPACING = 0.5
+# Profile samples per lattice step along a ray (the reference samples every half pixel).
+SAMPLES_PER_STEP = 2
+# Azimuth bins of a site's effective-height table (10°; linear between bin centres).
+HEFF_BINS = 36
+
+
+@njit(cache=True, inline="always")
+def lattice_bilinear(z, x_origin, y_origin, step, x, y):
+    """Bilinear value of lattice ``z`` (rows go south) at plane point (x, y); edges clamp."""
+    u = (x - x_origin) / step
+    v = (y_origin - y) / step
+    ny, nx = z.shape
+    u = min(max(u, 0.0), nx - 1.0)
+    v = min(max(v, 0.0), ny - 1.0)
+    i = min(int(math.floor(u)), nx - 2) if nx > 1 else 0
+    j = min(int(math.floor(v)), ny - 2) if ny > 1 else 0
+    fu = u - i
+    fv = v - j
+    i1 = min(i + 1, nx - 1)
+    j1 = min(j + 1, ny - 1)
+    top = z[j, i] * (1.0 - fu) + z[j, i1] * fu
+    bottom = z[j1, i] * (1.0 - fu) + z[j1, i1] * fu
+    return top * (1.0 - fv) + bottom * fv
+
+
+@njit(cache=True, inline="always")
+def heff_at_bearing(table, bearing_deg):
+    """A site's effective height toward ``bearing_deg`` (grid bearing), linear between bin centres."""
+    n = table.shape[0]
+    pos = (bearing_deg % 360.0) / (360.0 / n)
+    b0 = int(math.floor(pos)) % n
+    frac = pos - math.floor(pos)
+    return table[b0] * (1.0 - frac) + table[(b0 + 1) % n] * frac
+
+
+@njit(cache=True, inline="always")
+def _tangent_index(hull_d, hull_g, n_hull, d_km, g_r):
+    """Index of the hull vertex maximising (g_i − G_r)/(d − d_i) (unimodal along the upper hull)."""
+    lo = 0
+    hi = n_hull - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        f_mid = (hull_g[mid] - g_r) / (d_km - hull_d[mid])
+        f_next = (hull_g[mid + 1] - g_r) / (d_km - hull_d[mid + 1])
+        if f_mid < f_next:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def sweep_site(
+    z, x_origin, y_origin, step,
+    sx, sy, h_ts, h_a, h_ue, wavelength, ce, weight, hata, heff_table, reach_m,
+    i_first, i_last, j_first, j_last, out_db, out_visible,
+):
+    """Terrain loss and visibility of the lattice cells ``[j_first..j_last] × [i_first..i_last]``.
+
+    ``z`` is the lattice window (metres above sea level; cell (j, i) at
+    ``(x_origin + i·step, y_origin − j·step)``, plane metres); it must hold every
+    point of the rays, i.e. the site's whole reach. ``out_db`` (float32) and
+    ``out_visible`` (uint8) have the box's shape; cells farther than ``reach_m`` + 2
+    steps get 0 dB and visible (no pixel in reach reads them).
+    Returns the number of profile samples taken.
+    """
+    n_rows = j_last - j_first + 1
+    n_cols = i_last - i_first + 1
+    n_cells = n_rows * n_cols
+    limit_m = reach_m + 2.0 * step
+    # the cells to answer, with their ray and distance
+    d_cell = np.empty(n_cells, dtype=np.float64)
+    bearing = np.empty(n_cells, dtype=np.float64)
+    flat = np.empty(n_cells, dtype=np.int64)
+    m = 0
+    far_m = 0.0
+    for jj in range(n_rows):
+        y = y_origin - (j_first + jj) * step
+        for ii in range(n_cols):
+            x = x_origin + (i_first + ii) * step
+            dx = x - sx
+            dy = y - sy
+            d = math.sqrt(dx * dx + dy * dy)
+            out_db[jj, ii] = 0.0
+            out_visible[jj, ii] = 1
+            if d > limit_m:
+                continue
+            d_cell[m] = d
+            bearing[m] = math.atan2(dx, dy)
+            flat[m] = jj * n_cols + ii
+            far_m = max(far_m, d)
+            m += 1
+    if m == 0:
+        return 0
+    sample_m = step / SAMPLES_PER_STEP
+    # from the reach, not from this box: a cell's ray must not depend on the tile
+    n_rays = max(8, int(math.ceil(2.0 * math.pi * limit_m / (RAY_SPACING * step))))
+    ray_step = 2.0 * math.pi / n_rays
+    ray = np.empty(m, dtype=np.int64)
+    for q in range(m):
+        ray[q] = int(round(bearing[q] / ray_step)) % n_rays
+    key = ray.astype(np.float64) * (2.0 * limit_m + 1.0) + d_cell[:m]
+    order = np.argsort(key, kind="mergesort")
+    n_samples_max = int(far_m / sample_m) + 2
+    hull_d = np.empty(n_samples_max, dtype=np.float64)
+    hull_g = np.empty(n_samples_max, dtype=np.float64)
+    sampled = 0
+    q = 0
+    while q < m:
+        r = ray[order[q]]
+        theta = r * ray_step
+        ux = math.sin(theta)
+        uy = math.cos(theta)
+        # state of the ray: samples 1..k-1 taken
+        k = 1
+        best_a = -math.inf  # max_i (h_i − h_ts)/d_i − 500 C_e d_i
+        best_d = 0.0
+        best_h = 0.0
+        n_hull = 0
+        while q < m and ray[order[q]] == r:
+            c = order[q]
+            d_m = d_cell[c]
+            # take every sample strictly before the cell (a hair's breadth counts as at it)
+            while k * sample_m < d_m - 1e-6:
+                s_m = k * sample_m
+                h = lattice_bilinear(z, x_origin, y_origin, step, sx + s_m * ux, sy + s_m * uy)
+                s_km = s_m / 1000.0
+                a = (h - h_ts) / s_km - 500.0 * ce * s_km
+                if a > best_a:
+                    best_a = a
+                    best_d = s_km
+                    best_h = h
+                g = h - 500.0 * ce * s_km * s_km
+                while n_hull >= 2 and ((hull_d[n_hull - 1] - hull_d[n_hull - 2]) * (g - hull_g[n_hull - 2])
+                                       - (hull_g[n_hull - 1] - hull_g[n_hull - 2]) * (s_km - hull_d[n_hull - 2])) >= 0.0:
+                    n_hull -= 1
+                hull_d[n_hull] = s_km
+                hull_g[n_hull] = g
+                n_hull += 1
+                k += 1
+                sampled += 1
+            jj = flat[c] // n_cols
+            ii = flat[c] - jj * n_cols
+            loss_db = 0.0
+            visible = True
+            if n_hull > 0 and d_m > 0.0:
+                d_km = d_m / 1000.0
+                z_rx = z[j_first + jj, i_first + ii]
+                h_rs = z_rx + h_ue
+                s_tim = 500.0 * ce * d_km + best_a
+                s_tr = (h_rs - h_ts) / d_km
+                g_r = h_rs - 500.0 * ce * d_km * d_km
+                t = _tangent_index(hull_d, hull_g, n_hull, d_km, g_r)
+                if s_tim < s_tr:
+                    nu_tx = nu_at(best_h, best_d, d_km, h_ts, h_rs, wavelength, ce)
+                    h_t = hull_g[t] + 500.0 * ce * hull_d[t] * hull_d[t]
+                    nu_rx = nu_at(h_t, hull_d[t], d_km, h_ts, h_rs, wavelength, ce)
+                    loss_db = bullington_correction_db(knife_edge_loss_db(max(nu_tx, nu_rx)), d_km)
+                else:
+                    visible = False
+                    s_rim = (hull_g[t] - g_r) / (d_km - hull_d[t]) - 500.0 * ce * d_km
+                    loss_db = bullington_from_slopes_db(s_tim, s_rim, d_km, h_ts, h_rs, wavelength)
+            terrain_db = weight * loss_db
+            if hata:
+                d_km = d_m / 1000.0
+                h1 = ramped_effective_height_m(h_a, heff_at_bearing(heff_table, math.degrees(bearing[c])), d_km)
+                terrain_db += hata_height_correction_db(h1, h_a, d_km)
+            out_db[jj, ii] = terrain_db
+            out_visible[jj, ii] = 1 if visible else 0
+            q += 1
+    return sampled
+
+
+@njit(cache=True)
+def heff_tables(x_m, y_m, h_ts, z_along, n_bins, n_samples):
+    """Effective heights ``h_ts − mean z`` per site and bin from sampled terrain ``z_along``.
+
+    ``z_along`` has shape (sites, bins, samples): the terrain 3-15 km along each bin's
+    grid bearing. Returns (sites, bins) float64, metres.
+    """
+    n = x_m.shape[0]
+    out = np.empty((n, n_bins), dtype=np.float64)
+    for s in range(n):
+        for b in range(n_bins):
+            total = 0.0
+            for k in range(n_samples):
+                total += z_along[s, b, k]
+            out[s, b] = h_ts[s] - total / n_samples
+    return out
+
+
+__all__ = ["HEFF_BINS", "RAY_SPACING", "SAMPLES_PER_STEP", "heff_at_bearing", "heff_tables", "lattice_bilinear",
+           "sweep_site"]
