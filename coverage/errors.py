@@ -74,3 +74,23 @@ class UnknownUnitError(CoverageError, LookupError):
 
 class RadioModelError(CoverageError, ValueError):
     """A radio model was asked for something it does not know (model, technology, environment)."""
+
+
+class TerrainError(CoverageError):
+    """Terrain or land-cover data cannot be used as asked (base of the terrain errors)."""
+
+
+class TerrainSourceError(TerrainError, OSError):
+    """A DEM or land-cover source is missing, unreadable, lacks a CRS or a usable variable.
+
+    The message names the file (or folder) at fault; for the embedded default data it
+    says to run ``covmap data fetch``.
+    """
+
+
+class TerrainCoverageError(TerrainError, ValueError):
+    """A DEM or land-cover source does not cover the run's extent or its sites.
+
+    The message names the file, the extent it covers and the part that is missing
+    (or how many sites lie outside, and the first few).
+    """
