@@ -4,12 +4,13 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: sample test lint chromium bench
+.PHONY: sample test lint chromium ncarg-data bench
 
 $(BIN)/covmap: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/covmap data fetch
 	touch $@
 
 # Exit code 1 means "done, with findings": the sample has deliberately bad rows.
@@ -23,10 +24,18 @@ chromium:
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else echo "chromium is missing: run 'sudo apt-get install chromium' for the browser tests"; fi; }
 
+# Debian's libncarg-data ships trinidad.nc, a real 3" Colorado DEM in feet, used by the terrain tests.
+NCARG_DEM = /usr/share/ncarg/data/cdf/trinidad.nc
+ncarg-data:
+	@test -f $(NCARG_DEM) || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libncarg-data; \
+	  else echo "$(NCARG_DEM) is missing: run 'sudo apt-get install libncarg-data' for the terrain tests"; fi; }
+
 lint: $(BIN)/covmap
 	$(BIN)/ruff check .
 
-test: $(BIN)/covmap chromium lint
+test: $(BIN)/covmap chromium ncarg-data lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(BIN)/covmap

