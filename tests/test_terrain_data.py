@@ -115,3 +115,13 @@ def test_fetch_failure_exits_2_with_one_line(monkeypatch, tmp_path, runner):
     assert result.exit_code == 2 and result.output.startswith("Error: cannot download")
     assert result.output.strip().count("\n") == 0
     assert not (tmp_path / "d" / data.DEFAULT_DEM.file_name).exists()
+
+
+def test_default_landcover_xiamen(fetched_dir):
+    """MODIS MCD12C1 2019 (IGBP): Xiamen island is urban (13), the strait is water (0)."""
+    lc = data.open_default_landcover()
+    info = lc.info()
+    assert info["sha256"] == data.DEFAULT_LANDCOVER.sha256 and info["nodata"] == 255
+    assert info["resolution"] == (0.05, 0.05) and info["bounds_lonlat"] == (-180.0, -90.0, 180.0, 90.0)
+    lc.check_covers(73.0, 3.0, 136.0, 54.0)
+    assert lc.sample_lonlat_classes([118.09, 118.30, 116.40], [24.48, 24.30, 39.90]).tolist() == [13, 0, 13]

@@ -1,4 +1,4 @@
-"""DEM sources: GeoTIFF (geographic, projected), SRTM .hgt folders, CF NetCDF, real DEMs.
+"""DEM and land-cover sources: GeoTIFF (geographic, projected), SRTM .hgt folders, CF NetCDF, real DEMs.
 
 Values are checked at known points (cell centres and hand-computed bilinear
 values), the nodata fill at a coast and a land border, and the lattice's
@@ -363,3 +363,52 @@ def test_default_dem_picklable_and_masked_coast(default_dem):
     assert filled[0] and 0 <= z[0] < 200
     clone = pickle.loads(pickle.dumps(default_dem))
     assert np.array_equal(clone.sample_lonlat([118.10, 118.09], [24.48, 24.45])[0], z)
+
+
+# ---------------------------------------------------------------- land cover
+
+
+def test_landcover_nearest_cell_in_utm(tmp_path):
+    from coverage.terrain.landcover import open_landcover
+
+    classes = (np.arange(30 * 40).reshape(30, 40) % 17).astype(np.uint8)
+    classes[5, 7] = 255  # nodata
+    classes[6, 7] = 200  # a class code kept as it is
+    tif = write_tif(tmp_path / "lc_utm.tif", classes, "EPSG:32650", from_origin(400_000, 2_740_000, 100, 100),
+                    nodata=255)
+    lc = open_landcover(tif, block_px=8)
+    to_lonlat = Transformer.from_crs("EPSG:32650", "EPSG:4326", always_xy=True)
+    # Just inside the west and east edges of cell (2, 3), the centre of (5, 7), (6, 7), and outside.
+    x = np.array([400_300.5, 400_399.5, 400_750.0, 400_750.0, 390_000.0])
+    y = np.array([2_739_750.0, 2_739_750.0, 2_739_450.0, 2_739_350.0, 2_739_750.0])
+    got = lc.sample_lonlat_classes(*to_lonlat.transform(x, y))
+    assert got.dtype == np.uint8 and got.tolist() == [classes[2, 3], classes[2, 3], 255, 200, 255]
+    info = lc.info()
+    assert info["kind"] == "geotiff" and info["crs"] == "EPSG:32650" and info["nodata"] == 255
+    ax, ay = Transformer.from_crs("EPSG:32650", CHINA_ALBERS_PROJ4, always_xy=True).transform(401_000.0, 2_738_000.0)
+    ax, ay = np.floor(ax / 100) * 100 + 50, np.floor(ay / 100) * 100 + 50
+    big = lc.lattice_classes(ax, ay, 50.0, 40, 30)
+    parts = np.empty_like(big)
+    for j0, j1, i0, i1 in ((0, 11, 0, 23), (0, 11, 23, 40), (11, 30, 0, 23), (11, 30, 23, 40)):
+        parts[j0:j1, i0:i1] = lc.lattice_classes(ax + i0 * 50.0, ay - j0 * 50.0, 50.0, i1 - i0, j1 - j0)
+    assert big.dtype == np.uint8 and np.array_equal(big, parts)
+    assert set(np.unique(big)) <= set(np.unique(classes))
+    assert np.array_equal(pickle.loads(pickle.dumps(lc)).lattice_classes(ax, ay, 50.0, 40, 30), big)
+
+
+def test_landcover_errors(tmp_path):
+    from coverage.terrain.landcover import open_landcover
+
+    with pytest.raises(TerrainSourceError, match=r"land cover .*nope\.tif does not exist"):
+        open_landcover(tmp_path / "nope.tif")
+    with pytest.raises(TerrainSourceError, match="is a folder"):
+        open_landcover(tmp_path)
+    tif = tmp_path / "lc_nocrs.tif"
+    with rasterio.open(tif, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8",
+                       transform=from_origin(100, 30, 0.5, 0.5)) as ds:
+        ds.write(np.zeros((4, 4), np.uint8), 1)
+    with pytest.raises(TerrainSourceError, match=r"lc_nocrs\.tif has no CRS"):
+        open_landcover(tif)
+    lc = open_landcover(tif, crs="EPSG:4326")
+    with pytest.raises(TerrainCoverageError, match=r"lc_nocrs\.tif covers 100\.00–102\.00 °E"):
+        lc.check_covers(99.0, 28.5, 101.0, 29.5)
