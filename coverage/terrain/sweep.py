@@ -94,7 +94,8 @@ def heff_at_bearing(table, bearing_deg):
     pos = (bearing_deg % 360.0) / (360.0 / n)
     b0 = int(math.floor(pos)) % n
     frac = pos - math.floor(pos)
-    return table[b0] * (1.0 - frac) + table[(b0 + 1) % n] * frac
+    # a + (b − a)·frac, not a(1 − frac) + b·frac: exact where the two bins agree (flat land gives h_eff = h_a)
+    return table[b0] + (table[(b0 + 1) % n] - table[b0]) * frac
 
 
 @njit(cache=True, inline="always")
