@@ -167,6 +167,7 @@ from coverage.predict.sectors import (
     radio_horizon_m,
     typical_cell_radius_m,
 )
+from coverage.predict.terrain_sites import TerrainSetup, check_sites, resolve_terrain, tech_terrain  # noqa: F401
 from coverage.predict.tiles import _run_tiles
 from coverage.predict.writers import GDAL_CACHE_MB
 from coverage.schema import normalise_operator, normalise_tech
@@ -212,6 +213,8 @@ def predict(
     progress: Callable[[int, int], None] | None = None,
     operators: Sequence[str] | None = None,
     reuse: bool = False,
+    dem=None,
+    clutter=None,
 ) -> dict:
     """Predict best-server coverage rasters for every technology and operator.
 
@@ -241,6 +244,16 @@ def predict(
         ``raster/report.json`` has the same grid and that layer's fingerprint
         (:func:`layer_fingerprint`) and both its files exist; the combined layers
         are always recomputed (see "Reusing layers" in the module docstring).
+    dem : path, "default", "none", DemSource or None, default None
+        Terrain: a GeoTIFF/COG/VRT in any CRS, a folder of SRTM ``.hgt`` tiles or a
+        CF NetCDF (:func:`coverage.terrain.dem.open_dem`); ``"default"`` the embedded
+        national 30″ DEM (:mod:`coverage.terrain.data`); None or ``"none"`` flat
+        earth, as before terrain existed.
+    clutter : path, "default", "none", LandCoverSource or None, default None
+        Land cover whose class sets each pixel's receiver environment
+        (:mod:`coverage.terrain.clutter`; the class table from ``[terrain]
+        clutter_table``); ``"default"`` the embedded MODIS MCD12C1; None or
+        ``"none"``: every pixel takes its best server's own environment.
 
     Returns
     -------
@@ -258,6 +271,9 @@ def predict(
         No sector of the requested technologies and operators.
     ConfigError
         Resolution, tile size, scheduler, technology or operator not valid.
+    TerrainSourceError, TerrainCoverageError
+        A DEM or land cover cannot be read, or does not cover the sites and the
+        run's extent (the message names the file and the uncovered extent).
     SchemaError, CRSMismatchError, InputReadError
         The sectors are not readable or not as the contract says.
     """
@@ -293,6 +309,10 @@ def predict(
             + " to predict"
         )
     frame = frame.reset_index(drop=True)
+    terrain = resolve_terrain(dem, clutter, config, resolution_m)
+    if terrain is not None:
+        lon_all, lat_all = frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy()
+        check_sites(terrain, lon_all, lat_all)
     env_all = frame["environment"].to_numpy(dtype=object)
     warnings: list[str] = []
     prepared: dict[str, PreparedTech] = {}
@@ -301,7 +321,7 @@ def predict(
         if rows.size == 0:
             warnings.append(f"{tech}: no sectors; technology skipped")
             continue
-        prepared[tech] = prepare_sectors(frame.iloc[rows], tech, config, env_all[rows])
+        prepared[tech] = prepare_sectors(frame.iloc[rows], tech, config, env_all[rows], terrain=terrain)
         warnings += prepared[tech].warnings
     timings["prepare"] = time.perf_counter() - started
 
@@ -327,17 +347,26 @@ def predict(
     layout.raster_dir.mkdir(parents=True, exist_ok=True)
     grid_dict = grid.as_dict()
     config_fp = config.fingerprint() if hasattr(config, "fingerprint") else _json_sha256(config)
+    terrain_fp = None if terrain is None else terrain.fingerprint()
     fingerprints = {
-        tech: {op: layer_fingerprint(prep, op, config_fp, grid_dict) for op in prep.operators}
+        tech: {op: layer_fingerprint(prep, op, config_fp, grid_dict, terrain_fp) for op in prep.operators}
         for tech, prep in prepared.items()
+    }
+    tile_terrain = None if terrain is None else {
+        tech: (terrain, tech_terrain(terrain, config.profiles[tech])) for tech in prepared
     }
     previous = _previous_report(layout)
     reused = _reusable_layers(previous, grid_dict, fingerprints, layout) if reuse else {}
     # from here on the old report must not vouch for any layer this run replaces
     _invalidate_previous_report(layout, previous, prepared, reused)
-    layer_evaluations = _run_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, timings, reused)
+    layer_evaluations = _run_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, timings, reused,
+                                   tile_terrain)
+    lattice_read, lattice_filled = timings.pop("terrain_lattice", (0, 0))
 
     report = {"grid": grid_dict, "techs": {}, "warnings": warnings, "evaluations": 0}
+    if terrain is not None:
+        # the share of the terrain lattice points this run read that were nodata, filled
+        report["terrain"] = terrain.report(round(lattice_filled / lattice_read, 6) if lattice_read else None)
     computed = 0
     for tech, prep in prepared.items():
         layers = []

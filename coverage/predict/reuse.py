@@ -15,18 +15,27 @@ from coverage.files import atomic_output
 from coverage.layout import RunLayout
 from coverage.predict.kernel import KERNEL_VERSION, SECTOR_FIELDS
 from coverage.predict.sectors import PreparedTech
+from coverage.predict.terrain_sites import TERRAIN_FIELDS
+
+# Bump when the terrain kernel's or the sweep's maths changes (part of terrain layers' fingerprints).
+TERRAIN_KERNEL_VERSION = 1
 
 log = logging.getLogger(__package__)  # "coverage.predict", as before the split: the same log lines
 
 
-def layer_fingerprint(prep: PreparedTech, operator: str, config_fingerprint: str, grid: Mapping) -> str:
+def layer_fingerprint(prep: PreparedTech, operator: str, config_fingerprint: str, grid: Mapping,
+                      terrain: Mapping | None = None) -> str:
     """sha256 of everything one operator's layer of one technology depends on.
 
     The operator's kernel arrays (:data:`SECTOR_FIELDS`, in the canonical order of
     :func:`prepare_sectors`: what the kernel sees, so that an environment inferred
     from another operator's sites counts, and ids or source rows do not), the
     device height, the configuration's fingerprint, the grid (``Grid.as_dict()``),
-    the covmap version and :data:`KERNEL_VERSION`.
+    the covmap version and :data:`KERNEL_VERSION`; with terrain or land cover also
+    ``terrain`` (:meth:`TerrainSetup.fingerprint`: the sources' sha256, the class
+    table, the lattice step), :data:`TERRAIN_KERNEL_VERSION` and the terrain arrays
+    (:data:`TERRAIN_FIELDS`). A flat run's fingerprints are those of before terrain
+    existed, so its layers stay reusable.
     """
     import hashlib
 
@@ -35,9 +44,13 @@ def layer_fingerprint(prep: PreparedTech, operator: str, config_fingerprint: str
     digest = hashlib.sha256()
     header = {"covmap": __version__, "kernel": KERNEL_VERSION, "config": config_fingerprint,
               "grid": grid, "tech": prep.tech, "operator": operator, "ue_height_m": prep.ue_height_m}
+    fields = SECTOR_FIELDS
+    if terrain is not None:
+        header = {**header, "terrain": dict(terrain), "terrain_kernel": TERRAIN_KERNEL_VERSION}
+        fields = SECTOR_FIELDS + TERRAIN_FIELDS
     digest.update(json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8"))
     rows = prep.operator_index == prep.operators.index(operator)
-    for name in SECTOR_FIELDS:
+    for name in fields:
         values = np.ascontiguousarray(prep.arrays[name][rows])
         digest.update(f"|{name}:{values.dtype.str}:{values.size}|".encode())
         digest.update(values.tobytes())

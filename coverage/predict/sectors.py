@@ -152,7 +152,7 @@ def _validity_warnings(tech, model_id, freq_mhz, height_m, reach_m, ue_height_m)
     return [f"{tech}: {line}" for line in validity_summary(model_id, freq_mhz, height_m, ue_height_m, reach_m)]
 
 
-def prepare_sectors(sectors, tech: str, config, environment=None) -> PreparedTech:
+def prepare_sectors(sectors, tech: str, config, environment=None, terrain=None) -> PreparedTech:
     """Kernel arrays of one technology's sectors (projected, defaulted, with reach).
 
     Parameters
@@ -165,6 +165,10 @@ def prepare_sectors(sectors, tech: str, config, environment=None) -> PreparedTec
         From :func:`coverage.config.load_config`.
     environment : array of str, optional
         Environments; inferred where blank when omitted.
+    terrain : TerrainSetup, optional
+        With terrain or land cover, the arrays also hold
+        :data:`~coverage.predict.terrain_sites.TERRAIN_FIELDS` and the reach is the
+        terrain-aware one (:func:`~coverage.predict.terrain_sites.sector_terrain`).
 
     Returns
     -------
@@ -206,10 +210,18 @@ def prepare_sectors(sectors, tech: str, config, environment=None) -> PreparedTec
     outdoor = np.array([t["outdoor"] for t in thresholds], dtype=np.float64)[env_codes]
     deep = np.array([t["deep"] for t in thresholds], dtype=np.float64)[env_codes]
     ue_height_m = float(profile.ue_height_m)
-    model_reach = _reach_m(model_id, rs_eirp - outdoor, freq, values["height_m"], ue_height_m)
-    horizon = radio_horizon_m(values["height_m"], ue_height_m)
-    reach = np.minimum(model_reach, horizon)
-    capped = int(np.count_nonzero(model_reach > horizon))
+    terrain_arrays = {}
+    if terrain is None:
+        model_reach = _reach_m(model_id, rs_eirp - outdoor, freq, values["height_m"], ue_height_m)
+        horizon = radio_horizon_m(values["height_m"], ue_height_m)
+        reach = np.minimum(model_reach, horizon)
+        capped = int(np.count_nonzero(model_reach > horizon))
+    else:
+        from coverage.predict.terrain_sites import sector_terrain
+
+        terrain_arrays, reach, capped = sector_terrain(
+            terrain, tech, profile, lon_deg, lat_deg, np.asarray(x_m, dtype=np.float64),
+            np.asarray(y_m, dtype=np.float64), values, environment, rs_eirp, ue_height_m)
     warnings += _validity_warnings(tech, model_id, freq, values["height_m"], reach, ue_height_m)
     arrays = {
         "x_m": np.asarray(x_m, dtype=np.float64),
@@ -227,6 +239,7 @@ def prepare_sectors(sectors, tech: str, config, environment=None) -> PreparedTec
         "reach_m": reach,
         "outdoor_dbm": outdoor,
         "deep_dbm": deep,
+        **terrain_arrays,
     }
     codes = sectors["operator"].to_numpy(dtype=object)
     operators = [op.code for op in OPERATORS if (codes == op.code).any()]

@@ -21,22 +21,38 @@ def _with_overviews(layer, factors):
     return None if layer is None else (layer[0], layer[1], tile_overviews(layer[0], layer[1], factors))
 
 
-def _tile_task(col0, row0, size_px, resolution_m, ue_height_m, sectors, operator_index, n_operators, factors=()):
-    """One tile of the operators given: (layers, evaluations per operator).
+def _tile_task(col0, row0, size_px, resolution_m, ue_height_m, sectors, operator_index, n_operators, factors=(),
+               terrain=None):
+    """One tile of the operators given: (layers, evaluations per operator, terrain samples).
 
     ``layers`` holds one ``(rsrp, class, overviews)`` triple per operator
     (:func:`tile_overviews` at ``factors``), None for an operator with no sector in
     the tile (all nodata: neither sent back nor written, the GeoTIFF's sparse blocks
-    read as nodata), then their combination (:func:`combine_layers`).
+    read as nodata), then their combination (:func:`combine_layers`). ``terrain`` is
+    None (flat earth, :func:`~coverage.predict.kernel.predict_tile`) or ``(setup,
+    tech_terrain)`` (:mod:`coverage.predict.terrain_tile`); the third item counts the
+    terrain lattice points read and how many of them were filled nodata.
     """
     layers: list = [None] * (n_operators + 1)
     evaluations = np.zeros(n_operators, dtype=np.int64)
+    lattice = (0, 0)
+    tile_inputs = None
+    if terrain is not None:
+        from coverage.predict.terrain_tile import predict_tile_terrain, tile_terrain
+
+        setup, tech_inputs = terrain
+        tile_inputs = tile_terrain(setup, tech_inputs, col0, row0, size_px, sectors)
+        lattice = (tile_inputs.samples, tile_inputs.filled)
     for k in range(n_operators):
         mine = np.flatnonzero(operator_index == k)
         if mine.size == 0:
             continue
         subset = {name: values[mine] for name, values in sectors.items()}
-        rsrp, cls, evaluations[k] = predict_tile(subset, col0, row0, size_px, size_px, resolution_m, ue_height_m)
+        if tile_inputs is None:
+            rsrp, cls, evaluations[k] = predict_tile(subset, col0, row0, size_px, size_px, resolution_m, ue_height_m)
+        else:
+            rsrp, cls, evaluations[k], _ = predict_tile_terrain(subset, setup, tech_inputs, tile_inputs, col0, row0,
+                                                                size_px, ue_height_m)
         layers[k] = (rsrp, cls)
     computed = [layer for layer in layers[:n_operators] if layer is not None]
     if len(computed) == 1:
@@ -47,10 +63,11 @@ def _tile_task(col0, row0, size_px, resolution_m, ue_height_m, sectors, operator
     for layer in layers:
         if layer is not None and id(layer) not in with_overviews:
             with_overviews[id(layer)] = _with_overviews(layer, factors)
-    return [None if layer is None else with_overviews[id(layer)] for layer in layers], evaluations
+    return [None if layer is None else with_overviews[id(layer)] for layer in layers], evaluations, lattice
 
 
-def _run_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, timings, reused) -> dict:
+def _run_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, timings, reused,
+               terrain=None) -> dict:
     """Compute every tile with a candidate sector and write the layers (see :func:`_write_tiles`)."""
     import rasterio
 
@@ -58,16 +75,20 @@ def _run_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, t
     # layer being written: a fixed size keeps this process's memory independent of
     # the extent (the bytes written do not depend on it)
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        return _write_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, timings, reused)
+        return _write_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, timings, reused,
+                            terrain)
 
 
-def _write_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, timings, reused) -> dict:
+def _write_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress, timings, reused,
+                 terrain=None) -> dict:
     """Compute every tile with a candidate sector and write the layers.
 
     Operator layers in ``reused`` (``{tech: {operator: …}}``) are not computed: their
     COGs stay as they are and the combined layer reads their tiles from them.
     Returns the evaluations of each computed operator layer, ``{tech: {operator: n}}``,
     and adds ``scheduler_start``, ``tiles`` and ``cog`` (seconds) to ``timings``.
+    ``terrain`` is None or ``{tech: (setup, tech_terrain)}``; the terrain lattice
+    points read and filled are added to ``timings["terrain_lattice"]`` as a pair.
     """
     import rasterio
 
@@ -159,15 +180,20 @@ def _write_tiles(grid, prepared, binned, layout, scheduler, n_workers, progress,
                     f"covmap-tile-{tech}-{tile_id}", _tile_task,
                     grid.col0 + tile.col_off, grid.row0 + tile.row_off, grid.tile_size_px, grid.resolution_m,
                     prep.ue_height_m, subset, op_index[op_index >= 0], len(computed), writers[tech].factors,
+                    None if terrain is None else terrain[tech],
                 )
                 job_rows[(tech, tile_id)] = rows
                 return True
 
         job_rows: dict[tuple[str, int], np.ndarray] = {}
+        lattice_counts = [0, 0]
+        timings["terrain_lattice"] = lattice_counts
         while in_flight < max_in_flight and submit_next():
             in_flight += 1
         while in_flight:
-            key, (layers, n) = executor.next_done()
+            key, (layers, n, lattice) = executor.next_done()
+            lattice_counts[0] += lattice[0]
+            lattice_counts[1] += lattice[1]
             in_flight -= 1
             _, _, tech, tile_id = key.split("-", 3)
             rows = job_rows.pop((tech, int(tile_id)))

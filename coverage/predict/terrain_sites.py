@@ -1,0 +1,342 @@
+"""Terrain and land cover for prediction: the sources, and what each sector needs of them.
+
+:func:`resolve_terrain` turns the ``dem``/``clutter`` arguments of
+:func:`coverage.predict.predict` into a :class:`TerrainSetup` (the opened sources, the
+class table and the terrain lattice step), or None for today's flat-earth prediction
+with the sectors' own environments.
+
+:func:`sector_terrain` adds to one technology's kernel arrays (main process, before
+the sectors are binned into tiles, since it changes their reach):
+
+* ``ground_m``: the DEM at the site (bilinear), so ``h_ts_m = ground_m + height_m``;
+* ``heff_m``: the site's effective height per azimuth bin of
+  :data:`~coverage.terrain.sweep.HEFF_BINS` (``h_ts`` minus the mean terrain 3-15 km
+  along the bin's grid bearing, sampled every :data:`HEFF_SAMPLE_KM` on a 1 km
+  lattice of the China Albers plane computed band by band, so the DEM is never read
+  whole);
+* ``env_index`` and ``model_by_env``: the sector's own environment and its model in
+  each receiver environment a land-cover class can choose;
+* ``reach_m``, recomputed so that no pixel the sector could reach is left out: the
+  largest distance at which its boresight still delivers the outdoor threshold of
+  any environment a pixel can have, with the highest effective height any direction
+  gives it (terrain only ever lowers the signal through diffraction, but raises it
+  through the effective height: a site on a plateau reaches farther), capped at the
+  radio horizon of that height; ``site_reach_m`` is the largest reach of the sectors
+  sharing the site's position, height and frequency (the sweep's table is the site's).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from coverage.errors import ConfigError
+from coverage.radio import ENVIRONMENTS
+from coverage.terrain.sweep import HEFF_BINS, lattice_bilinear
+
+log = logging.getLogger(__package__)
+
+# P.1546-6 Annex 5 §3.1: the mean terrain height between 3 and 15 km from the site
+HEFF_FROM_KM = 3.0
+HEFF_TO_KM = 15.0
+HEFF_SAMPLE_KM = 1.0
+# the lattice the effective heights are sampled on (the national DEM's 30″ is ~0.9 km)
+HEFF_LATTICE_STEP_M = 1000.0
+# rows of that lattice computed at a time (a band of ~200 km: bounded memory)
+HEFF_BAND_ROWS = 200
+SOURCE_NAMES = ("default", "none")
+
+
+@dataclass(frozen=True)
+class TerrainSetup:
+    """What the prediction uses of terrain and land cover (picklable: sent to the tile tasks).
+
+    Attributes
+    ----------
+    dem : DemSource or None
+        None: flat ground at 0 m (land cover alone).
+    landcover : LandCoverSource or None
+        None: every pixel takes its best server's own environment.
+    class_table : ClassTable or None
+    lattice_k : int
+        The terrain lattice is every ``lattice_k``-th pixel centre (step
+        ``lattice_k × resolution_m``).
+    diffraction_weight : float
+    earth_curvature_per_km : float
+    """
+
+    dem: object | None
+    landcover: object | None
+    class_table: object | None
+    lattice_k: int
+    resolution_m: float
+    diffraction_weight: float
+    earth_curvature_per_km: float
+
+    @property
+    def lattice_step_m(self) -> float:
+        return self.lattice_k * self.resolution_m
+
+    def fingerprint(self) -> dict:
+        """What the layers depend on (their sha256, the class table, the lattice)."""
+        return {
+            "dem": None if self.dem is None else self.dem.sha256,
+            "landcover": None if self.landcover is None else self.landcover.sha256,
+            "class_table": None if self.class_table is None else self.class_table.fingerprint(),
+            "lattice_step_m": self.lattice_step_m,
+        }
+
+    def report(self, filled_share: float | None) -> dict:
+        """The ``terrain`` entry of ``raster/report.json``."""
+        dem = None if self.dem is None else {**_jsonable(self.dem.info()), "filled_share": filled_share}
+        clutter = None
+        if self.landcover is not None:
+            clutter = {**_jsonable(self.landcover.info()), "class_table": self.class_table.name}
+        return {"dem": dem, "clutter": clutter, "lattice_step_m": self.lattice_step_m,
+                "diffraction_weight": self.diffraction_weight,
+                "earth_curvature_per_km": self.earth_curvature_per_km}
+
+
+def _jsonable(info: dict) -> dict:
+    out = {}
+    for key, value in info.items():
+        if isinstance(value, tuple):
+            value = list(value)
+        elif not isinstance(value, (str, int, float, bool, list, dict, type(None))):
+            value = str(value)
+        out[key] = value
+    return out
+
+
+def _open(spec, default_opener, opener, what):
+    if spec is None:
+        return None
+    if isinstance(spec, (str, os.PathLike)):
+        text = str(spec)
+        if text == "none":
+            return None
+        if text == "default":
+            return default_opener()
+        return opener(spec)
+    return spec  # an opened source
+
+
+def resolve_terrain(dem, clutter, config, resolution_m: float) -> TerrainSetup | None:
+    """The :class:`TerrainSetup` for ``dem`` and ``clutter`` (None, ``"none"``, ``"default"``, a path or a source).
+
+    Raises
+    ------
+    TerrainSourceError
+        A source cannot be opened (the message names it; for ``default``: run
+        ``covmap data fetch``).
+    ConfigError
+        The class table cannot be guessed from the land cover's classes.
+    """
+    from coverage.radio.diffraction import earth_curvature_per_km
+    from coverage.terrain.clutter import builtin_table, guess_table, load_class_table
+    from coverage.terrain.data import open_default_dem, open_default_landcover
+    from coverage.terrain.dem import open_dem
+
+    def open_landcover(spec):
+        from coverage.terrain.landcover import open_landcover as opener
+
+        return opener(spec)
+
+    dem_source = _open(dem, open_default_dem, open_dem, "DEM")
+    landcover = _open(clutter, open_default_landcover, open_landcover, "land cover")
+    if dem_source is None and landcover is None:
+        return None
+    terrain = config.terrain
+    table = None
+    if landcover is not None:
+        spec = terrain.clutter_table
+        if spec == "auto":
+            spec = "igbp" if str(clutter) == "default" else guess_table(_class_sample(landcover),
+                                                                       source=str(landcover.path))
+        table = builtin_table(spec) if spec in ("worldcover", "igbp") else load_class_table(spec)
+    step_m = float(terrain.sweep_step_m)
+    if step_m <= 0:
+        dem_m = 0.0 if dem_source is None else min(dem_source.info()["resolution_m"])
+        step_m = max(resolution_m, dem_m / 2.0)
+    lattice_k = max(1, int(round(step_m / resolution_m)))
+    return TerrainSetup(dem=dem_source, landcover=landcover, class_table=table, lattice_k=lattice_k,
+                        resolution_m=float(resolution_m), diffraction_weight=float(terrain.diffraction_weight),
+                        earth_curvature_per_km=earth_curvature_per_km(terrain.earth_k_factor))
+
+
+def _class_sample(landcover) -> list[int]:
+    """The class codes of a land-cover raster, from a decimated read (for guessing its legend)."""
+    import rasterio
+
+    with rasterio.open(landcover.path) as ds:
+        scale = max(1, max(ds.width, ds.height) // 2048)
+        data = ds.read(1, out_shape=(max(1, ds.height // scale), max(1, ds.width // scale)))
+    return sorted(int(v) for v in np.unique(data))
+
+
+def check_sites(setup: TerrainSetup, lon_deg, lat_deg) -> None:
+    """Every site, and the extent of the sites, inside the DEM and the land cover.
+
+    Raises
+    ------
+    TerrainCoverageError
+        Naming the file, the extent it covers and the part of the sites' extent it
+        does not (or the sites outside it). Pixels within reach of a site but beyond
+        the source's edge take the edge's values, as nodata does (counted as filled).
+    """
+    lon = np.asarray(lon_deg, dtype=np.float64)
+    lat = np.asarray(lat_deg, dtype=np.float64)
+    for source in (setup.dem, setup.landcover):
+        if source is None or lon.size == 0:
+            continue
+        source.check_covers(float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()))
+        source.check_points_inside(lon, lat)
+
+
+@dataclass(frozen=True)
+class TechTerrain:
+    """Per-technology lookups sent with each tile task (see :mod:`coverage.predict.terrain_tile`)."""
+
+    env_lut: np.ndarray  # uint8[256]: land-cover class -> pixel environment code
+    extra_lut: np.ndarray  # float64[256]: class -> foliage + extra loss, dB
+    outdoor_by_env: np.ndarray  # float64[4]
+    deep_by_env: np.ndarray  # float64[4]
+
+
+def tech_terrain(setup: TerrainSetup, profile) -> TechTerrain:
+    """The land-cover lookups of one technology (foliage at its default band) and its thresholds."""
+    from coverage.terrain.clutter import SECTOR, environment_lut, extra_loss_lut
+
+    if setup.class_table is None:
+        env_lut = np.full(256, SECTOR, dtype=np.uint8)
+        extra = np.zeros(256, dtype=np.float64)
+    else:
+        env_lut = environment_lut(setup.class_table)
+        extra = extra_loss_lut(setup.class_table, profile.freq_mhz, profile.ue_height_m)
+    thresholds = [profile.thresholds_dbm(env) for env in ENVIRONMENTS]
+    return TechTerrain(env_lut=np.ascontiguousarray(env_lut, dtype=np.uint8),
+                       extra_lut=np.ascontiguousarray(extra, dtype=np.float64),
+                       outdoor_by_env=np.array([t["outdoor"] for t in thresholds], dtype=np.float64),
+                       deep_by_env=np.array([t["deep"] for t in thresholds], dtype=np.float64))
+
+
+@njit(cache=True)
+def _heff_from_lattice(z, x_origin, y_origin, step, sx, sy, h_ts, out, n_bins, from_km, to_km, sample_km):
+    n_samples = int(round((to_km - from_km) / sample_km)) + 1
+    for s in range(sx.shape[0]):
+        for b in range(n_bins):
+            theta = 2.0 * math.pi * b / n_bins
+            ux = math.sin(theta)
+            uy = math.cos(theta)
+            total = 0.0
+            for k in range(n_samples):
+                r_m = 1000.0 * (from_km + k * sample_km)
+                total += lattice_bilinear(z, x_origin, y_origin, step, sx[s] + r_m * ux, sy[s] + r_m * uy)
+            out[s, b] = h_ts[s] - total / n_samples
+
+
+def effective_heights_m(dem, x_m, y_m, h_ts_m) -> np.ndarray:
+    """Each site's height above the mean terrain 3-15 km away, per grid-bearing bin, metres.
+
+    Shape (sites, :data:`HEFF_BINS`); bin ``b`` looks along grid bearing
+    ``b · 360 / HEFF_BINS`` degrees. The terrain comes from a lattice of
+    :data:`HEFF_LATTICE_STEP_M` computed in bands of rows, so memory stays bounded.
+    """
+    n = x_m.size
+    out = np.empty((n, HEFF_BINS), dtype=np.float64)
+    if n == 0:
+        return out
+    step = HEFF_LATTICE_STEP_M
+    margin = HEFF_TO_KM * 1000.0 + 2.0 * step
+    row = np.floor(-y_m / step).astype(np.int64)  # lattice rows of the sites (y = −row·step)
+    order = np.argsort(row, kind="stable")
+    band_of = row[order] // HEFF_BAND_ROWS
+    starts = np.flatnonzero(np.r_[True, band_of[1:] != band_of[:-1]])
+    ends = np.r_[starts[1:], n]
+    for a, b in zip(starts, ends, strict=True):
+        idx = order[a:b]
+        x0 = math.floor((x_m[idx].min() - margin) / step)
+        x1 = math.ceil((x_m[idx].max() + margin) / step)
+        j0 = math.floor((-y_m[idx].max() - margin) / step)
+        j1 = math.ceil((-y_m[idx].min() + margin) / step)
+        z, _ = dem.lattice(x0 * step, -j0 * step, step, x1 - x0 + 1, j1 - j0 + 1)
+        z = np.where(np.isfinite(z), z, 0.0).astype(np.float64)
+        part = np.empty((idx.size, HEFF_BINS), dtype=np.float64)
+        _heff_from_lattice(z, x0 * step, -j0 * step, step, np.ascontiguousarray(x_m[idx]),
+                           np.ascontiguousarray(y_m[idx]), np.ascontiguousarray(h_ts_m[idx]), part,
+                           HEFF_BINS, HEFF_FROM_KM, HEFF_TO_KM, HEFF_SAMPLE_KM)
+        out[idx] = part
+    return out
+
+
+def sector_terrain(setup: TerrainSetup, tech: str, profile, lon_deg, lat_deg, x_m, y_m, values: dict,
+                   environment, rs_eirp_dbm, ue_height_m: float):
+    """Terrain arrays and the terrain-aware reach of one technology's sectors (module docstring).
+
+    Returns ``(arrays, reach_m, capped)``: ``arrays`` holds ``ground_m``, ``h_ts_m``,
+    ``heff_m``, ``env_index``, ``model_by_env``, ``site_reach_m``; ``capped`` counts
+    the sectors whose reach the radio horizon cut.
+    """
+    import pandas as pd
+
+    from coverage.predict.sectors import _reach_m, radio_horizon_m
+    from coverage.radio.diffraction import max_effective_height_m
+    from coverage.radio.pathloss import select_model
+
+    n = x_m.size
+    height_m = values["height_m"]
+    freq = values["freq_mhz"]
+    if setup.dem is not None:
+        ground, _ = setup.dem.sample_lonlat(lon_deg, lat_deg)
+        if not np.all(np.isfinite(ground)):
+            raise ConfigError(f"{int((~np.isfinite(ground)).sum())} site(s) have no terrain height")
+    else:
+        ground = np.zeros(n, dtype=np.float64)
+    h_ts = ground + height_m
+    sites = pd.DataFrame({"x": x_m, "y": y_m, "h": h_ts})
+    site_id = sites.groupby(["x", "y", "h"], sort=False).ngroup().to_numpy()
+    first = np.unique(site_id, return_index=True)[1]
+    if setup.dem is not None:
+        heff_sites = effective_heights_m(setup.dem, x_m[first], y_m[first], h_ts[first])
+    else:
+        heff_sites = np.repeat(height_m[first][:, None], HEFF_BINS, axis=1)
+    heff = heff_sites[site_id]
+    env_index = pd.Categorical(environment, categories=ENVIRONMENTS).codes.astype(np.int64)
+    pairs = pd.factorize(freq)
+    model_by_env = np.empty((n, len(ENVIRONMENTS)), dtype=np.int64)
+    for e, env in enumerate(ENVIRONMENTS):
+        model_by_env[:, e] = np.array([select_model(tech, f, env) for f in pairs[1]], dtype=np.int64)[pairs[0]]
+    h_best = np.array([max_effective_height_m(h, m) for h, m in zip(height_m, heff.max(axis=1), strict=True)])
+    thresholds = [profile.thresholds_dbm(env) for env in ENVIRONMENTS]
+    if setup.landcover is not None:
+        from coverage.terrain.clutter import extra_loss_lut
+
+        bonus = max(0.0, -float(extra_loss_lut(setup.class_table, profile.freq_mhz, profile.ue_height_m).min()))
+        envs = range(len(ENVIRONMENTS))
+    else:
+        bonus = 0.0
+        envs = None
+    reach = np.zeros(n, dtype=np.float64)
+    for e in range(len(ENVIRONMENTS)):
+        mine = np.ones(n, dtype=bool) if envs is not None else env_index == e
+        if not mine.any():
+            continue
+        budget = rs_eirp_dbm[mine] - thresholds[e]["outdoor"] + bonus
+        reach[mine] = np.maximum(reach[mine], _reach_m(model_by_env[mine, e], budget, freq[mine],
+                                                       h_best[mine], ue_height_m))
+    horizon = radio_horizon_m(h_best, ue_height_m)
+    capped = int(np.count_nonzero(reach > horizon))
+    reach = np.minimum(reach, horizon)
+    key = pd.DataFrame({"s": site_id, "f": freq})
+    site_reach = key.assign(r=reach).groupby(["s", "f"], sort=False)["r"].transform("max").to_numpy()
+    arrays = {"ground_m": ground.astype(np.float64), "h_ts_m": h_ts.astype(np.float64), "heff_m": heff,
+              "env_index": env_index, "model_by_env": model_by_env, "site_reach_m": site_reach}
+    return arrays, reach, capped
+
+
+TERRAIN_FIELDS = ("ground_m", "h_ts_m", "heff_m", "env_index", "model_by_env", "site_reach_m")
