@@ -343,3 +343,25 @@ def test_hata_height_correction_matches_the_model(model, freq):
     # below the 100 m distance floor both clamp the same way
     delta = path_loss_db(model, 50.0, freq, 60.0, h_m) - path_loss_db(model, 50.0, freq, h_a, h_m)
     assert hata_height_correction_db(60.0, h_a, 0.05) == pytest.approx(delta, abs=1e-9)
+
+
+def test_smooth_bullington_is_the_profile_function_on_smooth_ground():
+    # the O(log n) smooth-ground loss equals bullington_profile_db over the same points at height 0,
+    # line of sight and beyond the horizon, for masts of 10-60 m, devices of 1.5-5 m, 0.9 and 3.5 GHz
+    from coverage.radio.diffraction import smooth_bullington_db
+
+    ce = earth_curvature_per_km()
+    worst = 0.0
+    for freq in (900.0, 3500.0):
+        lam = wavelength_m(freq)
+        for h_a in (10.0, 30.0, 60.0):
+            for h_ue in (1.5, 5.0):
+                for sample_km in (0.05, 0.2):
+                    for d_km in np.linspace(0.05, 60.0, 120):
+                        n = int(math.ceil(d_km / sample_km - 1e-9)) - 1
+                        points = np.arange(1, n + 1) * sample_km
+                        expected = bullington_profile_db(points, np.zeros(max(n, 1)), n, d_km, h_a, h_ue, lam, ce)[0]
+                        worst = max(worst, abs(smooth_bullington_db(d_km, h_a, h_ue, sample_km, lam, ce) - expected))
+    assert worst < 1e-9
+    # a 30 m mast and a 1.5 m device at 900 MHz: the flat ground in the device's first Fresnel zone
+    assert smooth_bullington_db(5.0, 30.0, 1.5, 0.05, wavelength_m(900.0), ce) == pytest.approx(5.53, abs=0.01)

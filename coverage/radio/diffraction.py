@@ -181,3 +181,57 @@ __all__ = [
     "bullington_from_slopes_db", "bullington_profile_db", "earth_curvature_per_km", "hata_height_correction_db",
     "knife_edge_loss_db", "max_effective_height_m", "nu_at", "ramped_effective_height_m", "wavelength_m",
 ]
+
+
+@njit(cache=True, inline="always")
+def _concave_argmax(i_continuous, n):
+    """The integer in 1..n nearest a concave function's continuous maximiser (candidates around it)."""
+    return min(max(int(math.floor(i_continuous)), 1), n)
+
+
+@njit(cache=True)
+def smooth_bullington_db(d_km, h_a_m, h_ue_m, sample_km, wavelength, ce):
+    """Bullington loss of the same path over smooth ground, dB.
+
+    Exactly :func:`bullington_profile_db` over the profile points ``i · sample_km``
+    (i = 1, 2, … before ``d_km``) at height 0 with the antennas ``h_a_m`` and
+    ``h_ue_m`` above it (the smooth-earth profile of the delta-Bullington method,
+    ITU-R P.1812-6 §4.3.3), in O(log n): on a smooth Earth both slopes are concave in
+    the point's distance (their maximum is next to the continuous maximiser) and ν is
+    unimodal along the profile.
+
+    covmap counts terrain diffraction as the excess of the real profile's Bullington
+    loss over this one: the empirical models already hold the loss over smooth ground
+    (on flat land the excess is 0).
+    """
+    n = int(math.ceil(d_km / sample_km - 1e-9)) - 1
+    if n <= 0:
+        return 0.0
+    k500 = 500.0 * ce
+    # transmitter side: max_i (−h_a/d_i − 500 C_e d_i), concave, maximiser √(h_a / 500 C_e)
+    best_a = -math.inf
+    centre = _concave_argmax(math.sqrt(max(h_a_m, 1e-9) / k500) / sample_km, n)
+    for i in range(max(centre - 1, 1), min(centre + 2, n + 1)):
+        d_i = i * sample_km
+        best_a = max(best_a, -h_a_m / d_i - k500 * d_i)
+    s_tim = k500 * d_km + best_a
+    s_tr = (h_ue_m - h_a_m) / d_km
+    if s_tim < s_tr:
+        lo = 1
+        hi = n
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if nu_at(0.0, mid * sample_km, d_km, h_a_m, h_ue_m, wavelength, ce) < nu_at(
+                    0.0, (mid + 1) * sample_km, d_km, h_a_m, h_ue_m, wavelength, ce):
+                lo = mid + 1
+            else:
+                hi = mid
+        nu_max = nu_at(0.0, lo * sample_km, d_km, h_a_m, h_ue_m, wavelength, ce)
+        return bullington_correction_db(knife_edge_loss_db(nu_max), d_km)
+    # receiver side: max_i (500 C_e d_i − h_ue/(d − d_i)), concave, maximiser d − √(h_ue / 500 C_e)
+    s_rim = -math.inf
+    centre = _concave_argmax((d_km - math.sqrt(max(h_ue_m, 1e-9) / k500)) / sample_km, n)
+    for i in range(max(centre - 1, 1), min(centre + 2, n + 1)):
+        d_i = i * sample_km
+        s_rim = max(s_rim, k500 * d_i - h_ue_m / (d_km - d_i))
+    return bullington_from_slopes_db(s_tim, s_rim, d_km, h_a_m, h_ue_m, wavelength)

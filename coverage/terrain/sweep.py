@@ -7,10 +7,15 @@ every cell of a terrain lattice (a grid of step ``t`` on the China Albers plane 
 points are pixel centres of the run's global lattice) inside the site's reach, the
 terrain part of the path loss to a device ``h_ue`` m above that cell's ground::
 
-    terrain_db = Δ_heff + w · L_bull        visible = direct line clear of the terrain
+    terrain_db = Δ_heff + w · max(L_bull − L_smooth, 0)     visible = direct line clear of the terrain
 
 * ``L_bull``: ITU-R P.526-15 Bullington over the bare-terrain profile from the site to
   the cell (:mod:`coverage.radio.diffraction`, Earth curvature ``C_e = 1/(k a)``);
+* ``L_smooth``: the same over smooth ground with the antennas at their heights above
+  ground (:func:`~coverage.radio.diffraction.smooth_bullington_db`, the smooth profile
+  of P.1812's delta-Bullington): the empirical models already hold the loss over
+  smooth ground (a 30 m mast and a 1.5 m device at 900 MHz: 5.5 dB at 5 km), so only
+  the terrain's excess counts and flat land adds nothing;
 * ``Δ_heff``: the Hata-family change for the effective base height of P.1546-6 Annex 5
   §3.1 (the site's height above the mean terrain 3-15 km in the cell's direction,
   ramped from ``h_a`` below 15 km and clamped; 0 for TR 38.901 sites);
@@ -23,7 +28,10 @@ Rays leave the site at azimuth steps fine enough that neighbouring rays are at m
 ``t / 2`` along each ray (bilinear in the lattice). Each cell is answered from the ray
 nearest its direction, with its own exact distance and ground height, from two
 running summaries of the ray's samples before it (the idea of the research note
-§2.2):
+§2.2), and from the last :data:`TAIL_SAMPLES` samples taken on the exact path to the
+cell (near the receiver a ray's sideways offset would move the ground under the
+first Fresnel zone by metres on a steep slope; every maximum below splits exactly
+between the ray's prefix and the tail):
 
 * the transmitter side ``S_tim = 500 C_e d + max_i [(h_i − h_ts)/d_i − 500 C_e d_i]``,
   a running maximum (exact, O(1) per sample);
@@ -33,10 +41,11 @@ running summaries of the ray's samples before it (the idea of the research note
   amortised O(1) per sample, a binary search per cell). Exact, curvature included.
 
 On a line-of-sight path Bullington needs ``ν_max`` over every point, which no running
-summary gives; it is taken as the larger ``ν`` of the two points above (the
-highest-slope point seen from the transmitter and the tangent point seen from the
-receiver), which is the point of largest ``ν`` on almost every real path
-(tests/test_terrain_sweep.py measures the agreement with a per-path reference).
+summary gives: covmap takes the largest ν over the hull's vertices (a binary search:
+ν is unimodal along the hull when every point is below the line), the
+transmitter-side maximum and every tail point. Points under the hull can in principle
+have a larger ν; tests/test_terrain_sweep.py measures the agreement with the per-path
+reference on two real mountain DEMs.
 
 Cells are visited in a canonical order (sorted by ray, then distance) and every
 number depends only on the site, the lattice values and the cell's position, so a
@@ -57,13 +66,19 @@ from coverage.radio.diffraction import (
     knife_edge_loss_db,
     nu_at,
     ramped_effective_height_m,
+    smooth_bullington_db,
 )
 
-# Neighbouring rays are at most this many lattice steps apart at the farthest cell
-# (a cell is then at most a quarter of a step off its ray).
-RAY_SPACING = 0.5
+# Neighbouring rays are at most this many lattice steps apart at the farthest cell (a
+# cell is then at most an eighth of a step off its ray; tests/test_terrain_sweep.py
+# measured the agreement with the per-path reference for 0.5, 0.25 and 0.125).
+RAY_SPACING = 0.25
 # Profile samples per lattice step along a ray (the reference samples every half pixel).
 SAMPLES_PER_STEP = 2
+# The samples just before each cell are taken on the exact path to it, not on its ray:
+# near the receiver a ray's sideways offset moves the ground under the first Fresnel
+# zone by metres on steep slopes (the maxima split exactly between prefix and tail).
+TAIL_SAMPLES = 16
 # Azimuth bins of a site's effective-height table (10°; linear between bin centres).
 HEFF_BINS = 36
 
@@ -114,6 +129,27 @@ def _tangent_index(hull_d, hull_g, n_hull, d_km, g_r):
     return lo
 
 
+@njit(cache=True, inline="always")
+def _hull_nu(hull_d, hull_g, t, d_km, h_ts, h_rs, wavelength, ce):
+    h = hull_g[t] + 500.0 * ce * hull_d[t] * hull_d[t]
+    return nu_at(h, hull_d[t], d_km, h_ts, h_rs, wavelength, ce)
+
+
+@njit(cache=True, inline="always")
+def _hull_nu_max(hull_d, hull_g, n_hull, d_km, h_ts, h_rs, wavelength, ce):
+    """Largest ν over the hull's vertices (unimodal along the hull when every point is below the line)."""
+    lo = 0
+    hi = n_hull - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _hull_nu(hull_d, hull_g, mid, d_km, h_ts, h_rs, wavelength, ce) < _hull_nu(
+                hull_d, hull_g, mid + 1, d_km, h_ts, h_rs, wavelength, ce):
+            lo = mid + 1
+        else:
+            hi = mid
+    return _hull_nu(hull_d, hull_g, lo, d_km, h_ts, h_rs, wavelength, ce)
+
+
 @njit(cache=True)
 def sweep_site(
     z, x_origin, y_origin, step,
@@ -158,6 +194,7 @@ def sweep_site(
     if m == 0:
         return 0
     sample_m = step / SAMPLES_PER_STEP
+    sample_km = sample_m / 1000.0
     # from the reach, not from this box: a cell's ray must not depend on the tile
     n_rays = max(8, int(math.ceil(2.0 * math.pi * limit_m / (RAY_SPACING * step))))
     ray_step = 2.0 * math.pi / n_rays
@@ -176,7 +213,7 @@ def sweep_site(
         theta = r * ray_step
         ux = math.sin(theta)
         uy = math.cos(theta)
-        # state of the ray: samples 1..k-1 taken
+        # the ray's running summaries of its samples 1..k-1
         k = 1
         best_a = -math.inf  # max_i (h_i − h_ts)/d_i − 500 C_e d_i
         best_d = 0.0
@@ -185,8 +222,8 @@ def sweep_site(
         while q < m and ray[order[q]] == r:
             c = order[q]
             d_m = d_cell[c]
-            # take every sample strictly before the cell (a hair's breadth counts as at it)
-            while k * sample_m < d_m - 1e-6:
+            # ray samples up to TAIL_SAMPLES before the cell, then the exact path to it
+            while k * sample_m < d_m - TAIL_SAMPLES * sample_m - 1e-6:
                 s_m = k * sample_m
                 h = lattice_bilinear(z, x_origin, y_origin, step, sx + s_m * ux, sy + s_m * uy)
                 s_km = s_m / 1000.0
@@ -206,28 +243,48 @@ def sweep_site(
                 sampled += 1
             jj = flat[c] // n_cols
             ii = flat[c] - jj * n_cols
+            d_km = d_m / 1000.0
+            h_rs = z[j_first + jj, i_first + ii] + h_ue
+            g_r = h_rs - 500.0 * ce * d_km * d_km
+            # the tail: samples k, k+1, … before the cell, on the exact path
+            ex = math.sin(bearing[c])
+            ey = math.cos(bearing[c])
+            tail_a = -math.inf
+            tail_rim = -math.inf
+            tail_nu = -math.inf
+            kk = k
+            while kk * sample_m < d_m - 1e-6:
+                s_m = kk * sample_m
+                h = lattice_bilinear(z, x_origin, y_origin, step, sx + s_m * ex, sy + s_m * ey)
+                s_km = s_m / 1000.0
+                a = (h - h_ts) / s_km - 500.0 * ce * s_km
+                tail_a = max(tail_a, a)
+                tail_rim = max(tail_rim, (h - 500.0 * ce * s_km * s_km - g_r) / (d_km - s_km))
+                tail_nu = max(tail_nu, nu_at(h, s_km, d_km, h_ts, h_rs, wavelength, ce))
+                kk += 1
+                sampled += 1
             loss_db = 0.0
             visible = True
-            if n_hull > 0 and d_m > 0.0:
-                d_km = d_m / 1000.0
-                z_rx = z[j_first + jj, i_first + ii]
-                h_rs = z_rx + h_ue
-                s_tim = 500.0 * ce * d_km + best_a
+            if kk > 1 and d_m > 0.0:
+                s_tim = 500.0 * ce * d_km + max(best_a, tail_a)
                 s_tr = (h_rs - h_ts) / d_km
-                g_r = h_rs - 500.0 * ce * d_km * d_km
-                t = _tangent_index(hull_d, hull_g, n_hull, d_km, g_r)
                 if s_tim < s_tr:
-                    nu_tx = nu_at(best_h, best_d, d_km, h_ts, h_rs, wavelength, ce)
-                    h_t = hull_g[t] + 500.0 * ce * hull_d[t] * hull_d[t]
-                    nu_rx = nu_at(h_t, hull_d[t], d_km, h_ts, h_rs, wavelength, ce)
-                    loss_db = bullington_correction_db(knife_edge_loss_db(max(nu_tx, nu_rx)), d_km)
+                    nu = tail_nu
+                    if n_hull > 0:
+                        nu = max(nu, _hull_nu_max(hull_d, hull_g, n_hull, d_km, h_ts, h_rs, wavelength, ce))
+                        nu = max(nu, nu_at(best_h, best_d, d_km, h_ts, h_rs, wavelength, ce))
+                    loss_db = bullington_correction_db(knife_edge_loss_db(nu), d_km)
                 else:
                     visible = False
-                    s_rim = (hull_g[t] - g_r) / (d_km - hull_d[t]) - 500.0 * ce * d_km
-                    loss_db = bullington_from_slopes_db(s_tim, s_rim, d_km, h_ts, h_rs, wavelength)
+                    rim = tail_rim
+                    if n_hull > 0:
+                        t = _tangent_index(hull_d, hull_g, n_hull, d_km, g_r)
+                        rim = max(rim, (hull_g[t] - g_r) / (d_km - hull_d[t]))
+                    loss_db = bullington_from_slopes_db(s_tim, rim - 500.0 * ce * d_km, d_km, h_ts, h_rs, wavelength)
+                # only the excess over smooth ground: the empirical models hold that part
+                loss_db = max(loss_db - smooth_bullington_db(d_km, h_a, h_ue, sample_km, wavelength, ce), 0.0)
             terrain_db = weight * loss_db
             if hata:
-                d_km = d_m / 1000.0
                 h1 = ramped_effective_height_m(h_a, heff_at_bearing(heff_table, math.degrees(bearing[c])), d_km)
                 terrain_db += hata_height_correction_db(h1, h_a, d_km)
             out_db[jj, ii] = terrain_db
