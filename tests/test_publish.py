@@ -488,3 +488,72 @@ def test_county_pages_in_worker_processes_equal_the_serial_pages(run_dir, public
 
     for rel in result["pages"]:
         assert normalised(tmp_path / "maps" / rel) == normalised(serial_out / rel), rel
+
+
+# ---------------------------------------------------------------- the method note: terrain and land cover
+
+
+def method_text(page: Path) -> str:
+    """The text of a page's method note (tags dropped, entities decoded)."""
+    import html as html_module
+
+    block = re.search(r'<div class="covmap-method">(.*?)</div>', page.read_text(encoding="utf-8"), re.S)
+    assert block is not None, page
+    return html_module.unescape(re.sub(r"<[^>]+>", " ", block.group(1)))
+
+
+def _with_terrain(root: Path, terrain: dict) -> Path:
+    run = make_run(root)
+    report_path = RunLayout(run).predict_report
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    report_path.write_text(json.dumps({**report, "terrain": terrain}), encoding="utf-8")
+    return run
+
+
+def _dem_info(path: str, sha256: str, resolution_m) -> dict:
+    return {"path": path, "kind": "geotiff", "sha256": sha256, "crs": "EPSG:4326", "resolution_m": resolution_m,
+            "bounds_lonlat": [109.0, 29.0, 111.0, 31.0], "nodata": -32768, "filled_share": 0.01}
+
+
+def test_method_note_of_a_flat_run_says_flat_earth(public_site):
+    _, out = public_site
+    for page in out.rglob("*.html"):
+        assert "Terrain: none (flat earth); land cover: none" in method_text(page), page
+
+
+def test_method_note_names_the_default_terrain_and_land_cover(tmp_path):
+    from coverage.publish import write_site
+    from coverage.terrain.data import DEFAULT_DEM, DEFAULT_LANDCOVER
+
+    terrain = {
+        "dem": _dem_info("/root/.cache/covmap/meteva-1.9.6.2_dem_0.00833.nc", DEFAULT_DEM.sha256, [803.9, 921.4]),
+        "clutter": {"path": "/root/.cache/covmap/mcd12c1.tif", "sha256": DEFAULT_LANDCOVER.sha256,
+                    "class_table": "igbp"},
+        "lattice_step_m": 500.0, "diffraction_weight": 1.0, "earth_curvature_per_km": 0.0001,
+    }
+    out = tmp_path / "maps"
+    write_site(_with_terrain(tmp_path / "run", terrain), out)
+    pages = list(out.rglob("*.html"))
+    assert len(pages) == 7
+    for page in pages:
+        text = method_text(page)
+        assert ("Terrain: meteva 30″ China DEM (sha256 425eb34f…, ~0.9 km), Bullington diffraction (ITU-R P.526) "
+                "and P.1546 effective height; land cover: MODIS MCD12C1 2019 (IGBP), receiver environment "
+                "per class.") in text, page
+        assert "flat earth" not in text and "/root" not in text
+        assert near_sites(coordinate_pairs(text), SITES) == set()
+
+
+def test_method_note_names_a_user_dem_by_file_name_only(tmp_path):
+    from coverage.publish import write_site
+
+    terrain = {"dem": _dem_info("/data/operators/secret-folder/fabdem_fujian.tif", "ab12cd34" + "0" * 56,
+                                [28.1, 30.9]),
+               "clutter": None, "lattice_step_m": 100.0, "diffraction_weight": 0.5,
+               "earth_curvature_per_km": 0.0001}
+    out = tmp_path / "maps"
+    write_site(_with_terrain(tmp_path / "run", terrain), out)
+    text = method_text(out / "index.html")
+    assert ("Terrain: fabdem_fujian.tif (sha256 ab12cd34…, ~31 m), Bullington diffraction (ITU-R P.526) × 0.5 "
+            "and P.1546 effective height; land cover: none") in text
+    assert "secret-folder" not in (out / "index.html").read_text(encoding="utf-8")

@@ -185,7 +185,53 @@ def _read_thresholds(run: RunLayout) -> dict:
         thresholds = (entry or {}).get("thresholds_dbm") or {}
         out[tech] = {k: thresholds.get(k) for k in ("outdoor", "deep")}
     out["_resolution_m"] = (report.get("grid") or {}).get("resolution_m")
+    out["_terrain"] = report.get("terrain")  # None: flat earth, sectors' own environments
     return out
+
+
+#: Table names of the land-cover legends, as the method note gives them.
+CLASS_TABLE_LABELS = {"igbp": "IGBP", "worldcover": "ESA WorldCover"}
+
+
+def terrain_note(terrain: dict | None) -> str:
+    """The method note's sentence on terrain and land cover, from ``raster/report.json``'s ``terrain``.
+
+    Names the sources (the embedded defaults by name, others by file name, never
+    a folder), the DEM's sha256 prefix and ground resolution, and the models that
+    use them. It holds nothing about sites.
+
+    Examples
+    --------
+    >>> terrain_note(None)
+    'Terrain: none (flat earth); land cover: none (each pixel takes its serving sector’s environment).'
+    """
+    from coverage.terrain.data import DEFAULT_DEM, DEFAULT_LANDCOVER
+
+    terrain = terrain or {}
+    dem, clutter = terrain.get("dem"), terrain.get("clutter")
+    if dem:
+        name = "meteva 30″ China DEM" if dem.get("sha256") == DEFAULT_DEM.sha256 else Path(dem["path"]).name
+        details = [f"sha256 {str(dem.get('sha256'))[:8]}…"]
+        if dem.get("resolution_m"):
+            metres = max(float(v) for v in dem["resolution_m"])
+            details.append(f"~{metres / 1000:.1f} km" if metres >= 500 else f"~{metres:.0f} m")
+        weight = terrain.get("diffraction_weight", 1.0)
+        diffraction = ("no diffraction" if weight == 0 else "Bullington diffraction (ITU-R P.526)"
+                       + (f" × {weight:g}" if weight not in (None, 1, 1.0) else ""))
+        text = f"Terrain: {name} ({', '.join(details)}), {diffraction} and P.1546 effective height"
+    else:
+        text = "Terrain: none (flat earth)"
+    if clutter:
+        if clutter.get("sha256") == DEFAULT_LANDCOVER.sha256:
+            name = "MODIS MCD12C1 2019"
+        else:
+            name = Path(clutter["path"]).name
+        table = clutter.get("class_table")
+        legend = f" ({CLASS_TABLE_LABELS.get(table, table)})" if table else ""
+        text += f"; land cover: {name}{legend}, receiver environment per class"
+    else:
+        text += "; land cover: none (each pixel takes its serving sector’s environment)"
+    return text + "."
 
 
 # ---------------------------------------------------------------- page frame
@@ -255,6 +301,8 @@ def _method_note(opts: _Options, overlay: bool) -> str:
                               + (f", 深度 deep ≥ {float(t['deep']):.1f} dBm" if t.get("deep") is not None else ""))
     if thresholds:
         parts.append("门限 Thresholds — " + "; ".join(thresholds) + ".")
+    if "_terrain" in opts.thresholds:  # the report was read (no report: say nothing rather than "flat")
+        parts.append("地形与地物 " + terrain_note(opts.thresholds["_terrain"]))
     if overlay:
         parts.append(f"栅格按 {opts.publish_resolution_m:g} m 众数重采样 Raster overlay: mode of each "
                      f"{opts.publish_resolution_m:g} m cell.")
