@@ -12,7 +12,10 @@ it). A stage whose fingerprint matches the manifest and whose outputs are still
 there as they were written (size and modification time) is not run again.
 Prediction goes further: each operator × technology layer has its own fingerprint
 (that operator's sectors, the grid and the configuration), so when one operator
-resubmits only its layers and the combined layers are recomputed.
+resubmits only its layers and the combined layers are recomputed. The DEM and the
+land cover count by their sha256, not their paths: a changed DEM recomputes predict
+and what follows (validate is reused); the same DEM moved elsewhere recomputes
+nothing.
 
 Faults
 ------
@@ -301,6 +304,8 @@ def build(
     publish_operator: str | None = None,
     progress: ProgressCallback | None = None,
     force: bool = False,
+    dem=None,
+    clutter=None,
 ) -> BuildResult:
     """Run validate → predict → aggregate → publish into ``out_dir``, reusing what is unchanged.
 
@@ -336,6 +341,22 @@ def build(
         ``progress(stage, done, total)`` as each stage advances.
     force : bool, default False
         Recompute every stage even when its results could be reused.
+    dem : path, "default", "none" or None, default None
+        Terrain for prediction (see :func:`coverage.predict.predict`): a DEM file
+        or folder, ``"default"`` the embedded 30″ China DEM (``covmap data
+        fetch``), None or ``"none"`` flat earth (the library's default; the CLI's
+        is ``"default"``).
+    clutter : path, "default", "none" or None, default None
+        Land cover choosing each pixel's receiver environment: a GeoTIFF,
+        ``"default"`` the embedded MODIS MCD12C1 2019, None or ``"none"`` each
+        pixel takes its best server's environment.
+
+    The DEM's and the land cover's sha256 (not their paths) are part of the
+    predict stage's fingerprint: a changed file recomputes predict and the stages
+    after it, the same file at another path recomputes nothing. Each is hashed
+    at most once per build (the embedded data's sha256 are pinned).
+    ``manifest.json``'s ``inputs`` records both (path, sha256, CRS, resolution,
+    nodata and filled share, and for ``default`` the wheel it came from).
 
     Returns
     -------
@@ -348,6 +369,9 @@ def build(
         Earlier stages' results stay in the run directory and are reused next time.
     InputReadError
         A submission path does not exist.
+    TerrainSourceError
+        A DEM or land cover cannot be opened, or the embedded data is not
+        installed ("run `covmap data fetch`"); raised before any stage runs.
     """
     from coverage.config import load_config
 
@@ -360,6 +384,12 @@ def build(
     manifest = job.manifest
     created_warnings: list[str] = []
 
+    dem_arg, dem_entry = _terrain_input(dem, "dem")
+    clutter_arg, clutter_entry = _terrain_input(clutter, "clutter")
+    # the sources' content, not their paths; flat runs keep the fingerprints of before terrain
+    terrain_fp = [] if dem_arg is None and clutter_arg is None else [
+        {"dem": None if dem_entry is None else dem_entry["sha256"],
+         "clutter": None if clutter_entry is None else clutter_entry["sha256"]}]
     inputs = {
         "submissions": [
             {"path": str(p), "sha256": sha256_file(p), "bytes": p.stat().st_size, "crs": crs_by_file[str(p)]}
@@ -368,14 +398,17 @@ def build(
         "townships": _input_entry(townships),
         "population": _input_entry(population),
         "config": _input_entry(config),
+        "dem": dem_entry or {"source": "none"},
+        "clutter": clutter_entry or {"source": "none"},
     }
     manifest.data.update({
         "covmap_version": __version__,
-        "run_id": fingerprint(inputs["submissions"], config_fp)[:16],
+        "run_id": fingerprint(inputs["submissions"], config_fp, *terrain_fp)[:16],
         "data_date": dt.date.today().isoformat(),
         "inputs": inputs,
         "config": effective.as_dict(),
         "options": {"techs": list(techs), "resolution_m": resolution_m, "scheduler": scheduler,
+                    "dem": _option_text(dem), "clutter": _option_text(clutter),
                     "edition": edition, "publish_operator": publish_operator},
         "versions": package_versions(),
     })
@@ -405,7 +438,7 @@ def build(
         raise StageError("validate", _names(paths), "no row was accepted; see rejects.csv")
 
     # -- predict
-    predict_fp = fingerprint("predict", __version__, validate_fp, config_fp, list(techs), resolution_m)
+    predict_fp = fingerprint("predict", __version__, validate_fp, config_fp, list(techs), resolution_m, *terrain_fp)
 
     def predict_work():
         from coverage.predict import predict
@@ -414,7 +447,7 @@ def build(
             warnings.simplefilter("always")
             report = predict(layout.sectors, layout.root, techs=techs, resolution_m=resolution_m,
                              config=effective, scheduler=scheduler, progress=job.tick("predict"),
-                             reuse=not force)
+                             reuse=not force, dem=dem_arg, clutter=clutter_arg)
         created_warnings.extend(str(w.message) for w in caught)
         outputs = [layout.predict_report]
         layers = []
@@ -427,6 +460,8 @@ def build(
                          "grid": {k: report["grid"][k] for k in ("resolution_m", "width", "height")}}
 
     predict_record = job.run("predict", predict_fp, predict_work, str(layout.sectors))
+    _record_terrain(inputs, layout)
+    manifest.save()
 
     # -- aggregate
     aggregate_fp = fingerprint("aggregate", __version__, predict_fp, inputs["townships"], inputs["population"],
@@ -503,6 +538,53 @@ def _input_entry(path) -> dict | None:
     if path.is_dir():
         return {"path": str(path), "sha256": None}
     return {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def _terrain_input(spec, kind: str):
+    """``(what predict gets, the manifest entry)`` of a ``dem``/``clutter`` argument.
+
+    None/``"none"``: ``(None, None)``. ``"default"``: the pinned embedded file
+    (checked, never re-hashed: its sha256 is pinned) and the wheel it came from. A
+    path: the opened source, hashed here once; predict gets that object, whose
+    sha256 is cached, so the file is not hashed again.
+    """
+    if spec is None or (isinstance(spec, str) and spec == "none"):
+        return None, None
+    if isinstance(spec, str) and spec == "default":
+        from coverage.terrain import data
+
+        item = data.DEFAULT_DEM if kind == "dem" else data.DEFAULT_LANDCOVER
+        path = data.cached_path(item)  # TerrainSourceError: "run `covmap data fetch`"
+        return "default", {"source": "default", "path": str(path), "sha256": item.sha256,
+                           "package": item.package, "version": item.version, "origin": item.origin}
+    if isinstance(spec, (str, os.PathLike)):
+        if kind == "dem":
+            from coverage.terrain.dem import open_dem as opener
+        else:
+            from coverage.terrain.landcover import open_landcover as opener
+        source = opener(spec)
+    else:
+        source = spec  # an opened DemSource / LandCoverSource
+    return source, {"source": "path", "path": str(source.path), "sha256": source.sha256}
+
+
+def _record_terrain(inputs: dict, layout: RunLayout) -> None:
+    """Add the predict report's description of the DEM and land cover (CRS, resolution,
+    nodata, filled share, class table) to the manifest's ``inputs``."""
+    if inputs["dem"]["source"] == "none" and inputs["clutter"]["source"] == "none":
+        return
+    try:
+        terrain = json.loads(layout.predict_report.read_text(encoding="utf-8")).get("terrain") or {}
+    except (OSError, ValueError):
+        return
+    for key in ("dem", "clutter"):
+        info = terrain.get(key)
+        if info and info.get("sha256") == inputs[key].get("sha256"):
+            inputs[key].update({k: v for k, v in info.items() if k not in inputs[key]})
+
+
+def _option_text(value):
+    return None if value is None else (value if isinstance(value, str) else str(getattr(value, "path", value)))
 
 
 def _names(paths: Sequence[Path]) -> str:

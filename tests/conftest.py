@@ -66,3 +66,23 @@ def default_dem():
         return open_default_dem()
     except TerrainSourceError as exc:
         pytest.skip(f"default DEM not fetched ({exc}); run `covmap data fetch`")
+
+
+def write_constant_dem_tif(path, west, south, east, north, elevation_m=20.0, cell_deg=0.01):
+    """Write a constant-elevation DEM GeoTIFF (EPSG:4326, int16 metres) over a lon/lat box.
+
+    Small (one cell per ``cell_deg``) and fast to read; a different ``elevation_m``
+    gives a file of different content. Returns ``path``.
+    """
+    import math
+
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    width = max(2, math.ceil((east - west) / cell_deg))
+    height = max(2, math.ceil((north - south) / cell_deg))
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=1, dtype="int16",
+                       crs="EPSG:4326", transform=from_origin(west, north, cell_deg, cell_deg)) as ds:
+        ds.write(np.full((height, width), int(round(elevation_m)), dtype=np.int16), 1)
+    return path

@@ -16,6 +16,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
+from conftest import write_constant_dem_tif
 from test_publish import near_sites
 
 from cli import main
@@ -249,3 +250,77 @@ def test_build_cli_reports_and_exits_1_on_rejected_rows(runner, submissions, tmp
     assert result.exit_code == 1, result.output
     assert "1 rejected" in result.output and "map: " in result.output
     assert "nbiot   all  coverage" in result.output
+
+
+# ---------------------------------------------------------------- terrain: fingerprints by content
+
+
+def _xiamen_dem(path: Path, elevation_m: float) -> Path:
+    """A constant-elevation DEM over Xiamen island and its surroundings (0.02° cells)."""
+    return write_constant_dem_tif(path, 117.6, 24.0, 118.6, 25.0, elevation_m=elevation_m, cell_deg=0.02)
+
+
+def _ran(result) -> list[str]:
+    return [name for name, stage in result.stages.items() if not stage.reused]
+
+
+def test_terrain_is_fingerprinted_by_content_not_path(submissions, tmp_path, monkeypatch):
+    import coverage.terrain.dem as dem_module
+
+    hashed = []
+    real_sha256_of = dem_module._sha256_of
+    monkeypatch.setattr(dem_module, "_sha256_of", lambda path: hashed.append(Path(path)) or real_sha256_of(path))
+    run, config = tmp_path / "run", _coarse_config(tmp_path)
+    dem = _xiamen_dem(tmp_path / "dem_a.tif", 20.0)
+    first = _build(submissions, run, config, dem=dem, clutter=None)
+    assert _ran(first) == ["validate", "predict", "aggregate", "publish"]
+    assert hashed == [dem]  # hashed once per build, though predict opened and used it too
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    entry = manifest["inputs"]["dem"]
+    assert entry["sha256"] == hashlib.sha256(dem.read_bytes()).hexdigest() and entry["path"] == str(dem)
+    assert entry["crs"] == "EPSG:4326" and entry["nodata"] is None and entry["filled_share"] == 0
+    assert min(entry["resolution_m"]) > 1900  # 0.02° cells
+    assert manifest["inputs"]["clutter"] == {"source": "none"}
+    report = json.loads((run / "raster" / "report.json").read_text(encoding="utf-8"))
+    assert report["terrain"]["dem"]["sha256"] == entry["sha256"]
+    before = _digests(run)
+
+    assert _ran(_build(submissions, run, config, dem=dem)) == []
+
+    moved = tmp_path / "elsewhere" / "same_dem.tif"
+    moved.parent.mkdir()
+    moved.write_bytes(dem.read_bytes())
+    assert _ran(_build(submissions, run, config, dem=moved)) == []
+    assert _digests(run) == before
+
+    changed = _xiamen_dem(tmp_path / "dem_b.tif", 80.0)
+    again = _build(submissions, run, config, dem=changed)
+    assert _ran(again) == ["predict", "aggregate", "publish"]  # validate reused
+    assert json.loads((run / "manifest.json").read_text(encoding="utf-8"))["inputs"]["dem"]["sha256"] == (
+        hashlib.sha256(changed.read_bytes()).hexdigest())
+
+
+def test_flat_build_keeps_its_fingerprints_and_records_no_terrain(submissions, tmp_path):
+    run, config = tmp_path / "run", _coarse_config(tmp_path)
+    flat = _build(submissions, run, config)  # the library's default: flat earth
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["inputs"]["dem"] == {"source": "none"} and manifest["inputs"]["clutter"] == {"source": "none"}
+    assert "terrain" not in json.loads((run / "raster" / "report.json").read_text(encoding="utf-8"))
+    assert _ran(_build(submissions, run, config, dem="none", clutter="none")) == []
+    assert flat.headline == _build(submissions, tmp_path / "flat2", config, dem=None, clutter=None).headline
+
+
+def test_default_terrain_is_recorded_with_its_wheel(submissions, tmp_path, default_dem):
+    from coverage.terrain.data import DEFAULT_DEM, DEFAULT_LANDCOVER
+
+    run = tmp_path / "run"
+    result = _build(submissions, run, _coarse_config(tmp_path, resolution_m=500), dem="default",
+                    clutter="default", techs=("nbiot",))
+    inputs = json.loads((run / "manifest.json").read_text(encoding="utf-8"))["inputs"]
+    assert inputs["dem"]["source"] == "default" and inputs["dem"]["sha256"] == DEFAULT_DEM.sha256
+    assert (inputs["dem"]["package"], inputs["dem"]["version"]) == ("meteva", "1.9.6.2")
+    assert inputs["dem"]["nodata"] == -999 and 0 < inputs["dem"]["filled_share"] < 1  # the sea around Xiamen
+    assert inputs["clutter"]["sha256"] == DEFAULT_LANDCOVER.sha256 and inputs["clutter"]["class_table"] == "igbp"
+    method = (result.site_index).read_text(encoding="utf-8")
+    assert "Terrain: meteva 30″ China DEM (sha256 425eb34f…" in method
+
