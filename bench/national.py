@@ -13,13 +13,16 @@ build's stages run — ``predict`` (the rasters), ``aggregate`` (county statisti
 gaps) and ``publish`` (the public edition of the site) — and a table is printed:
 wall time, peak memory (this process's and the Dask workers' resident set, sampled
 every 0.1 s), pixel × sector evaluations per second, tiles per second and output
-sizes. ``--stages predict`` stops after the rasters.
+sizes. ``--stages predict`` stops after the rasters. ``--terrain`` predicts with the
+embedded default DEM and land cover (``dem="default"``, ``clutter="default"``; run
+``covmap data fetch`` first); without it the bench is flat earth, as before.
 
 Usage::
 
     .venv/bin/python bench/national.py --sectors 20000 --province 44          # ~1 min
     .venv/bin/python bench/national.py --sectors 100000 --resolution 200
     .venv/bin/python bench/national.py --sectors 20000 --province 44 --stages predict
+    .venv/bin/python bench/national.py --sectors 20000 --province 44 --terrain
     .venv/bin/python bench/national.py --sectors 20000 --province 44 --scheduler tcp://10.0.0.5:8786
 
 ``--json FILE`` also appends the figures as one JSON line (``bench/scaling.py`` uses it).
@@ -205,6 +208,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--aggregate-workers", type=int, default=None,
                         help="processes polygonising the gaps (default: one per CPU)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--terrain", action="store_true",
+                        help="predict with the embedded default DEM and land cover (default: flat earth)")
     parser.add_argument("--json", default=None, help="append the figures as one JSON line to this file")
     args = parser.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -227,7 +232,9 @@ def main(argv=None) -> dict:
     layout = RunLayout(out)
     rows = []
     figures = {"sectors_requested": args.sectors, "province": args.province, "resolution_m": args.resolution,
-               "scheduler": args.scheduler, "load_before": os.getloadavg()}
+               "scheduler": args.scheduler, "terrain": args.terrain,
+               "dem": "default" if args.terrain else "none", "clutter": "default" if args.terrain else "none",
+               "load_before": os.getloadavg()}
 
     if "predict" in stages:
         _generate_and_predict(args, provinces, layout, rows, figures)
@@ -268,7 +275,8 @@ def _generate_and_predict(args, provinces, layout, rows, figures):
     with PeakMemory() as mem:
         t0 = time.perf_counter()
         report = predict(layout.sectors, out, resolution_m=args.resolution, scheduler=args.scheduler,
-                         tile_size_px=args.tile, progress=lambda done, total: tiles.update(total=total))
+                         tile_size_px=args.tile, progress=lambda done, total: tiles.update(total=total),
+                         dem=figures["dem"], clutter=figures["clutter"])
         elapsed = time.perf_counter() - t0
     t = report["timings_s"]
     grid = report["grid"]
@@ -279,6 +287,14 @@ def _generate_and_predict(args, provinces, layout, rows, figures):
                    grid_px=[grid["width"], grid["height"]], capped=capped,
                    predict_self_peak_mib=mem.self_peak / 2**20, predict_workers_peak_mib=mem.children_peak / 2**20,
                    rasters_mib=_size_mib(rasters))
+    if "terrain" in report:
+        terrain = report["terrain"]
+        figures["terrain_report"] = {
+            "dem_sha256": (terrain.get("dem") or {}).get("sha256"),
+            "dem_filled_share": (terrain.get("dem") or {}).get("filled_share"),
+            "clutter_sha256": (terrain.get("clutter") or {}).get("sha256"),
+            "lattice_step_m": terrain.get("lattice_step_m"),
+        }
     detail = (f"grid {grid['width']:,} x {grid['height']:,} px, {tiles['total']:,} tiles, "
               f"{evals / max(t['tiles'], 1e-9) / 1e6:.1f} M eval/s in tiles ({evals:,}), "
               f"{tiles['total'] / max(t['tiles'], 1e-9):.1f} tiles/s; "
@@ -320,7 +336,8 @@ def _aggregate_and_publish(args, stages, out, layout, rows, figures):
 
 def _print_table(args, rows, figures):
     print(f"covmap national bench: {figures['sectors']:,} sectors, province {args.province or 'all'}, "
-          f"{args.resolution:g} m, scheduler {args.scheduler}, {os.cpu_count()} CPUs, "
+          f"{args.resolution:g} m, scheduler {args.scheduler}, "
+          f"{'terrain (default DEM and land cover)' if args.terrain else 'flat earth'}, {os.cpu_count()} CPUs, "
           f"load average before {figures['load_before'][0]:.2f}, after {figures['load_after'][0]:.2f}")
     print(f"{'stage':<10} {'wall s':>8} {'peak RSS MiB':>13} {'workers MiB':>12} {'output MiB':>11}  detail")
     for name, wall, m, detail, size in rows:
