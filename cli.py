@@ -9,7 +9,8 @@ reports. Exit codes are a contract:
   one-line message naming the input; the traceback only with ``-v``.
 
 Shared options (defined once below): ``--out``, ``--config``, ``--tech``,
-``--resolution``, ``--scheduler``, ``--overwrite`` and the group's ``-v/-q``.
+``--resolution``, ``--scheduler``, ``--overwrite``, ``--dem`` and ``--clutter``
+(predict, build) and the group's ``-v/-q``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,33 @@ class SchedulerType(click.ParamType):
         self.fail(f"{value!r} is not one of {', '.join(self.LOCAL)} or tcp://HOST:PORT", param, ctx)
 
 
+class TerrainSourceType(click.ParamType):
+    """``default`` | ``none`` | an existing path -> ``"default"``, ``"none"`` or a Path.
+
+    A path that does not exist fails here, naming it (exit 2); whether the file
+    can be read is the library's check (``TerrainSourceError``, also exit 2).
+    """
+
+    name = "PATH|default|none"
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def get_metavar(self, param, *args, **kwargs):  # not upper-cased: 'default' and 'none' are typed as they are
+        return self.name
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Path):
+            return value
+        text = str(value).strip()
+        if text in ("default", "none"):
+            return text
+        path = Path(text).expanduser()
+        if not path.exists():
+            self.fail(f"{self.what} {text} does not exist (give a path, 'default' or 'none')", param, ctx)
+        return path
+
+
 # ---------------------------------------------------------------- shared options
 
 out_opt = click.option(
@@ -89,6 +117,16 @@ resolution_opt = click.option(
 scheduler_opt = click.option(
     "--scheduler", type=SchedulerType(), default="processes", show_default=True,
     help="Dask scheduler: processes, threads, synchronous or tcp://HOST:PORT of a cluster.",
+)
+dem_opt = click.option(
+    "--dem", "dem", type=TerrainSourceType("DEM"), default="default", show_default=True,
+    help="Terrain: a GeoTIFF/COG/VRT (any CRS), a folder of SRTM .hgt tiles or a CF NetCDF; "
+         "'default' the embedded 30″ China DEM (installed by `covmap data fetch`); 'none' flat earth.",
+)
+clutter_opt = click.option(
+    "--clutter", "clutter", type=TerrainSourceType("land cover"), default="default", show_default=True,
+    help="Land cover (a GeoTIFF of classes) choosing each pixel's receiver environment; 'default' the "
+         "embedded MODIS MCD12C1 2019 (`covmap data fetch`); 'none' the serving sector's environment.",
 )
 overwrite_opt = click.option(
     "--overwrite", is_flag=True, default=False, help="Replace existing files outside a run directory.",
@@ -306,20 +344,28 @@ def _tile_size_callback(ctx, param, value):
 @resolution_opt
 @config_opt
 @scheduler_opt
+@dem_opt
+@clutter_opt
 @click.option("--tile-size", "tile_size_px", type=click.IntRange(16, 4096), default=None,
               callback=_tile_size_callback,
               help="Tile edge in pixels, a multiple of 16 [default: from config, 512]; never changes a pixel.")
 @click.pass_context
-def predict_cmd(ctx, sectors_path, out_dir, techs, resolution_m, config_path, scheduler, tile_size_px):
+def predict_cmd(ctx, sectors_path, out_dir, techs, resolution_m, config_path, scheduler, dem, clutter,
+                tile_size_px):
     """Predict coverage from a sectors table: per technology and operator, and combined.
 
     Writes OUT/raster/<tech>_<op>_rsrp.tif and <tech>_<op>_class.tif per operator,
     <tech>_rsrp.tif and <tech>_class.tif for all operators together (Cloud-Optimized
     GeoTIFFs in China Albers), and OUT/raster/report.json.
 
+    Terrain and land cover default to the embedded data (`covmap data fetch`
+    installs it); --dem none --clutter none gives the flat-earth result.
+
     \b
-    Example:
+    Examples:
       covmap predict run/sectors.parquet --out run --tech nbiot --resolution 200
+      covmap predict run/sectors.parquet --out run --dem srtm_hgt/ --clutter worldcover.tif
+      covmap predict run/sectors.parquet --out run --dem none --clutter none
     """
     from coverage.predict import predict
 
@@ -333,13 +379,15 @@ def predict_cmd(ctx, sectors_path, out_dir, techs, resolution_m, config_path, sc
 
     try:
         report = predict(sectors_path, out_dir, techs=techs, resolution_m=resolution_m, config=config_path,
-                         scheduler=scheduler, tile_size_px=tile_size_px, progress=on_progress)
+                         scheduler=scheduler, tile_size_px=tile_size_px, progress=on_progress,
+                         dem=dem, clutter=clutter)
     finally:
         if bar is not None:
             bar.close()
     grid = report["grid"]
     click.echo(f"grid {grid['width']} x {grid['height']} px at {grid['resolution_m']:g} m; "
                f"{report['evaluations']:,} pixel x sector evaluations in {report['timings_s']['total']:.1f} s")
+    click.echo(_terrain_line(report.get("terrain")))
     raster_dir = out_dir / "raster"
     for tech, entry in report["techs"].items():
         for layer in entry["layers"]:
@@ -347,6 +395,15 @@ def predict_cmd(ctx, sectors_path, out_dir, techs, resolution_m, config_path, sc
                        f"{raster_dir / layer['rsrp']}  {raster_dir / layer['class']}")
     for warning in report["warnings"]:
         click.echo(f"warning: {warning}", err=True)
+
+def _terrain_line(terrain: dict | None) -> str:
+    """``terrain: FILE (sha256 …); land cover: FILE (sha256 …)`` from the report's ``terrain`` entry."""
+    terrain = terrain or {}
+    dem, clutter = terrain.get("dem"), terrain.get("clutter")
+    dem_text = f"{dem['path']} (sha256 {dem['sha256'][:12]}…)" if dem else "none (flat earth)"
+    clutter_text = (f"{clutter['path']} (sha256 {clutter['sha256'][:12]}…)" if clutter
+                    else "none (each sector's own environment)")
+    return f"terrain: {dem_text}; land cover: {clutter_text}"
 
 # === aggregate, gaps (issue 4) ===
 
@@ -505,6 +562,8 @@ def _stage_progress(ctx):
 @resolution_opt
 @tech_opt
 @scheduler_opt
+@dem_opt
+@clutter_opt
 @click.option("--publish-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the HTML site goes [default: RUN_DIR/site; maps/ with --sample].")
 @click.option("--edition", type=click.Choice(["public", "operator"]), default="public", show_default=True)
@@ -512,17 +571,21 @@ def _stage_progress(ctx):
 @click.option("--force", is_flag=True, default=False, help="Recompute every stage, reusing nothing.")
 @click.pass_context
 def build_cmd(ctx, sample, submissions, out_dir, crs_items, townships, population, config_path, resolution_m,
-              techs, scheduler, publish_dir, edition, publish_operator, force):
+              techs, scheduler, dem, clutter, publish_dir, edition, publish_operator, force):
     """Run validate -> predict -> aggregate -> publish, reusing what has not changed.
 
-    RUN_DIR/manifest.json records the inputs (sha256), the configuration, package
-    versions, row counts and timings. Exit code 0: done; 1: done but some rows
-    were rejected (see RUN_DIR/rejects.csv); 2: a stage could not run.
+    RUN_DIR/manifest.json records the inputs (sha256; the DEM and land cover too),
+    the configuration, package versions, row counts and timings. Terrain and land
+    cover default to the embedded data (`covmap data fetch` installs it), also for
+    --sample; --dem none --clutter none gives the flat-earth result. Exit code 0:
+    done; 1: done but some rows were rejected (see RUN_DIR/rejects.csv); 2: a
+    stage could not run.
 
     \b
     Examples:
       covmap build --sample
       covmap build --submissions submissions/2024-06/ --crs ct_sites.csv=gcj02 --out runs/2024-06
+      covmap build --submissions submissions/2024-06/ --out runs/2024-06 --dem copernicus_glo30.vrt
     """
     from coverage.pipeline import build, sample_job
 
@@ -544,7 +607,7 @@ def build_cmd(ctx, sample, submissions, out_dir, crs_items, townships, populatio
     try:
         result = build(submissions, out_dir, crs=crs or "wgs84", townships=townships, population=population,
                        config=config_path, resolution_m=resolution_m, techs=techs, scheduler=scheduler,
-                       publish_dir=publish_dir, edition=edition, publish_operator=publish_operator,
+                       dem=dem, clutter=clutter, publish_dir=publish_dir, edition=edition, publish_operator=publish_operator,
                        progress=report, force=force)
     finally:
         close()

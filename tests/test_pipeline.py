@@ -210,7 +210,10 @@ def test_build_killed_mid_prediction_reruns_to_the_clean_result(submissions, tmp
 
 @pytest.mark.slow
 def test_build_sample_publishes_maps_index(tmp_path, runner, monkeypatch):
-    """The README's main command, run in an empty folder: exit 1 (the sample's bad rows), maps/index.html."""
+    """The README's main command, run in an empty folder: exit 1 (the sample's bad rows), maps/index.html.
+
+    It uses the embedded terrain and land cover (the CLI's default; `covmap data fetch`, which make runs).
+    """
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(main, ["build", "--sample", "--resolution", "200"])
     assert result.exit_code == 1, result.output
@@ -219,6 +222,9 @@ def test_build_sample_publishes_maps_index(tmp_path, runner, monkeypatch):
     assert index.is_file() and index.stat().st_size > 1000
     manifest = json.loads((tmp_path / "runs/sample/manifest.json").read_text(encoding="utf-8"))
     assert manifest["rows"]["rejected"] == 13
+    # as users run it: with the embedded terrain and land cover, named on the pages
+    assert manifest["inputs"]["dem"]["source"] == manifest["inputs"]["clutter"]["source"] == "default"
+    assert "Terrain: meteva 30″ China DEM" in index.read_text(encoding="utf-8")
     county = (tmp_path / "runs/sample/stats/county.csv").read_text(encoding="utf-8-sig")
     assert county.count("\n350203,") >= 2  # 思明区, per technology
     # the public edition of real data: no coordinate pair, in either order, within 50 m of a site
@@ -324,3 +330,13 @@ def test_default_terrain_is_recorded_with_its_wheel(submissions, tmp_path, defau
     method = (result.site_index).read_text(encoding="utf-8")
     assert "Terrain: meteva 30″ China DEM (sha256 425eb34f…" in method
 
+
+def test_build_cli_terrain_errors_exit_2(runner, submissions, tmp_path, monkeypatch):
+    args = ["build", "--submissions", str(submissions), "--out", str(tmp_path / "r"), "--scheduler", "synchronous"]
+    missing = runner.invoke(main, [*args, "--dem", str(tmp_path / "nope.tif")])
+    assert missing.exit_code == 2 and str(tmp_path / "nope.tif") in missing.output
+    monkeypatch.setenv("COVMAP_DATA_DIR", str(tmp_path / "no-cache"))
+    unfetched = runner.invoke(main, [*args, "--dem", "none"])  # the land cover is still the default
+    assert unfetched.exit_code == 2, unfetched.output
+    assert "covmap data fetch" in unfetched.output and len(unfetched.output.strip().splitlines()) == 1
+    assert not (tmp_path / "r" / "manifest.json").exists()  # refused before any stage ran
