@@ -165,7 +165,7 @@ def _block_ground_range(z_rx, r0, r1, c0, c1):
 
 
 # Side of the chunks of a site table whose least and largest values bound the blocks, lattice cells.
-TABLE_CHUNK = 2
+TABLE_CHUNK = 1
 
 
 @njit(cache=True, inline="always")

@@ -36,7 +36,10 @@ import numpy as np
 from numba import njit
 
 from coverage.errors import ConfigError
+from coverage.predict.sectors import RADIO_HORIZON_M_PER_SQRT_M
 from coverage.radio import ENVIRONMENTS
+from coverage.radio.diffraction import hata_height_correction_db, ramped_effective_height_m
+from coverage.radio.pathloss import path_loss_db
 from coverage.terrain.sweep import HEFF_BINS, lattice_bilinear
 
 log = logging.getLogger(__package__)
@@ -162,7 +165,7 @@ def resolve_terrain(dem, clutter, config, resolution_m: float) -> TerrainSetup |
     step_m = float(terrain.sweep_step_m)
     if step_m <= 0:
         dem_m = 0.0 if dem_source is None else min(dem_source.info()["resolution_m"])
-        step_m = max(resolution_m, dem_m / 2.0)
+        step_m = max(resolution_m, dem_m)
     lattice_k = max(1, int(round(step_m / resolution_m)))
     return TerrainSetup(dem=dem_source, landcover=landcover, class_table=table, lattice_k=lattice_k,
                         resolution_m=float(resolution_m), diffraction_weight=float(terrain.diffraction_weight),
@@ -274,6 +277,96 @@ def effective_heights_m(dem, x_m, y_m, h_ts_m) -> np.ndarray:
     return out
 
 
+_REACH_SCAN_POINTS = 384
+# beyond this the reach is not looked for (a 200 m effective height's radio horizon is 63 km)
+_REACH_UPPER_M = 100_000.0
+
+
+@njit(cache=True)
+def _ramped_reach_scalar_m(model, budget_db, freq_mhz, h_a_m, h_eff_max_m, h_ue_m, hata):
+    """Largest distance where a sector's boresight still meets ``budget_db`` and the radio horizon.
+
+    The loss is the kernel's: the model at the antenna's height above ground plus, for
+    the Hata family, the effective-height change with the P.1546 ramp of the site's
+    highest effective height (no direction has a higher one, and the change only
+    falls as h1 rises), so no pixel the sector can cover is farther. The horizon is
+    that of h1 at the distance (``4.12 (√h1 + √h_ue)`` km).
+    """
+    d_min = 10.0
+    ratio = math.log(_REACH_UPPER_M / d_min) / (_REACH_SCAN_POINTS - 1)
+    last_ok = 0.0
+    next_bad = d_min
+    ok_prev = False
+    for i in range(_REACH_SCAN_POINTS + 2):
+        if i < _REACH_SCAN_POINTS:
+            d = d_min * math.exp(ratio * i)
+        else:  # the ends of the ramp, where the loss's slope changes
+            d = 1000.0 * (HEFF_FROM_KM if i == _REACH_SCAN_POINTS else HEFF_TO_KM)
+        ok = _reach_ok(model, budget_db, freq_mhz, h_a_m, h_eff_max_m, h_ue_m, hata, d)
+        if ok and d > last_ok:
+            last_ok = d
+            ok_prev = True
+    if not ok_prev:
+        return 0.0
+    # the first scan point beyond the last one that met the budget, then bisect to 1 mm
+    next_bad = _REACH_UPPER_M
+    for i in range(_REACH_SCAN_POINTS):
+        d = d_min * math.exp(ratio * i)
+        if d > last_ok:
+            next_bad = d
+            break
+    if last_ok >= _REACH_UPPER_M:
+        return _REACH_UPPER_M
+    lo = last_ok
+    hi = next_bad
+    for _ in range(200):
+        if hi - lo <= 1e-3:
+            break
+        mid = 0.5 * (lo + hi)
+        if _reach_ok(model, budget_db, freq_mhz, h_a_m, h_eff_max_m, h_ue_m, hata, mid):
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+@njit(cache=True, inline="always")
+def _reach_ok(model, budget_db, freq_mhz, h_a_m, h_eff_max_m, h_ue_m, hata, d_m):
+    d_km = d_m / 1000.0
+    h1 = ramped_effective_height_m(h_a_m, h_eff_max_m, d_km) if hata else h_a_m
+    loss = path_loss_db(model, d_m, freq_mhz, h_a_m, h_ue_m)
+    if hata:
+        loss += hata_height_correction_db(h1, h_a_m, d_km)
+    horizon_m = RADIO_HORIZON_M_PER_SQRT_M * (math.sqrt(max(h1, 0.0)) + math.sqrt(max(h_ue_m, 0.0)))
+    return loss <= budget_db and d_m <= horizon_m
+
+
+@njit(cache=True)
+def _ramped_reach_many(models, budgets, freqs, h_a, h_eff_max, h_ue_m, hata):
+    out = np.empty(models.size)
+    for i in range(models.size):
+        out[i] = _ramped_reach_scalar_m(models[i], budgets[i], freqs[i], h_a[i], h_eff_max[i], h_ue_m, hata[i])
+    return out
+
+
+def ramped_reach_m(models, budgets_db, freq_mhz, h_a_m, h_eff_max_m, ue_height_m) -> np.ndarray:
+    """:func:`_ramped_reach_scalar_m` per row (each distinct row computed once), metres."""
+    import pandas as pd
+
+    from coverage.radio.pathloss import COST231_HATA_RURAL, OKUMURA_HATA_URBAN
+
+    table = pd.DataFrame({"m": models, "b": budgets_db, "f": freq_mhz, "h": h_a_m, "e": h_eff_max_m})
+    inverse = table.groupby(list(table.columns), sort=False).ngroup().to_numpy()
+    first = np.unique(inverse, return_index=True)[1]
+    unique = table.iloc[first]
+    m = unique["m"].to_numpy(np.int64)
+    hata = (m >= OKUMURA_HATA_URBAN) & (m <= COST231_HATA_RURAL)
+    reach = _ramped_reach_many(m, unique["b"].to_numpy(np.float64), unique["f"].to_numpy(np.float64),
+                               unique["h"].to_numpy(np.float64), unique["e"].to_numpy(np.float64),
+                               float(ue_height_m), hata)
+    return reach[inverse]
+
+
 def sector_terrain(setup: TerrainSetup, tech: str, profile, lon_deg, lat_deg, x_m, y_m, values: dict,
                    environment, rs_eirp_dbm, ue_height_m: float):
     """Terrain arrays and the terrain-aware reach of one technology's sectors (module docstring).
@@ -284,8 +377,7 @@ def sector_terrain(setup: TerrainSetup, tech: str, profile, lon_deg, lat_deg, x_
     """
     import pandas as pd
 
-    from coverage.predict.sectors import _reach_m, radio_horizon_m
-    from coverage.radio.diffraction import max_effective_height_m
+    from coverage.predict.sectors import radio_horizon_m
     from coverage.radio.pathloss import select_model
 
     n = x_m.size
@@ -311,7 +403,7 @@ def sector_terrain(setup: TerrainSetup, tech: str, profile, lon_deg, lat_deg, x_
     model_by_env = np.empty((n, len(ENVIRONMENTS)), dtype=np.int64)
     for e, env in enumerate(ENVIRONMENTS):
         model_by_env[:, e] = np.array([select_model(tech, f, env) for f in pairs[1]], dtype=np.int64)[pairs[0]]
-    h_best = np.array([max_effective_height_m(h, m) for h, m in zip(height_m, heff.max(axis=1), strict=True)])
+    heff_max = heff.max(axis=1)
     thresholds = [profile.thresholds_dbm(env) for env in ENVIRONMENTS]
     if setup.landcover is not None:
         from coverage.terrain.clutter import extra_loss_lut
@@ -327,11 +419,10 @@ def sector_terrain(setup: TerrainSetup, tech: str, profile, lon_deg, lat_deg, x_
         if not mine.any():
             continue
         budget = rs_eirp_dbm[mine] - thresholds[e]["outdoor"] + bonus
-        reach[mine] = np.maximum(reach[mine], _reach_m(model_by_env[mine, e], budget, freq[mine],
-                                                       h_best[mine], ue_height_m))
-    horizon = radio_horizon_m(h_best, ue_height_m)
-    capped = int(np.count_nonzero(reach > horizon))
-    reach = np.minimum(reach, horizon)
+        reach[mine] = np.maximum(reach[mine], ramped_reach_m(model_by_env[mine, e], budget, freq[mine],
+                                                             height_m[mine], heff_max[mine], ue_height_m))
+    # how many the horizon cut: those whose budget alone would reach beyond the antenna's own horizon
+    capped = int(np.count_nonzero(reach >= radio_horizon_m(height_m, ue_height_m) - 1.0))
     key = pd.DataFrame({"s": site_id, "f": freq})
     site_reach = key.assign(r=reach).groupby(["s", "f"], sort=False)["r"].transform("max").to_numpy()
     arrays = {"ground_m": ground.astype(np.float64), "h_ts_m": h_ts.astype(np.float64), "heff_m": heff,

@@ -28,7 +28,7 @@ Rays leave the site at azimuth steps fine enough that neighbouring rays are at m
 ``t / 2`` along each ray (bilinear in the lattice). Each cell is answered from the ray
 nearest its direction, with its own exact distance and ground height, from two
 running summaries of the ray's samples before it (the idea of the research note
-§2.2), and from the last :data:`TAIL_SAMPLES` samples taken on the exact path to the
+§2.2), and from the samples of the last :data:`TAIL_M` taken on the exact path to the
 cell (near the receiver a ray's sideways offset would move the ground under the
 first Fresnel zone by metres on a steep slope; every maximum below splits exactly
 between the ray's prefix and the tail):
@@ -72,13 +72,16 @@ from coverage.radio.diffraction import (
 # Neighbouring rays are at most this many lattice steps apart at the farthest cell (a
 # cell is then at most an eighth of a step off its ray; tests/test_terrain_sweep.py
 # measured the agreement with the per-path reference for 0.5, 0.25 and 0.125).
-RAY_SPACING = 0.25
+RAY_SPACING = 0.35
 # Profile samples per lattice step along a ray (the reference samples every half pixel).
 SAMPLES_PER_STEP = 2
-# The samples just before each cell are taken on the exact path to it, not on its ray:
-# near the receiver a ray's sideways offset moves the ground under the first Fresnel
-# zone by metres on steep slopes (the maxima split exactly between prefix and tail).
-TAIL_SAMPLES = 16
+# The samples within this distance before each cell are taken on the exact path to it,
+# not on its ray: near the receiver a ray's sideways offset moves the ground under the
+# first Fresnel zone by metres on steep slopes (the maxima split exactly between prefix
+# and tail). 800 m: 16 samples on a 100 m lattice (measured against the reference), at
+# least TAIL_MIN_SAMPLES on a coarse one.
+TAIL_M = 800.0
+TAIL_MIN_SAMPLES = 2
 # Azimuth bins of a site's effective-height table (10°; linear between bin centres).
 HEFF_BINS = 36
 
@@ -195,6 +198,7 @@ def sweep_site(
         return 0
     sample_m = step / SAMPLES_PER_STEP
     sample_km = sample_m / 1000.0
+    tail_m = max(TAIL_MIN_SAMPLES, int(math.ceil(TAIL_M / sample_m - 1e-9))) * sample_m
     # from the reach, not from this box: a cell's ray must not depend on the tile
     n_rays = max(8, int(math.ceil(2.0 * math.pi * limit_m / (RAY_SPACING * step))))
     ray_step = 2.0 * math.pi / n_rays
@@ -223,7 +227,7 @@ def sweep_site(
             c = order[q]
             d_m = d_cell[c]
             # ray samples up to TAIL_SAMPLES before the cell, then the exact path to it
-            while k * sample_m < d_m - TAIL_SAMPLES * sample_m - 1e-6:
+            while k * sample_m < d_m - tail_m - 1e-6:
                 s_m = k * sample_m
                 h = lattice_bilinear(z, x_origin, y_origin, step, sx + s_m * ux, sy + s_m * uy)
                 s_km = s_m / 1000.0
