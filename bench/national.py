@@ -14,8 +14,9 @@ gaps) and ``publish`` (the public edition of the site) — and a table is printe
 wall time, peak memory (this process's and the Dask workers' resident set, sampled
 every 0.1 s), pixel × sector evaluations per second, tiles per second and output
 sizes. ``--stages predict`` stops after the rasters. ``--terrain`` predicts with the
-embedded default DEM and land cover (``dem="default"``, ``clutter="default"``; run
-``covmap data fetch`` first); without it the bench is flat earth, as before.
+embedded national 30″ DEM (``dem="default"``; run ``covmap data fetch`` first), and
+``--clutter`` adds the embedded MODIS land cover (``clutter="default"``); without them
+the bench is flat earth with the sectors' own environments, as before.
 
 Usage::
 
@@ -23,6 +24,7 @@ Usage::
     .venv/bin/python bench/national.py --sectors 100000 --resolution 200
     .venv/bin/python bench/national.py --sectors 20000 --province 44 --stages predict
     .venv/bin/python bench/national.py --sectors 20000 --province 44 --terrain
+    .venv/bin/python bench/national.py --sectors 20000 --province 44 --terrain --clutter
     .venv/bin/python bench/national.py --sectors 20000 --province 44 --scheduler tcp://10.0.0.5:8786
 
 ``--json FILE`` also appends the figures as one JSON line (``bench/scaling.py`` uses it).
@@ -209,7 +211,9 @@ def main(argv=None) -> dict:
                         help="processes polygonising the gaps (default: one per CPU)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--terrain", action="store_true",
-                        help="predict with the embedded default DEM and land cover (default: flat earth)")
+                        help="predict over the embedded national 30\u2033 DEM (default: flat earth)")
+    parser.add_argument("--clutter", action="store_true",
+                        help="and with the embedded MODIS land cover (default: the sectors' own environments)")
     parser.add_argument("--json", default=None, help="append the figures as one JSON line to this file")
     args = parser.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -233,7 +237,7 @@ def main(argv=None) -> dict:
     rows = []
     figures = {"sectors_requested": args.sectors, "province": args.province, "resolution_m": args.resolution,
                "scheduler": args.scheduler, "terrain": args.terrain,
-               "dem": "default" if args.terrain else "none", "clutter": "default" if args.terrain else "none",
+               "dem": "default" if args.terrain else "none", "clutter": "default" if args.clutter else "none",
                "load_before": os.getloadavg()}
 
     if "predict" in stages:
@@ -337,7 +341,8 @@ def _aggregate_and_publish(args, stages, out, layout, rows, figures):
 def _print_table(args, rows, figures):
     print(f"covmap national bench: {figures['sectors']:,} sectors, province {args.province or 'all'}, "
           f"{args.resolution:g} m, scheduler {args.scheduler}, "
-          f"{'terrain (default DEM and land cover)' if args.terrain else 'flat earth'}, {os.cpu_count()} CPUs, "
+          f"{'terrain (default DEM)' if args.terrain else 'flat earth'}"
+          f"{', land cover (default)' if args.clutter else ''}, {os.cpu_count()} CPUs, "
           f"load average before {figures['load_before'][0]:.2f}, after {figures['load_after'][0]:.2f}")
     print(f"{'stage':<10} {'wall s':>8} {'peak RSS MiB':>13} {'workers MiB':>12} {'output MiB':>11}  detail")
     for name, wall, m, detail, size in rows:
