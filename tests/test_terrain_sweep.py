@@ -100,6 +100,8 @@ def run(fn, z, step, site, h_a, wavelength, reach_m, *, weight=1.0, hata=False, 
     shape = (j_last - j_first + 1, i_last - i_first + 1)
     out = np.zeros(shape, np.float32 if fn is sweep_site else np.float64)
     vis = np.zeros(shape, np.uint8)
+    if fn is sweep_site and not extra:
+        extra = (np.full(HEFF_BINS, reach_m),)  # the same reach in every direction
     n = fn(z, X0, Y0, step, sx, sy, float(z[j0, i0]) + h_a, h_a, H_UE, wavelength, CE, weight, hata, table, reach_m,
            i_first, i_last, j_first, j_last, out, vis, *extra)
     return out.astype(np.float64), vis, n

@@ -21,6 +21,10 @@ The same model of a pixel as :mod:`coverage.predict.kernel`, with three changes:
   a slope above the antenna gets an upward angle;
 * ``extra_db``: the land-cover class's foliage and extra loss.
 
+A sector is evaluated within the reach of each direction (its site's effective height
+there, :mod:`coverage.predict.terrain_sites`): its table holds +inf beyond, so those
+pixels are skipped as pixels beyond a flat sector's reach are.
+
 The block bounds stay exact: a sector's terrain term is bounded by its table's least
 and largest value, the environment by every variant the tile's classes can give it
 (LOS-weighted at best, NLOS at worst), the elevation by the block's lowest and highest
@@ -231,6 +235,8 @@ def _bound_terrain(
             continue
         terrain_lo, terrain_hi = _table_range(table_of[s], c_first, c_last, r_first, r_last, k_lat,
                                               t_i0, t_j0, t_ni, t_nj, c_off, c_ni, c_lo, c_hi)
+        if terrain_lo == math.inf:  # the whole block is beyond the sector's reach in its direction
+            continue
         least_loss = math.inf
         for e in range(N_ENVIRONMENTS):
             if env_mask[s] & (1 << e):
@@ -435,10 +441,12 @@ def _evaluate_terrain_block(
             d_m = math.sqrt(dx * dx + dy * dy)
             if d_m > reach:
                 continue
-            evaluations += 1
             li, fu = _lattice_coordinate(col0 + c, k_lattice)
             li -= ti0
             terrain_db = _table_value(t_db, toff, tni, li, lj, fu, fv)
+            if not terrain_db < math.inf:  # beyond the reach in this direction (module docstring)
+                continue
+            evaluations += 1
             e = resolve_environment(pixel_env[r, c], env_s)
             kind = kinds[e]
             visible = 1.0

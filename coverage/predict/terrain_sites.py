@@ -52,6 +52,8 @@ HEFF_SAMPLE_KM = 1.0
 HEFF_LATTICE_STEP_M = 1000.0
 # rows of that lattice computed at a time (a band of ~200 km: bounded memory)
 HEFF_BAND_ROWS = 200
+# effective heights are rounded up to this before the reach in each direction is sought
+HEFF_REACH_QUANTUM_M = 8.0
 SOURCE_NAMES = ("default", "none")
 
 
@@ -403,7 +405,11 @@ def sector_terrain(setup: TerrainSetup, tech: str, profile, lon_deg, lat_deg, x_
     model_by_env = np.empty((n, len(ENVIRONMENTS)), dtype=np.int64)
     for e, env in enumerate(ENVIRONMENTS):
         model_by_env[:, e] = np.array([select_model(tech, f, env) for f in pairs[1]], dtype=np.int64)[pairs[0]]
-    heff_max = heff.max(axis=1)
+    # the reach in each direction: interval b (between bin centres b and b + 1) can have no
+    # higher effective height than the larger of its two bins (quantised upward, so that
+    # rows repeat and each distinct one is computed once; the reach only grows with it)
+    interval_heff = np.maximum(heff, np.roll(heff, -1, axis=1))
+    interval_heff = np.ceil(interval_heff / HEFF_REACH_QUANTUM_M) * HEFF_REACH_QUANTUM_M
     thresholds = [profile.thresholds_dbm(env) for env in ENVIRONMENTS]
     if setup.landcover is not None:
         from coverage.terrain.clutter import extra_loss_lut
@@ -413,21 +419,30 @@ def sector_terrain(setup: TerrainSetup, tech: str, profile, lon_deg, lat_deg, x_
     else:
         bonus = 0.0
         envs = None
-    reach = np.zeros(n, dtype=np.float64)
+    reach_bins = np.zeros((n, HEFF_BINS), dtype=np.float64)
     for e in range(len(ENVIRONMENTS)):
         mine = np.ones(n, dtype=bool) if envs is not None else env_index == e
         if not mine.any():
             continue
-        budget = rs_eirp_dbm[mine] - thresholds[e]["outdoor"] + bonus
-        reach[mine] = np.maximum(reach[mine], ramped_reach_m(model_by_env[mine, e], budget, freq[mine],
-                                                             height_m[mine], heff_max[mine], ue_height_m))
+        k = int(mine.sum())
+        budget = np.repeat(rs_eirp_dbm[mine] - thresholds[e]["outdoor"] + bonus, HEFF_BINS)
+        reach_e = ramped_reach_m(np.repeat(model_by_env[mine, e], HEFF_BINS), budget, np.repeat(freq[mine], HEFF_BINS),
+                                 np.repeat(height_m[mine], HEFF_BINS), interval_heff[mine].reshape(-1),
+                                 ue_height_m).reshape(k, HEFF_BINS)
+        reach_bins[mine] = np.maximum(reach_bins[mine], reach_e)
+    reach = reach_bins.max(axis=1)
     # how many the horizon cut: those whose budget alone would reach beyond the antenna's own horizon
     capped = int(np.count_nonzero(reach >= radio_horizon_m(height_m, ue_height_m) - 1.0))
     key = pd.DataFrame({"s": site_id, "f": freq})
-    site_reach = key.assign(r=reach).groupby(["s", "f"], sort=False)["r"].transform("max").to_numpy()
+    groups = key.groupby(["s", "f"], sort=False)
+    site_reach = pd.Series(reach).groupby([key["s"], key["f"]], sort=False).transform("max").to_numpy()
+    site_bins = pd.DataFrame(reach_bins).groupby([key["s"], key["f"]], sort=False).transform("max").to_numpy()
+    del groups
     arrays = {"ground_m": ground.astype(np.float64), "h_ts_m": h_ts.astype(np.float64), "heff_m": heff,
-              "env_index": env_index, "model_by_env": model_by_env, "site_reach_m": site_reach}
+              "env_index": env_index, "model_by_env": model_by_env, "site_reach_m": site_reach,
+              "site_reach_by_bearing_m": site_bins}
     return arrays, reach, capped
 
 
-TERRAIN_FIELDS = ("ground_m", "h_ts_m", "heff_m", "env_index", "model_by_env", "site_reach_m")
+TERRAIN_FIELDS = ("ground_m", "h_ts_m", "heff_m", "env_index", "model_by_env", "site_reach_m",
+                  "site_reach_by_bearing_m")

@@ -157,10 +157,11 @@ def site_tables(setup, terrain: TileTerrain, sectors, col0: int, row0: int, size
     samples = 0
     if terrain.z is not None:
         heff = np.ascontiguousarray(sectors["heff_m"][first], dtype=np.float64)
+        reach_bins = np.ascontiguousarray(sectors["site_reach_by_bearing_m"][first], dtype=np.float64)
         height = sectors["height_m"][first]
         wavelengths = np.array([wavelength_m(f) for f in unique[:, 3]])
         samples = _sweep_all(terrain.z, terrain.gi0, terrain.gj0, k * res, 0.5 * res, unique, height, heff,
-                             wavelengths, boxes, offset, ni, nj, values, visible, ue_height_m,
+                             reach_bins, wavelengths, boxes, offset, ni, nj, values, visible, ue_height_m,
                              setup.earth_curvature_per_km, setup.diffraction_weight)
     _chunk_ranges(values, offset, ni, nj, chunk_offset, chunk_ni, least, most)
     return SiteTables(table_of=table_of, i0=np.ascontiguousarray(boxes[:, 0]), j0=np.ascontiguousarray(boxes[:, 2]),
@@ -170,7 +171,7 @@ def site_tables(setup, terrain: TileTerrain, sectors, col0: int, row0: int, size
 
 
 @njit(cache=True, nogil=True)
-def _sweep_all(z, gi0, gj0, step, half_res, unique, height, heff, wavelengths, boxes, offset, ni, nj,
+def _sweep_all(z, gi0, gj0, step, half_res, unique, height, heff, reach_bins, wavelengths, boxes, offset, ni, nj,
                values, visible, ue_height_m, ce, weight):
     x_origin = gi0 * step + half_res
     y_origin = -(gj0 * step + half_res)
@@ -182,7 +183,7 @@ def _sweep_all(z, gi0, gj0, step, half_res, unique, height, heff, wavelengths, b
         samples += sweep_site(z, x_origin, y_origin, step, unique[s, 0], unique[s, 1], unique[s, 2], height[s],
                               ue_height_m, wavelengths[s], ce, weight, unique[s, 5] > 0.5, heff[s], unique[s, 4],
                               boxes[s, 0] - gi0, boxes[s, 1] - gi0, boxes[s, 2] - gj0, boxes[s, 3] - gj0,
-                              out_db, out_vis)
+                              out_db, out_vis, reach_bins[s])
     return samples
 
 

@@ -84,6 +84,9 @@ TAIL_M = 800.0
 TAIL_MIN_SAMPLES = 2
 # Azimuth bins of a site's effective-height table (10°; linear between bin centres).
 HEFF_BINS = 36
+# Within this many lattice steps of the site every cell is answered whatever the
+# direction's reach (a pixel's bilinear neighbours may lie two bins away there).
+NEAR_STEPS = 10.0
 
 
 @njit(cache=True, inline="always")
@@ -157,7 +160,7 @@ def _hull_nu_max(hull_d, hull_g, n_hull, d_km, h_ts, h_rs, wavelength, ce):
 def sweep_site(
     z, x_origin, y_origin, step,
     sx, sy, h_ts, h_a, h_ue, wavelength, ce, weight, hata, heff_table, reach_m,
-    i_first, i_last, j_first, j_last, out_db, out_visible,
+    i_first, i_last, j_first, j_last, out_db, out_visible, reach_by_bearing_m,
 ):
     """Terrain loss and visibility of the lattice cells ``[j_first..j_last] × [i_first..i_last]``.
 
@@ -166,7 +169,12 @@ def sweep_site(
     point of the rays, i.e. the site's whole reach. ``out_db`` (float32) and
     ``out_visible`` (uint8) have the box's shape; cells farther than ``reach_m`` + 2
     steps get 0 dB and visible (no pixel in reach reads them).
-    Returns the number of profile samples taken.
+    ``reach_by_bearing_m`` (:data:`HEFF_BINS` values; interval ``b`` spans the grid
+    bearings between bin centres ``b`` and ``b + 1``) is the site's reach in each
+    direction: cells farther than the largest of their interval's and its
+    neighbours' reach, plus 2 steps, and more than :data:`NEAR_STEPS` steps from the
+    site, are out of reach (+inf dB, not visible; not answered). Returns the number
+    of profile samples taken.
     """
     n_rows = j_last - j_first + 1
     n_cols = i_last - i_first + 1
@@ -178,6 +186,7 @@ def sweep_site(
     flat = np.empty(n_cells, dtype=np.int64)
     m = 0
     far_m = 0.0
+    n_bins = reach_by_bearing_m.shape[0]
     for jj in range(n_rows):
         y = y_origin - (j_first + jj) * step
         for ii in range(n_cols):
@@ -189,8 +198,17 @@ def sweep_site(
             out_visible[jj, ii] = 1
             if d > limit_m:
                 continue
+            theta = math.atan2(dx, dy)
+            if d > NEAR_STEPS * step:
+                b = int(math.floor((math.degrees(theta) % 360.0) / (360.0 / n_bins))) % n_bins
+                reach_here = max(reach_by_bearing_m[(b - 1) % n_bins], reach_by_bearing_m[b],
+                                 reach_by_bearing_m[(b + 1) % n_bins])
+                if d > reach_here + 2.0 * step:
+                    out_db[jj, ii] = math.inf
+                    out_visible[jj, ii] = 0
+                    continue
             d_cell[m] = d
-            bearing[m] = math.atan2(dx, dy)
+            bearing[m] = theta
             flat[m] = jj * n_cols + ii
             far_m = max(far_m, d)
             m += 1
