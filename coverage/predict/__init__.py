@@ -102,6 +102,26 @@ rewritten without the fingerprints of the layers being replaced, each file is
 replaced atomically, and the new report is written last; so a rerun recomputes
 whatever the report on disk does not vouch for.
 
+Terrain and land cover
+----------------------
+With ``dem`` and/or ``clutter`` (:func:`predict`), each sector's site gets a ground
+height, an antenna height above sea level and effective heights per 10° direction
+(ITU-R P.1546 Annex 5), and its reach becomes that of each direction's effective
+height (a site on a plateau reaches farther; :mod:`.terrain_sites`). Each tile then
+reads the terrain on a lattice of every k-th pixel centre (k from ``[terrain]
+sweep_step_m``, by default the DEM's resolution: 8 at 100 m on the national 30″
+DEM, 1 on a ≤ 100 m DEM), its pixels' ground and land-cover class, and one radial
+sweep per site gives the Bullington diffraction excess over smooth ground and the
+effective-height change to every lattice point in reach (:mod:`.terrain_tile`,
+:mod:`coverage.terrain.sweep`). The kernel (:mod:`.terrain_kernel`) adds them
+bilinearly, uses the true elevation angle from the antenna to the device, and takes
+the receiver environment from the pixel's land-cover class. ``raster/report.json``
+then has a ``terrain`` entry (the sources with their sha256, resolution, CRS, the
+share of the lattice points read that were nodata and filled; the lattice step; the
+diffraction weight), and the sources' sha256 and the terrain arrays enter every
+layer's fingerprint. Without either, the prediction is the flat-earth one above,
+byte for byte as before terrain existed.
+
 Sector azimuths are bearings from true north; the kernel works in the grid,
 so each azimuth is turned by the meridian convergence at its site
 (:func:`coverage.grid.grid_north_bearing_deg`, up to ±17° at China's edges).
@@ -113,6 +133,9 @@ models, reach, canonical order) and the checks of ``predict``'s arguments;
 working GeoTIFFs and their COGs; :mod:`.executors` where tiles run (in this
 process or on Dask); :mod:`.tiles` the tile scheduler (what to compute, what to
 combine, what to write); :mod:`.reuse` the report and the layers a run may keep;
+:mod:`.terrain_sites` the terrain sources and what each sector needs of them;
+:mod:`.terrain_tile` one tile's terrain inputs and its sites' sweeps;
+:mod:`.terrain_kernel` the kernel over terrain and land cover;
 this file :func:`predict`, which ties them together. The note on numba's
 on-disk cache is in :mod:`.kernel`.
 """
