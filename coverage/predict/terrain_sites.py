@@ -33,7 +33,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from coverage.errors import ConfigError
 from coverage.predict.sectors import RADIO_HORIZON_M_PER_SQRT_M
@@ -50,7 +50,7 @@ HEFF_TO_KM = 15.0
 HEFF_SAMPLE_KM = 1.0
 # the lattice the effective heights are sampled on (the national DEM's 30″ is ~0.9 km)
 HEFF_LATTICE_STEP_M = 1000.0
-# rows of that lattice computed at a time (a band of ~200 km: bounded memory)
+# that lattice is computed in windows of this many steps square (~200 km: bounded memory)
 HEFF_BAND_ROWS = 200
 # effective heights are rounded up to this before the reach in each direction is sought
 HEFF_REACH_QUANTUM_M = 8.0
@@ -250,7 +250,7 @@ def effective_heights_m(dem, x_m, y_m, h_ts_m) -> np.ndarray:
 
     Shape (sites, :data:`HEFF_BINS`); bin ``b`` looks along grid bearing
     ``b · 360 / HEFF_BINS`` degrees. The terrain comes from a lattice of
-    :data:`HEFF_LATTICE_STEP_M` computed in bands of rows, so memory stays bounded.
+    :data:`HEFF_LATTICE_STEP_M` computed in windows around the sites, so memory stays bounded.
     """
     n = x_m.size
     out = np.empty((n, HEFF_BINS), dtype=np.float64)
@@ -258,10 +258,12 @@ def effective_heights_m(dem, x_m, y_m, h_ts_m) -> np.ndarray:
         return out
     step = HEFF_LATTICE_STEP_M
     margin = HEFF_TO_KM * 1000.0 + 2.0 * step
-    row = np.floor(-y_m / step).astype(np.int64)  # lattice rows of the sites (y = −row·step)
-    order = np.argsort(row, kind="stable")
-    band_of = row[order] // HEFF_BAND_ROWS
-    starts = np.flatnonzero(np.r_[True, band_of[1:] != band_of[:-1]])
+    # sites grouped by square windows of HEFF_BAND_ROWS lattice steps: only land with sites is read
+    window = HEFF_BAND_ROWS * step
+    cell = np.floor(x_m / window).astype(np.int64) * 1_000_003 + np.floor(-y_m / window).astype(np.int64)
+    order = np.argsort(cell, kind="stable")
+    sorted_cell = cell[order]
+    starts = np.flatnonzero(np.r_[True, sorted_cell[1:] != sorted_cell[:-1]])
     ends = np.r_[starts[1:], n]
     for a, b in zip(starts, ends, strict=True):
         idx = order[a:b]
@@ -279,7 +281,7 @@ def effective_heights_m(dem, x_m, y_m, h_ts_m) -> np.ndarray:
     return out
 
 
-_REACH_SCAN_POINTS = 384
+_REACH_SCAN_POINTS = 192
 # beyond this the reach is not looked for (a 200 m effective height's radio horizon is 63 km)
 _REACH_UPPER_M = 100_000.0
 
@@ -343,30 +345,47 @@ def _reach_ok(model, budget_db, freq_mhz, h_a_m, h_eff_max_m, h_ue_m, hata, d_m)
     return loss <= budget_db and d_m <= horizon_m
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _ramped_reach_many(models, budgets, freqs, h_a, h_eff_max, h_ue_m, hata):
     out = np.empty(models.size)
-    for i in range(models.size):
+    for i in prange(models.size):
         out[i] = _ramped_reach_scalar_m(models[i], budgets[i], freqs[i], h_a[i], h_eff_max[i], h_ue_m, hata[i])
     return out
 
 
-def ramped_reach_m(models, budgets_db, freq_mhz, h_a_m, h_eff_max_m, ue_height_m) -> np.ndarray:
-    """:func:`_ramped_reach_scalar_m` per row (each distinct row computed once), metres."""
+def reach_by_bearing_m(models, budgets_db, freq_mhz, h_a_m, heff_quanta, ue_height_m) -> np.ndarray:
+    """The reach of each sector (rows) in each direction (columns of ``heff_quanta``), metres.
+
+    ``heff_quanta`` are effective heights in units of :data:`HEFF_REACH_QUANTUM_M`
+    (rounded up). Each distinct (model, budget, frequency, height, effective height) is
+    computed once (:func:`_ramped_reach_scalar_m`); a national run has a few hundred
+    thousand of them for its 54 million sector-directions.
+    """
     import pandas as pd
 
     from coverage.radio.pathloss import COST231_HATA_RURAL, OKUMURA_HATA_URBAN
 
-    table = pd.DataFrame({"m": models, "b": budgets_db, "f": freq_mhz, "h": h_a_m, "e": h_eff_max_m})
-    inverse = table.groupby(list(table.columns), sort=False).ngroup().to_numpy()
-    first = np.unique(inverse, return_index=True)[1]
-    unique = table.iloc[first]
-    m = unique["m"].to_numpy(np.int64)
-    hata = (m >= OKUMURA_HATA_URBAN) & (m <= COST231_HATA_RURAL)
-    reach = _ramped_reach_many(m, unique["b"].to_numpy(np.float64), unique["f"].to_numpy(np.float64),
-                               unique["h"].to_numpy(np.float64), unique["e"].to_numpy(np.float64),
-                               float(ue_height_m), hata)
-    return reach[inverse]
+    n, bins = heff_quanta.shape
+    groups = pd.DataFrame({"m": models, "b": budgets_db, "f": freq_mhz, "h": h_a_m})
+    group = groups.groupby(list(groups.columns), sort=False).ngroup().to_numpy().astype(np.int64)
+    hata = (groups["m"].to_numpy() >= OKUMURA_HATA_URBAN) & (groups["m"].to_numpy() <= COST231_HATA_RURAL)
+    # directions do not matter without the effective height: one quantum per sector
+    quanta = np.where(hata[:, None], heff_quanta, 0)
+    q_min = int(quanta.min())
+    span = int(quanta.max()) - q_min + 1
+    key = group[:, None] * span + (quanta - q_min)
+    unique_key, inverse = np.unique(key.reshape(-1), return_inverse=True)
+    del key
+    row = np.empty(int(group.max()) + 1, dtype=np.int64)
+    row[group] = np.arange(n)
+    first = row[unique_key // span]
+    heff_m = ((unique_key % span) + q_min) * HEFF_REACH_QUANTUM_M
+    reach = _ramped_reach_many(np.ascontiguousarray(groups["m"].to_numpy(np.int64)[first]),
+                               np.ascontiguousarray(groups["b"].to_numpy(np.float64)[first]),
+                               np.ascontiguousarray(groups["f"].to_numpy(np.float64)[first]),
+                               np.ascontiguousarray(groups["h"].to_numpy(np.float64)[first]),
+                               heff_m.astype(np.float64), float(ue_height_m), np.ascontiguousarray(hata[first]))
+    return reach[inverse].reshape(n, bins)
 
 
 def sector_terrain(setup: TerrainSetup, tech: str, profile, lon_deg, lat_deg, x_m, y_m, values: dict,
@@ -409,7 +428,6 @@ def sector_terrain(setup: TerrainSetup, tech: str, profile, lon_deg, lat_deg, x_
     # higher effective height than the larger of its two bins (quantised upward, so that
     # rows repeat and each distinct one is computed once; the reach only grows with it)
     interval_heff = np.maximum(heff, np.roll(heff, -1, axis=1))
-    interval_heff = np.ceil(interval_heff / HEFF_REACH_QUANTUM_M) * HEFF_REACH_QUANTUM_M
     thresholds = [profile.thresholds_dbm(env) for env in ENVIRONMENTS]
     if setup.landcover is not None:
         from coverage.terrain.clutter import extra_loss_lut
@@ -420,16 +438,14 @@ def sector_terrain(setup: TerrainSetup, tech: str, profile, lon_deg, lat_deg, x_
         bonus = 0.0
         envs = None
     reach_bins = np.zeros((n, HEFF_BINS), dtype=np.float64)
+    quantum = np.ceil(interval_heff / HEFF_REACH_QUANTUM_M).astype(np.int64)
     for e in range(len(ENVIRONMENTS)):
         mine = np.ones(n, dtype=bool) if envs is not None else env_index == e
         if not mine.any():
             continue
-        k = int(mine.sum())
-        budget = np.repeat(rs_eirp_dbm[mine] - thresholds[e]["outdoor"] + bonus, HEFF_BINS)
-        reach_e = ramped_reach_m(np.repeat(model_by_env[mine, e], HEFF_BINS), budget, np.repeat(freq[mine], HEFF_BINS),
-                                 np.repeat(height_m[mine], HEFF_BINS), interval_heff[mine].reshape(-1),
-                                 ue_height_m).reshape(k, HEFF_BINS)
-        reach_bins[mine] = np.maximum(reach_bins[mine], reach_e)
+        budget = rs_eirp_dbm[mine] - thresholds[e]["outdoor"] + bonus
+        reach_bins[mine] = np.maximum(reach_bins[mine], reach_by_bearing_m(
+            model_by_env[mine, e], budget, freq[mine], height_m[mine], quantum[mine], ue_height_m))
     reach = reach_bins.max(axis=1)
     # how many the horizon cut: those whose budget alone would reach beyond the antenna's own horizon
     capped = int(np.count_nonzero(reach >= radio_horizon_m(height_m, ue_height_m) - 1.0))
