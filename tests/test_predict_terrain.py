@@ -222,9 +222,6 @@ def test_constant_elevation_dem_is_flat_earth(tmp_path):
     assert max(sector_reaches(sectors, "redcap", config, setup).values()) < 10_000.0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the terrain reach rounds each direction's h_eff up to 8 m and caps "
-                   "at the radio horizon of that rounded height, so on flat land a 25 m mast covers out to "
-                   "4.12 (√32 + √1.5) = 28.35 km instead of its 25.6 km horizon")
 def test_constant_elevation_dem_keeps_the_flat_radio_horizon(tmp_path):
     # a rural NB-IoT sector whose budget reaches far beyond its radio horizon (Hata open area, 55 dBm):
     # flat earth caps it at 4.12 (√25 + √1.5) km = 25.65 km (the docstring of coverage.predict)
@@ -246,9 +243,6 @@ def test_constant_elevation_dem_keeps_the_flat_radio_horizon(tmp_path):
     assert np.array_equal(r_flat[both], r_dem[both])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: beyond a DEM's edge the terrain lattice is 0 m (NaN -> 0.0 in "
-                   "tile_terrain and effective_heights_m) and not counted as filled, where check_sites documents "
-                   "'the edge's values, as nodata does (counted as filled)'")
 def test_beyond_the_dem_edge_the_ground_keeps_the_edge_values(tmp_path):
     from coverage.predict.terrain_tile import tile_terrain
 

@@ -38,7 +38,12 @@ from numba import njit, prange
 from coverage.errors import ConfigError
 from coverage.predict.sectors import RADIO_HORIZON_M_PER_SQRT_M
 from coverage.radio import ENVIRONMENTS
-from coverage.radio.diffraction import hata_height_correction_db, ramped_effective_height_m
+from coverage.radio.diffraction import (
+    HEFF_MAX_M,
+    HEFF_MIN_M,
+    hata_height_correction_db,
+    ramped_effective_height_m,
+)
 from coverage.radio.pathloss import path_loss_db
 from coverage.terrain.sweep import HEFF_BINS, lattice_bilinear
 
@@ -271,7 +276,7 @@ def effective_heights_m(dem, x_m, y_m, h_ts_m) -> np.ndarray:
         x1 = math.ceil((x_m[idx].max() + margin) / step)
         j0 = math.floor((-y_m[idx].max() - margin) / step)
         j1 = math.ceil((-y_m[idx].min() + margin) / step)
-        z, _ = dem.lattice(x0 * step, -j0 * step, step, x1 - x0 + 1, j1 - j0 + 1)
+        z, _ = dem.lattice(x0 * step, -j0 * step, step, x1 - x0 + 1, j1 - j0 + 1, edge=True)
         z = np.where(np.isfinite(z), z, 0.0).astype(np.float64)
         part = np.empty((idx.size, HEFF_BINS), dtype=np.float64)
         _heff_from_lattice(z, x0 * step, -j0 * step, step, np.ascontiguousarray(x_m[idx]),
@@ -399,7 +404,7 @@ def sector_terrain(setup: TerrainSetup, tech: str, profile, lon_deg, lat_deg, x_
     import pandas as pd
 
     from coverage.predict.sectors import radio_horizon_m
-    from coverage.radio.pathloss import select_model
+    from coverage.radio.pathloss import COST231_HATA_RURAL, OKUMURA_HATA_URBAN, select_model
 
     n = x_m.size
     height_m = values["height_m"]
@@ -446,6 +451,14 @@ def sector_terrain(setup: TerrainSetup, tech: str, profile, lon_deg, lat_deg, x_
         budget = rs_eirp_dbm[mine] - thresholds[e]["outdoor"] + bonus
         reach_bins[mine] = np.maximum(reach_bins[mine], reach_by_bearing_m(
             model_by_env[mine, e], budget, freq[mine], height_m[mine], quantum[mine], ue_height_m))
+    # the rounding up is for the loss only: the horizon is that of the largest h1 the unrounded
+    # effective height gives (on flat land the antenna's own height, as without terrain)
+    hata_family = (model_by_env >= OKUMURA_HATA_URBAN) & (model_by_env <= COST231_HATA_RURAL)
+    h1_max = np.where(hata_family.any(axis=1)[:, None],
+                      np.minimum(np.maximum(np.maximum(height_m[:, None], interval_heff), np.minimum(height_m, HEFF_MIN_M)[:, None]),
+                                 np.maximum(height_m, HEFF_MAX_M)[:, None]),
+                      height_m[:, None])
+    reach_bins = np.minimum(reach_bins, radio_horizon_m(h1_max, ue_height_m))
     reach = reach_bins.max(axis=1)
     # how many the horizon cut: those whose budget alone would reach beyond the antenna's own horizon
     capped = int(np.count_nonzero(reach >= radio_horizon_m(height_m, ue_height_m) - 1.0))

@@ -65,7 +65,7 @@ def tile_terrain(setup, tech_terrain, col0: int, row0: int, size_px: int, sector
     x_first = gi0 * step + 0.5 * res
     y_first = -(gj0 * step + 0.5 * res)
     if setup.dem is not None:
-        z32, filled = setup.dem.lattice(x_first, y_first, step, nx, ny)
+        z32, filled = setup.dem.lattice(x_first, y_first, step, nx, ny, edge=True)
         z = np.where(np.isfinite(z32), z32, 0.0).astype(np.float64)
         ground = pixel_ground_m(z, gi0, gj0, k, col0, row0, size_px, size_px)
         samples = nx * ny

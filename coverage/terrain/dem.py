@@ -556,7 +556,7 @@ class DemSource(_WindowedRaster):
         return elevation.reshape(shape), filled.reshape(shape)
 
     def lattice(self, x_first_m: float, y_first_m: float, step_m: float, nx: int, ny: int,
-                crs: str = CHINA_ALBERS_PROJ4) -> tuple[np.ndarray, int]:
+                crs: str = CHINA_ALBERS_PROJ4, edge: bool = False) -> tuple[np.ndarray, int]:
         """Elevations on a regular lattice of a projected plane (the China Albers grid).
 
         Point ``(j, i)`` is ``x = x_first_m + i·step_m``, ``y = y_first_m − j·step_m``
@@ -576,16 +576,28 @@ class DemSource(_WindowedRaster):
             Columns and rows.
         crs : str, default :data:`coverage.grid.CHINA_ALBERS_PROJ4`
             The plane's CRS.
+        edge : bool, default False
+            Points beyond the DEM's edge take the value at the nearest point of its
+            edge (as nodata takes the nearest valid cell's) and count as filled,
+            instead of NaN.
 
         Returns
         -------
         elevation_m : numpy.ndarray of float32, shape (ny, nx)
-            Metres; NaN outside the DEM.
+            Metres; NaN outside the DEM unless ``edge``.
         filled_count : int
             How many points used filled (nodata) cells.
         """
         x, y = self._lattice_native(x_first_m, y_first_m, step_m, nx, ny, crs)
+        outside = None
+        if edge:
+            left, bottom, right, top = self.bounds
+            outside = ~self._inside(x, y)
+            x = np.clip(x, left, right)
+            y = np.clip(y, bottom, top)
         elevation, filled = self._bilinear(x, y)
+        if outside is not None:
+            filled |= outside
         return elevation.astype(np.float32).reshape(ny, nx), int(filled.sum())
 
 
