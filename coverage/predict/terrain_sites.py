@@ -12,17 +12,21 @@ the sectors are binned into tiles, since it changes their reach):
 * ``heff_m``: the site's effective height per azimuth bin of
   :data:`~coverage.terrain.sweep.HEFF_BINS` (``h_ts`` minus the mean terrain 3-15 km
   along the bin's grid bearing, sampled every :data:`HEFF_SAMPLE_KM` on a 1 km
-  lattice of the China Albers plane computed band by band, so the DEM is never read
-  whole);
+  lattice of the China Albers plane computed window by window around the sites, so
+  the DEM is never read whole; beyond the DEM's edge the edge's heights);
 * ``env_index`` and ``model_by_env``: the sector's own environment and its model in
   each receiver environment a land-cover class can choose;
-* ``reach_m``, recomputed so that no pixel the sector could reach is left out: the
-  largest distance at which its boresight still delivers the outdoor threshold of
-  any environment a pixel can have, with the highest effective height any direction
-  gives it (terrain only ever lowers the signal through diffraction, but raises it
-  through the effective height: a site on a plateau reaches farther), capped at the
-  radio horizon of that height; ``site_reach_m`` is the largest reach of the sectors
-  sharing the site's position, height and frequency (the sweep's table is the site's).
+* the reach in each direction (between two bin centres), recomputed so that no pixel
+  the sector could reach is left out: the largest distance at which its boresight
+  still delivers the outdoor threshold of any environment a pixel can have, with the
+  P.1546 ramp of the larger effective height of the two bins (rounded up to
+  :data:`HEFF_REACH_QUANTUM_M`; terrain only ever lowers the signal through
+  diffraction, but raises it through the effective height: a site on a plateau
+  reaches farther), capped at the radio horizon of the largest h1 it gives;
+  ``site_reach_by_bearing_m`` is the largest of the sectors sharing the site's
+  position, height and frequency (the sweep's table is the site's), ``reach_m`` and
+  ``site_reach_m`` their largest over the directions (the disc the tiles are binned
+  by; beyond a direction's reach the site's table holds +inf and the kernel skips it).
 """
 
 from __future__ import annotations
