@@ -168,13 +168,9 @@ def _block_ground_range(z_rx, r0, r1, c0, c1):
     return lo, hi
 
 
-# Side of the chunks of a site table whose least and largest values bound the blocks, lattice cells.
-TABLE_CHUNK = 1
-
-
 @njit(cache=True, inline="always")
-def _table_range(tab, c_first, c_last, r_first, r_last, k, t_i0, t_j0, t_ni, t_nj, c_off, c_ni, c_lo, c_hi):
-    """Least and largest value of a site table under a block of pixels (from its chunks)."""
+def _table_range(tab, c_first, c_last, r_first, r_last, k, t_i0, t_j0, t_ni, t_nj, t_off, t_db):
+    """Least and largest value of a site table's cells under a block of pixels (and its bilinear reads)."""
     li0 = max(int(math.floor(c_first / k)) - t_i0[tab], 0)
     li1 = min(int(math.floor(c_last / k)) + 1 - t_i0[tab], t_ni[tab] - 1)
     lj0 = max(int(math.floor(r_first / k)) - t_j0[tab], 0)
@@ -183,11 +179,12 @@ def _table_range(tab, c_first, c_last, r_first, r_last, k, t_i0, t_j0, t_ni, t_n
     hi = -math.inf
     if li0 > li1 or lj0 > lj1:
         return 0.0, 0.0
-    for cj in range(lj0 // TABLE_CHUNK, lj1 // TABLE_CHUNK + 1):
-        for ci in range(li0 // TABLE_CHUNK, li1 // TABLE_CHUNK + 1):
-            q = c_off[tab] + cj * c_ni[tab] + ci
-            lo = min(lo, c_lo[q])
-            hi = max(hi, c_hi[q])
+    for lj in range(lj0, lj1 + 1):
+        row = t_off[tab] + lj * t_ni[tab]
+        for li in range(li0, li1 + 1):
+            v = float(t_db[row + li])
+            lo = min(lo, v)
+            hi = max(hi, v)
     return lo, hi
 
 
@@ -208,10 +205,10 @@ def _bound_terrain(
 ):
     """:func:`coverage.predict.kernel._bound_sectors` with the terrain and environment terms bounded.
 
-    ``tables`` is ``(table_of, k, t_i0, t_j0, t_ni, t_nj, c_off, c_ni, c_lo, c_hi)``: each sector's
-    site table and the least/largest value of each of its chunks.
+    ``tables`` is ``(table_of, k, t_i0, t_j0, t_ni, t_nj, t_off, t_db)``: each sector's site
+    table, whose cells under the block bound its terrain term.
     """
-    table_of, k_lat, t_i0, t_j0, t_ni, t_nj, c_off, c_ni, c_lo, c_hi = tables
+    table_of, k_lat, t_i0, t_j0, t_ni, t_nj, t_off, t_db = tables
     x_lo = (c_first + 0.5) * res_m
     x_hi = (c_last + 0.5) * res_m
     y_hi = -(r_first + 0.5) * res_m
@@ -234,7 +231,7 @@ def _bound_terrain(
             m += 1
             continue
         terrain_lo, terrain_hi = _table_range(table_of[s], c_first, c_last, r_first, r_last, k_lat,
-                                              t_i0, t_j0, t_ni, t_nj, c_off, c_ni, c_lo, c_hi)
+                                              t_i0, t_j0, t_ni, t_nj, t_off, t_db)
         if terrain_lo == math.inf:  # the whole block is beyond the sector's reach in its direction
             continue
         least_loss = math.inf
@@ -306,7 +303,7 @@ def best_server_terrain_kernel(
     x_m, y_m, rs_eirp_dbm, height_m, h_ts, freq_mhz, env_index, model_by_env,
     azimuth_deg, beamwidth_deg, downtilt_deg, vertical_beamwidth_deg,
     front_to_back_db, sla_v_db, reach_m, ue_height_m, block_px,
-    table_of, t_i0, t_j0, t_ni, t_nj, t_off, t_db, t_vis, c_off, c_ni, c_lo, c_hi, k_lattice,
+    table_of, t_i0, t_j0, t_ni, t_nj, t_off, t_db, t_vis, k_lattice,
     z_rx, pixel_env, pixel_extra_db,
     best_dbm, best_sector, best_env,
 ):
@@ -336,7 +333,7 @@ def best_server_terrain_kernel(
         for c in range(width):
             extra_min = min(extra_min, pixel_extra_db[r, c])
             extra_max = max(extra_max, pixel_extra_db[r, c])
-    tables = (table_of, k_lattice, t_i0, t_j0, t_ni, t_nj, c_off, c_ni, c_lo, c_hi)
+    tables = (table_of, k_lattice, t_i0, t_j0, t_ni, t_nj, t_off, t_db)
     for s in range(n):
         for e in range(N_ENVIRONMENTS):
             kind, k0, k1, k2, k3, k4, k5, k6, k7 = _sector_loss_coefficients(

@@ -127,7 +127,7 @@ def _jsonable(info: dict) -> dict:
     return out
 
 
-def _open(spec, default_opener, opener, what):
+def _open(spec, default_opener, opener):
     if spec is None:
         return None
     if isinstance(spec, (str, os.PathLike)):
@@ -161,8 +161,8 @@ def resolve_terrain(dem, clutter, config, resolution_m: float) -> TerrainSetup |
 
         return opener(spec)
 
-    dem_source = _open(dem, open_default_dem, open_dem, "DEM")
-    landcover = _open(clutter, open_default_landcover, open_landcover, "land cover")
+    dem_source = _open(dem, open_default_dem, open_dem)
+    landcover = _open(clutter, open_default_landcover, open_landcover)
     if dem_source is None and landcover is None:
         return None
     terrain = config.terrain
@@ -467,10 +467,8 @@ def sector_terrain(setup: TerrainSetup, tech: str, profile, lon_deg, lat_deg, x_
     # how many the horizon cut: those whose budget alone would reach beyond the antenna's own horizon
     capped = int(np.count_nonzero(reach >= radio_horizon_m(height_m, ue_height_m) - 1.0))
     key = pd.DataFrame({"s": site_id, "f": freq})
-    groups = key.groupby(["s", "f"], sort=False)
     site_reach = pd.Series(reach).groupby([key["s"], key["f"]], sort=False).transform("max").to_numpy()
     site_bins = pd.DataFrame(reach_bins).groupby([key["s"], key["f"]], sort=False).transform("max").to_numpy()
-    del groups
     arrays = {"ground_m": ground.astype(np.float64), "h_ts_m": h_ts.astype(np.float64), "heff_m": heff,
               "env_index": env_index, "model_by_env": model_by_env, "site_reach_m": site_reach,
               "site_reach_by_bearing_m": site_bins}

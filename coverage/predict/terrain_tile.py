@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from coverage.predict.terrain_kernel import TABLE_CHUNK, pixel_ground_m
+from coverage.predict.terrain_kernel import pixel_ground_m
 from coverage.radio.diffraction import wavelength_m
 from coverage.radio.pathloss import COST231_HATA_RURAL, OKUMURA_HATA_URBAN
 from coverage.terrain.sweep import sweep_site
@@ -110,10 +110,6 @@ class SiteTables:
     values_db: np.ndarray  # float32, all tables one after the other
     visible: np.ndarray  # uint8
     nj: np.ndarray
-    chunk_offset: np.ndarray  # per table: its first chunk
-    chunk_ni: np.ndarray  # per table: chunks per row
-    chunk_least_db: np.ndarray  # per chunk of TABLE_CHUNK x TABLE_CHUNK cells
-    chunk_most_db: np.ndarray
     samples: int
 
 
@@ -147,13 +143,6 @@ def site_tables(setup, terrain: TileTerrain, sectors, col0: int, row0: int, size
     total = int((ni * nj).sum())
     values = np.zeros(total, dtype=np.float32)
     visible = np.ones(total, dtype=np.uint8)
-    chunk_ni = -(-ni // TABLE_CHUNK)
-    chunk_nj = -(-nj // TABLE_CHUNK)
-    chunk_offset = np.zeros(m, dtype=np.int64)
-    chunk_offset[1:] = np.cumsum(chunk_ni * chunk_nj)[:-1]
-    n_chunks = int((chunk_ni * chunk_nj).sum())
-    least = np.zeros(n_chunks, dtype=np.float64)
-    most = np.zeros(n_chunks, dtype=np.float64)
     samples = 0
     if terrain.z is not None:
         heff = np.ascontiguousarray(sectors["heff_m"][first], dtype=np.float64)
@@ -163,11 +152,9 @@ def site_tables(setup, terrain: TileTerrain, sectors, col0: int, row0: int, size
         samples = _sweep_all(terrain.z, terrain.gi0, terrain.gj0, k * res, 0.5 * res, unique, height, heff,
                              reach_bins, wavelengths, boxes, offset, ni, nj, values, visible, ue_height_m,
                              setup.earth_curvature_per_km, setup.diffraction_weight)
-    _chunk_ranges(values, offset, ni, nj, chunk_offset, chunk_ni, least, most)
     return SiteTables(table_of=table_of, i0=np.ascontiguousarray(boxes[:, 0]), j0=np.ascontiguousarray(boxes[:, 2]),
                       ni=np.ascontiguousarray(ni), offset=offset, values_db=values, visible=visible,
-                      nj=np.ascontiguousarray(nj), chunk_offset=chunk_offset, chunk_ni=np.ascontiguousarray(chunk_ni),
-                      chunk_least_db=least, chunk_most_db=most, samples=int(samples))
+                      nj=np.ascontiguousarray(nj), samples=int(samples))
 
 
 @njit(cache=True, nogil=True)
@@ -185,23 +172,6 @@ def _sweep_all(z, gi0, gj0, step, half_res, unique, height, heff, reach_bins, wa
                               boxes[s, 0] - gi0, boxes[s, 1] - gi0, boxes[s, 2] - gj0, boxes[s, 3] - gj0,
                               out_db, out_vis, reach_bins[s])
     return samples
-
-
-@njit(cache=True, nogil=True)
-def _chunk_ranges(values, offset, ni, nj, chunk_offset, chunk_ni, least, most):
-    """Least and largest value of every TABLE_CHUNK x TABLE_CHUNK chunk of every table."""
-    for s in range(offset.shape[0]):
-        for j in range(nj[s]):
-            cj = j // TABLE_CHUNK
-            for i in range(ni[s]):
-                q = chunk_offset[s] + cj * chunk_ni[s] + i // TABLE_CHUNK
-                v = values[offset[s] + j * ni[s] + i]
-                if i % TABLE_CHUNK == 0 and j % TABLE_CHUNK == 0:
-                    least[q] = v
-                    most[q] = v
-                else:
-                    least[q] = min(least[q], v)
-                    most[q] = max(most[q], v)
 
 
 def predict_tile_terrain(sectors, setup, tech_terrain, terrain: TileTerrain, col0: int, row0: int, size_px: int,
@@ -231,8 +201,7 @@ def predict_tile_terrain(sectors, setup, tech_terrain, terrain: TileTerrain, col
         f64["azimuth_deg"], f64["beamwidth_deg"], f64["downtilt_deg"], f64["vertical_beamwidth_deg"],
         f64["front_to_back_db"], f64["sla_v_db"], f64["reach_m"], np.float64(ue_height_m), np.int64(block_px),
         tables.table_of, tables.i0, tables.j0, tables.ni, tables.nj, tables.offset, tables.values_db,
-        tables.visible, tables.chunk_offset, tables.chunk_ni, tables.chunk_least_db, tables.chunk_most_db,
-        np.int64(setup.lattice_k),
+        tables.visible, np.int64(setup.lattice_k),
         terrain.ground_m, terrain.pixel_env, terrain.pixel_extra_db, best_dbm, best_sector, best_env,
     )
     rsrp = np.empty((size_px, size_px), dtype=np.float32)
