@@ -548,23 +548,17 @@ def _terrain_input(spec, kind: str):
     path: the opened source, hashed here once; predict gets that object, whose
     sha256 is cached, so the file is not hashed again.
     """
-    if spec is None or (isinstance(spec, str) and spec == "none"):
+    from coverage.predict.terrain_sites import open_terrain_source
+
+    source = open_terrain_source(spec, kind)  # TerrainSourceError: a bad path, or "run `covmap data fetch`"
+    if source is None:
         return None, None
     if isinstance(spec, str) and spec == "default":
         from coverage.terrain import data
 
         item = data.DEFAULT_DEM if kind == "dem" else data.DEFAULT_LANDCOVER
-        path = data.cached_path(item)  # TerrainSourceError: "run `covmap data fetch`"
-        return "default", {"source": "default", "path": str(path), "sha256": item.sha256,
+        return "default", {"source": "default", "path": str(source.path), "sha256": item.sha256,
                            "package": item.package, "version": item.version, "origin": item.origin}
-    if isinstance(spec, (str, os.PathLike)):
-        if kind == "dem":
-            from coverage.terrain.dem import open_dem as opener
-        else:
-            from coverage.terrain.landcover import open_landcover as opener
-        source = opener(spec)
-    else:
-        source = spec  # an opened DemSource / LandCoverSource
     return source, {"source": "path", "path": str(source.path), "sha256": source.sha256}
 
 

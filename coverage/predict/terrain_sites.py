@@ -127,17 +127,38 @@ def _jsonable(info: dict) -> dict:
     return out
 
 
-def _open(spec, default_opener, opener):
+def open_terrain_source(spec, kind: str):
+    """The source a ``dem`` (``kind="dem"``) or ``clutter`` (``kind="clutter"``) argument names.
+
+    None or ``"none"``: None; ``"default"``: the embedded data
+    (:mod:`coverage.terrain.data`); a path: :func:`~coverage.terrain.dem.open_dem` or
+    :func:`~coverage.terrain.landcover.open_landcover`; an opened source as it is.
+
+    Raises
+    ------
+    TerrainSourceError
+        The file cannot be opened, or the embedded data is not installed.
+    """
     if spec is None:
         return None
-    if isinstance(spec, (str, os.PathLike)):
-        text = str(spec)
-        if text == "none":
-            return None
+    if not isinstance(spec, (str, os.PathLike)):
+        return spec  # an opened source
+    text = str(spec)
+    if text == "none":
+        return None
+    from coverage.terrain import data
+
+    if kind == "dem":
         if text == "default":
-            return default_opener()
-        return opener(spec)
-    return spec  # an opened source
+            return data.open_default_dem()
+        from coverage.terrain.dem import open_dem
+
+        return open_dem(spec)
+    if text == "default":
+        return data.open_default_landcover()
+    from coverage.terrain.landcover import open_landcover
+
+    return open_landcover(spec)
 
 
 def resolve_terrain(dem, clutter, config, resolution_m: float) -> TerrainSetup | None:
@@ -153,16 +174,9 @@ def resolve_terrain(dem, clutter, config, resolution_m: float) -> TerrainSetup |
     """
     from coverage.radio.diffraction import earth_curvature_per_km
     from coverage.terrain.clutter import builtin_table, guess_table, load_class_table
-    from coverage.terrain.data import open_default_dem, open_default_landcover
-    from coverage.terrain.dem import open_dem
 
-    def open_landcover(spec):
-        from coverage.terrain.landcover import open_landcover as opener
-
-        return opener(spec)
-
-    dem_source = _open(dem, open_default_dem, open_dem)
-    landcover = _open(clutter, open_default_landcover, open_landcover)
+    dem_source = open_terrain_source(dem, "dem")
+    landcover = open_terrain_source(clutter, "clutter")
     if dem_source is None and landcover is None:
         return None
     terrain = config.terrain
