@@ -190,16 +190,17 @@ def progress_bar(total: int, label: str, ctx: click.Context | None = None):
 
 
 class CrsNameType(click.ParamType):
-    """``wgs84`` | ``cgcs2000`` | ``gcj02`` (aliases such as ``EPSG:4326`` or ``火星坐标``)."""
+    """``wgs84`` | ``cgcs2000`` | ``gcj02`` | ``bd09`` (aliases such as ``EPSG:4326``, ``火星坐标``, ``百度``)."""
 
-    name = "wgs84|cgcs2000|gcj02"
+    name = "wgs84|cgcs2000|gcj02|bd09"
 
     def convert(self, value, param, ctx):
         from coverage.chinacrs import normalise_crs_name
 
         crs = normalise_crs_name(value)
         if crs is None:
-            self.fail(f"{value!r} is not wgs84, cgcs2000 or gcj02 (or EPSG:4326, EPSG:4490, GCJ-02)", param, ctx)
+            self.fail(f"{value!r} is not wgs84, cgcs2000, gcj02 or bd09 (or EPSG:4326, EPSG:4490, GCJ-02, BD-09)",
+                      param, ctx)
         return crs
 
 
@@ -516,7 +517,7 @@ class CrsAssignmentType(click.ParamType):
         target, _, name = str(value).rpartition("=")
         crs = normalise_crs_name(name)
         if crs is None:
-            self.fail(f"{name!r} is not wgs84, cgcs2000 or gcj02", param, ctx)
+            self.fail(f"{name!r} is not wgs84, cgcs2000, gcj02 or bd09", param, ctx)
         return (target or None, crs)
 
 

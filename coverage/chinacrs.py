@@ -1,4 +1,4 @@
-"""China's coordinate systems: WGS-84, CGCS2000 and GCJ-02, vectorised.
+"""China's coordinate systems: WGS-84, CGCS2000, GCJ-02 and BD-09, vectorised.
 
 * **WGS-84** (EPSG:4326): GPS, OpenStreetMap, the contracts of this project.
 * **CGCS2000** (EPSG:4490): China's official geodetic datum. It differs from the
@@ -11,6 +11,12 @@
   eviltransform implementations); the inverse has no closed form and is solved
   here by fixed-point iteration to ~1e-9 degrees (millimetres). Points outside
   China's rough bounding box are not shifted, as in the reference algorithm.
+* **BD-09** (百度坐标): Baidu Maps' datum, GCJ-02 shifted once more by a further
+  ~0.006–0.0065° (~700 m) rotation-and-scale. Crowdsourced Chinese measurements
+  (apps built on Baidu's location SDK) often carry it. The forward step
+  (GCJ-02 → BD-09) is the widely published one (as in wandergis/coordtransform);
+  its inverse is usually given as an approximation good to ~1 m, and is solved
+  here by the same fixed-point iteration as GCJ-02's.
 
 All functions accept scalars or array-likes of equal shape and return numpy
 float64 arrays (0-d for scalar input: use ``float()`` to unwrap).
@@ -28,7 +34,8 @@ log = logging.getLogger(__name__)
 WGS84 = "wgs84"
 CGCS2000 = "cgcs2000"
 GCJ02 = "gcj02"
-CRS_NAMES = (WGS84, CGCS2000, GCJ02)
+BD09 = "bd09"
+CRS_NAMES = (WGS84, CGCS2000, GCJ02, BD09)
 
 # Krasovsky 1940 ellipsoid as used by the published GCJ-02 algorithm.
 _GCJ_A_M = 6378245.0
@@ -51,12 +58,13 @@ _CRS_ALIASES = {
     WGS84: ("wgs84", "wgs 84", "WGS-84", "epsg:4326", "4326", "gps", "ogc:crs84", "crs84", "地球坐标", "地球坐标系"),
     CGCS2000: ("cgcs2000", "cgcs 2000", "CGCS-2000", "epsg:4490", "4490", "国家2000", "2000国家大地坐标系", "国家大地坐标系"),
     GCJ02: ("gcj02", "gcj-02", "gcj", "火星坐标", "火星坐标系", "国测局坐标", "国测局坐标系", "高德", "amap", "mars"),
+    BD09: ("bd09", "bd-09", "bd09ll", "baidu", "百度", "百度坐标", "百度坐标系", "百度经纬度"),
 }
 _CRS_LOOKUP = {_fold(alias): name for name, aliases in _CRS_ALIASES.items() for alias in (name, *aliases)}
 
 
 def normalise_crs_name(value: object) -> str | None:
-    """Canonical CRS name (``'wgs84'``, ``'cgcs2000'``, ``'gcj02'``) for any alias, or None.
+    """Canonical CRS name (``'wgs84'``, ``'cgcs2000'``, ``'gcj02'``, ``'bd09'``) for any alias, or None.
 
     Parameters
     ----------
@@ -72,6 +80,8 @@ def normalise_crs_name(value: object) -> str | None:
     --------
     >>> normalise_crs_name("EPSG:4326"), normalise_crs_name("CGCS2000"), normalise_crs_name("火星坐标")
     ('wgs84', 'cgcs2000', 'gcj02')
+    >>> normalise_crs_name("BD-09"), normalise_crs_name("百度坐标")
+    ('bd09', 'bd09')
     >>> normalise_crs_name("EPSG:3857") is None
     True
     """
@@ -190,6 +200,75 @@ def gcj02_to_wgs84(lon, lat) -> tuple[np.ndarray, np.ndarray]:
     return wgs_lon, wgs_lat
 
 
+# Baidu's published GCJ-02 → BD-09 constants: the angular frequency of its
+# wobble terms (π·3000/180) and its fixed false origin in degrees.
+_BD_X_PI = np.pi * 3000.0 / 180.0
+_BD_DLON_DEG = 0.0065
+_BD_DLAT_DEG = 0.006
+
+
+def gcj02_to_bd09(lon, lat) -> tuple[np.ndarray, np.ndarray]:
+    """Convert GCJ-02 to BD-09 (Baidu), the published closed form.
+
+    Parameters
+    ----------
+    lon, lat : float or array-like
+        GCJ-02 degrees.
+
+    Returns
+    -------
+    (lon, lat) : tuple of numpy.ndarray, BD-09 degrees
+
+    Examples
+    --------
+    >>> lon, lat = gcj02_to_bd09(116.404, 39.915)
+    >>> round(float(lon), 9), round(float(lat), 9)
+    (116.410369494, 39.921336994)
+    """
+    x, y = _as_arrays(lon, lat)
+    radius = np.hypot(x, y) + 0.00002 * np.sin(y * _BD_X_PI)
+    angle = np.arctan2(y, x) + 0.000003 * np.cos(x * _BD_X_PI)
+    return radius * np.cos(angle) + _BD_DLON_DEG, radius * np.sin(angle) + _BD_DLAT_DEG
+
+
+def bd09_to_gcj02(lon, lat) -> tuple[np.ndarray, np.ndarray]:
+    """Invert BD-09 to GCJ-02 by fixed-point iteration (~1e-9 degrees).
+
+    The usual closed-form inverse drops the wobble terms' dependence on the
+    unknown point and is off by up to ~1 m; iterating the forward step removes that.
+
+    Parameters
+    ----------
+    lon, lat : float or array-like
+        BD-09 degrees.
+
+    Returns
+    -------
+    (lon, lat) : tuple of numpy.ndarray, GCJ-02 degrees
+    """
+    bd_lon, bd_lat = _as_arrays(lon, lat)
+    gcj_lon, gcj_lat = bd_lon - _BD_DLON_DEG, bd_lat - _BD_DLAT_DEG
+    for _ in range(_INVERSE_MAX_ITERATIONS):
+        fwd_lon, fwd_lat = gcj02_to_bd09(gcj_lon, gcj_lat)
+        err_lon, err_lat = fwd_lon - bd_lon, fwd_lat - bd_lat
+        gcj_lon = gcj_lon - err_lon
+        gcj_lat = gcj_lat - err_lat
+        worst = np.nanmax(np.abs(np.concatenate([np.ravel(err_lon), np.ravel(err_lat), [0.0]])))
+        if worst < _INVERSE_TOLERANCE_DEG:
+            break
+    return gcj_lon, gcj_lat
+
+
+def wgs84_to_bd09(lon, lat) -> tuple[np.ndarray, np.ndarray]:
+    """Convert WGS-84 to BD-09 (through GCJ-02)."""
+    return gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
+
+
+def bd09_to_wgs84(lon, lat) -> tuple[np.ndarray, np.ndarray]:
+    """Convert BD-09 to WGS-84 (through GCJ-02)."""
+    return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
+
+
 def to_wgs84(lon, lat, crs: str) -> tuple[np.ndarray, np.ndarray]:
     """Convert coordinates in ``crs`` to WGS-84.
 
@@ -198,7 +277,7 @@ def to_wgs84(lon, lat, crs: str) -> tuple[np.ndarray, np.ndarray]:
     lon, lat : float or array-like
         Degrees in ``crs``.
     crs : str
-        ``'wgs84'``, ``'cgcs2000'`` or ``'gcj02'``, or any alias accepted by
+        ``'wgs84'``, ``'cgcs2000'``, ``'gcj02'`` or ``'bd09'``, or any alias accepted by
         :func:`normalise_crs_name`. CGCS2000 is returned unchanged (it differs
         from WGS-84 by centimetres).
 
@@ -222,4 +301,6 @@ def to_wgs84(lon, lat, crs: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"unknown coordinate system {crs!r}; use one of {', '.join(CRS_NAMES)}")
     if name == GCJ02:
         return gcj02_to_wgs84(lon, lat)
+    if name == BD09:
+        return bd09_to_wgs84(lon, lat)
     return _as_arrays(lon, lat)

@@ -701,19 +701,20 @@ def _validate(raw: pd.DataFrame, header_of, problems: pd.DataFrame, *, outline,
             lambda p: "latitude " + at(lat_text)(p) + " is outside China's extent (3–54°N)", "outside China")
     coord_ok = have & in_lon & in_lat
 
-    # --- coordinate system per row; GCJ-02 -> WGS-84
+    # --- coordinate system per row; GCJ-02 and BD-09 -> WGS-84
     crs_text = raw["crs"]
     row_crs = _map_unique(crs_text, chinacrs.normalise_crs_name)
     bad_crs = (crs_text != "").to_numpy() & row_crs.isna().to_numpy()
     rej.add(bad_crs, header_of("crs"), at(crs_text),
-            lambda p: "unknown coordinate system " + quoted(crs_text)(p) + ": use wgs84, cgcs2000 or gcj02",
+            lambda p: "unknown coordinate system " + quoted(crs_text)(p) + ": use wgs84, cgcs2000, gcj02 or bd09",
             "unknown crs")
     crs_final = row_crs.where(row_crs.notna(), raw["_default_crs"]).to_numpy(dtype=object)
     crs_final = np.where(raw["_crs_fixed"].to_numpy(dtype=bool), chinacrs.WGS84, crs_final)
-    gcj = coord_ok & (crs_final == chinacrs.GCJ02)
-    if gcj.any():
-        lon[gcj], lat[gcj] = chinacrs.gcj02_to_wgs84(lon[gcj], lat[gcj])
-        log.info("converted %d rows from GCJ-02 to WGS-84", int(gcj.sum()))
+    for datum, label in ((chinacrs.GCJ02, "GCJ-02"), (chinacrs.BD09, "BD-09")):
+        shifted = coord_ok & (crs_final == datum)
+        if shifted.any():
+            lon[shifted], lat[shifted] = chinacrs.to_wgs84(lon[shifted], lat[shifted], datum)
+            log.info("converted %d rows from %s to WGS-84", int(shifted.sum()), label)
 
     # --- national boundary, with a coastal tolerance
     if outline is not None:

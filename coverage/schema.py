@@ -218,7 +218,7 @@ COLUMNS: tuple[Column, ...] = (
     ),
     Column(
         "crs", ("坐标系", "坐标系统", "坐标类型", "datum", "coordinate_system"), "text", "", "no",
-        "wgs84 (EPSG:4326), cgcs2000 (EPSG:4490), gcj02 (火星坐标)", "the --crs option (wgs84)",
+        "wgs84 (EPSG:4326), cgcs2000 (EPSG:4490), gcj02 (火星坐标), bd09 (百度坐标)", "the --crs option (wgs84)",
         "Coordinate system of this row's lon/lat. GCJ-02 is converted to WGS-84; CGCS2000 is "
         "taken as WGS-84 (they differ by centimetres).",
     ),

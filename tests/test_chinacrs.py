@@ -7,10 +7,14 @@ import pytest
 from pyproj import Geod
 
 from coverage.chinacrs import (
+    bd09_to_gcj02,
+    bd09_to_wgs84,
+    gcj02_to_bd09,
     gcj02_to_wgs84,
     in_china_bbox,
     normalise_crs_name,
     to_wgs84,
+    wgs84_to_bd09,
     wgs84_to_gcj02,
 )
 
@@ -95,3 +99,47 @@ def test_to_wgs84_dispatch():
         to_wgs84(1.0, 1.0, "EPSG:3857")
     with pytest.raises(ValueError, match="same shape"):
         to_wgs84([1.0, 2.0], [1.0], "wgs84")
+
+
+# BD-09: wandergis/coordtransform's published example (test/app.js; the same figures are
+# the test vectors of hutool's CoordinateUtilTest and coordtransform-rs).
+BD09_FROM_GCJ02 = (116.404, 39.915, 116.41036949371029, 39.92133699351021)
+# Its approximate closed-form inverse of (116.404, 39.915); ours iterates, so ~1 m apart at most.
+GCJ02_FROM_BD09_APPROX = (116.404, 39.915, 116.39762729119315, 39.90865673957631)
+
+
+def test_bd09_forward_matches_published_vector():
+    glon, glat, blon, blat = BD09_FROM_GCJ02
+    lon, lat = gcj02_to_bd09(glon, glat)
+    assert float(lon) == pytest.approx(blon, abs=1e-12)
+    assert float(lat) == pytest.approx(blat, abs=1e-12)
+
+
+def test_bd09_inverse_close_to_published_approximation_and_exact_round_trip():
+    blon, blat, glon, glat = GCJ02_FROM_BD09_APPROX
+    lon, lat = bd09_to_gcj02(blon, blat)
+    _, _, err_m = GEOD.inv(float(lon), float(lat), glon, glat)
+    assert err_m < 1.5
+    back_lon, back_lat = gcj02_to_bd09(lon, lat)
+    assert float(back_lon) == pytest.approx(blon, abs=1e-9)
+    assert float(back_lat) == pytest.approx(blat, abs=1e-9)
+
+
+def test_bd09_round_trip_to_wgs84_over_china_and_offset_size():
+    rng = np.random.default_rng(7)
+    wlon = rng.uniform(73.5, 135.0, 20_000)
+    wlat = rng.uniform(18.0, 53.5, 20_000)
+    blon, blat = wgs84_to_bd09(wlon, wlat)
+    _, _, offset_m = GEOD.inv(blon, blat, wlon, wlat)
+    assert np.median(offset_m) > 500  # BD-09 sits ~0.5–1.2 km from WGS-84
+    back_lon, back_lat = to_wgs84(blon, blat, "BD-09")
+    _, _, err_m = GEOD.inv(back_lon, back_lat, wlon, wlat)
+    assert err_m.max() < 0.01
+    back_lon2, back_lat2 = bd09_to_wgs84(blon, blat)
+    np.testing.assert_array_equal(back_lon, back_lon2)
+    np.testing.assert_array_equal(back_lat, back_lat2)
+
+
+@pytest.mark.parametrize("alias", ["bd09", "BD-09", "baidu", "百度坐标", "百度经纬度", "BD09LL"])
+def test_bd09_aliases(alias):
+    assert normalise_crs_name(alias) == "bd09"

@@ -311,7 +311,7 @@ def test_number_formats_band_tilt_and_crs_column(tmp_path):
     rows = [
         ["CT", "A", "A-1", "NB-IoT", "116°24'00\"E", "39.9", "800M", "30m", "3", "2", ""],
         ["CT", "B", "B-1", "NB-IoT", "１１６.５", "39.9", "B99", "30", "", "", ""],
-        ["CT", "C", "C-1", "NB-IoT", "116.6", "39.9", "", "30", "", "", "BD-09"],
+        ["CT", "C", "C-1", "NB-IoT", "116.6", "39.9", "", "30", "", "", "EPSG:3857"],
     ]
     path = _write_csv(tmp_path / "formats.csv", header, rows)
     result = read_submissions(path, outline=CHINA_BOX)
@@ -321,7 +321,7 @@ def test_number_formats_band_tilt_and_crs_column(tmp_path):
     assert (s["freq_mhz"].iloc[0], s["height_m"].iloc[0], s["downtilt_deg"].iloc[0]) == (875.0, 30.0, 5.0)
     reasons = result.rejects.set_index("source_row")["reason"]
     assert "unknown band 'B99' for NB-IoT" in reasons[2]
-    assert "unknown coordinate system 'BD-09'" in reasons[3]
+    assert "unknown coordinate system 'EPSG:3857'" in reasons[3]
 
 
 def test_malformed_row_with_extra_fields_is_rejected(tmp_path):
@@ -418,3 +418,17 @@ def test_real_national_outline_with_coastal_tolerance(tmp_path):
     assert result.sectors["site_id"].tolist() == ["BJ", "HN"]
     assert result.rejects["source_row"].tolist() == [3, 4]
     assert result.rejects["reason"].str.contains("national boundary").all()
+
+
+def test_bd09_rows_are_converted_to_the_same_point_as_their_wgs84_twin(tmp_path):
+    from coverage.chinacrs import wgs84_to_bd09
+
+    blon, blat = wgs84_to_bd09(116.377817, 39.911954)
+    path = tmp_path / "bd09.csv"
+    _write_csv(path, [*HEADER[:6], "crs"], [
+        ["CT", "X", "X-1", "nbiot", repr(float(blon)), repr(float(blat)), "百度坐标"],
+        ["CT", "Y", "Y-1", "nbiot", "116.377817", "39.911954", "wgs84"],
+    ])
+    s = read_submissions(path, outline=CHINA_BOX).sectors
+    np.testing.assert_allclose(s.geometry.x, [116.377817, 116.377817], atol=1e-7)
+    np.testing.assert_allclose(s.geometry.y, [39.911954, 39.911954], atol=1e-7)
