@@ -484,22 +484,73 @@ def gaps(run_dir, county, operator, tech, limit):
 @click.option("--tianditu-key", default=None, help="Tianditu key, needed for --basemap tianditu.")
 @click.option("--publish-resolution", "publish_resolution_m", type=click.IntRange(100, 5000), default=None,
               help="Cell size in metres of the published coverage overlay [default: from config, 500].")
+@click.option("--change", "change_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Output folder of `covmap compare`: adds the 'change since' pages.")
 @overwrite_opt
-def publish(run_dir, site_dir, edition, operator, basemap, tianditu_key, publish_resolution_m, overwrite):
+def publish(run_dir, site_dir, edition, operator, basemap, tianditu_key, publish_resolution_m, change_dir,
+            overwrite):
     """Write the static HTML coverage maps of RUN_DIR (works offline, assets bundled).
 
     \b
     Examples:
       covmap publish runs/2024-06 --out maps/
       covmap publish runs/2024-06 --out maps-ct/ --edition operator --operator 中国电信
+      covmap publish runs/2024-06 --out maps/ --change changes/2024-06
     """
     from coverage.publish import write_site
 
     result = write_site(run_dir, site_dir, edition=edition, operator=operator, basemap=basemap,
-                        tianditu_key=tianditu_key, publish_resolution_m=publish_resolution_m, overwrite=overwrite)
+                        tianditu_key=tianditu_key, publish_resolution_m=publish_resolution_m, overwrite=overwrite,
+                        change_dir=change_dir)
     click.echo(f"{len(result['pages'])} pages ({result['edition']} edition, {result['counties']} counties) "
                f"in {result['out_dir']}; index.html {result['index_bytes'] / 1e6:.1f} MB, "
                f"total {result['total_bytes'] / 1e6:.1f} MB")
+
+# === compare (issue 15) ===
+
+
+@main.command("compare", short_help="What changed between two runs: coverage, gaps, sites.")
+@click.argument("old_run", metavar="RUN_OLD", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("new_run", metavar="RUN_NEW", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder of the comparison (county/township CSV and Parquet, change.gpkg, raster/).")
+@overwrite_opt
+@click.pass_context
+def compare_cmd(ctx, old_run, new_run, out_dir, overwrite):
+    """Compare two aggregated runs (e.g. last month's and this month's).
+
+    Per county and township × technology × operator (and all): the change of
+    coverage and deep coverage (percentage points), the gap area closed and
+    opened (km², pixel by pixel), sites and sectors added and removed. Both runs
+    must be on the same grid (resolution). Writes OUT/county.csv, township.csv
+    (rounded, for people), county.parquet, township.parquet (full precision),
+    change.gpkg, raster/<tech>[_<op>]_change.tif and compare.json.
+
+    \b
+    Example:
+      covmap compare runs/2024-05 runs/2024-06 --out changes/2024-06
+    """
+    from coverage.compare import compare_runs
+
+    with progress_bar(0, "compare", ctx) as bar:
+        bar.unit = "step"
+
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = compare_runs(old_run, new_run, out_dir, overwrite=overwrite, progress=progress)
+    old, new = result["old"], result["new"]
+    click.echo(f"{old['path']} ({old['data_date']}) -> {new['path']} ({new['data_date']}): "
+               f"{result['counties']} counties, {result['townships']} townships in {result['seconds']:.1f} s")
+    for tech, by_operator in result["totals"].items():
+        for operator, t in by_operator.items():
+            click.echo(f"{tech:<7} {operator:<4} coverage {t['coverage_pct_old']:5.1f} -> {t['coverage_pct_new']:5.1f} % "
+                       f"({t['coverage_change_pp']:+.1f} pp), gaps closed {t['gap_closed_km2']:,.2f} km², "
+                       f"opened {t['gap_opened_km2']:,.2f} km², sites +{t['sites_added']} -{t['sites_removed']}")
+    for name in ("county.csv", "township.csv", "change.gpkg"):
+        if name in result["files"]:
+            click.echo(f"  {result['files'][name]}")
 
 # === build (issue 6) ===
 
@@ -521,10 +572,11 @@ class CrsAssignmentType(click.ParamType):
         return (target or None, crs)
 
 
-def _stage_progress(ctx):
+def _stage_progress(ctx, with_compare: bool = False):
     """One bar across the stages: '[2/4] predict' with that stage's steps."""
     from coverage.pipeline import STAGES
 
+    stages = [name for name in STAGES if name != "compare" or with_compare]
     state = {"bar": None, "stage": None}
 
     def report(stage, done, total):
@@ -535,7 +587,7 @@ def _stage_progress(ctx):
         if stage != state["stage"]:
             state["stage"] = stage
             bar.reset(total=total)
-            bar.set_description(f"[{STAGES.index(stage) + 1}/{len(STAGES)}] {stage}")
+            bar.set_description(f"[{stages.index(stage) + 1}/{len(stages)}] {stage}")
         bar.total = max(total, 1)
         bar.update(done - bar.n)
 
@@ -569,10 +621,13 @@ def _stage_progress(ctx):
               help="Where the HTML site goes [default: RUN_DIR/site; maps/ with --sample].")
 @click.option("--edition", type=click.Choice(["public", "operator"]), default="public", show_default=True)
 @click.option("--operator", "publish_operator", default=None, help="Operator of the operator edition.")
+@click.option("--previous", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Last month's run directory: adds RUN_DIR/change (as `covmap compare`) and the site's "
+                   "'change since' pages.")
 @click.option("--force", is_flag=True, default=False, help="Recompute every stage, reusing nothing.")
 @click.pass_context
 def build_cmd(ctx, sample, submissions, out_dir, crs_items, townships, population, config_path, resolution_m,
-              techs, scheduler, dem, clutter, publish_dir, edition, publish_operator, force):
+              techs, scheduler, dem, clutter, publish_dir, edition, publish_operator, previous, force):
     """Run validate -> predict -> aggregate -> publish, reusing what has not changed.
 
     RUN_DIR/manifest.json records the inputs (sha256; the DEM and land cover too),
@@ -587,6 +642,7 @@ def build_cmd(ctx, sample, submissions, out_dir, crs_items, townships, populatio
       covmap build --sample
       covmap build --submissions submissions/2024-06/ --crs ct_sites.csv=gcj02 --out runs/2024-06
       covmap build --submissions submissions/2024-06/ --out runs/2024-06 --dem copernicus_glo30.vrt
+      covmap build --submissions submissions/2024-06/ --out runs/2024-06 --previous runs/2024-05
     """
     from coverage.pipeline import build, sample_job
 
@@ -604,12 +660,12 @@ def build_cmd(ctx, sample, submissions, out_dir, crs_items, townships, populatio
         if per_file and everywhere:
             raise click.UsageError("--crs: give either one crs for all files or FILE=CRS pairs, not both")
         crs = everywhere[-1] if everywhere else per_file
-    report, close = _stage_progress(ctx)
+    report, close = _stage_progress(ctx, with_compare=previous is not None)
     try:
         result = build(submissions, out_dir, crs=crs or "wgs84", townships=townships, population=population,
                        config=config_path, resolution_m=resolution_m, techs=techs, scheduler=scheduler,
                        dem=dem, clutter=clutter, publish_dir=publish_dir, edition=edition, publish_operator=publish_operator,
-                       progress=report, force=force)
+                       progress=report, force=force, previous=previous)
     finally:
         close()
     _echo_build_summary(result)

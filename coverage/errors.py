@@ -22,6 +22,14 @@ class CRSMismatchError(CoverageError, ValueError):
     """Inputs are in coordinate systems that cannot be combined as given."""
 
 
+class GridMismatchError(CRSMismatchError):
+    """Two runs' rasters are not on one pixel lattice (CRS, resolution or alignment differ)."""
+
+
+class IncompleteRunError(InputReadError):
+    """A run directory lacks a file a command needs (the message names the file and the run)."""
+
+
 class ConfigError(CoverageError, ValueError):
     """The TOML configuration has an unknown key, a wrong type or a value out of range."""
 

@@ -106,3 +106,8 @@ class RunLayout:
 
     def gaps_csv(self, tech: str) -> Path:
         return self.stats_dir / f"gaps_{tech}.csv"
+
+    @property
+    def change_dir(self) -> Path:
+        """What changed since the previous run (``build --previous``; see :mod:`coverage.compare`)."""
+        return self.root / "change"

@@ -48,7 +48,7 @@ from coverage.schema import TECH_IDS
 
 log = logging.getLogger(__name__)
 
-STAGES = ("validate", "predict", "aggregate", "publish")
+STAGES = ("validate", "predict", "aggregate", "compare", "publish")  # compare only with previous=
 SUBMISSION_SUFFIXES = (".csv", ".txt", ".xlsx", ".xlsm", ".geojson", ".json", ".gpkg", ".shp")
 PACKAGES_RECORDED = (
     "numpy", "pandas", "geopandas", "shapely", "pyproj", "pyogrio", "pyarrow", "rasterio",
@@ -306,6 +306,7 @@ def build(
     force: bool = False,
     dem=None,
     clutter=None,
+    previous: str | os.PathLike | None = None,
 ) -> BuildResult:
     """Run validate → predict → aggregate → publish into ``out_dir``, reusing what is unchanged.
 
@@ -350,6 +351,11 @@ def build(
         Land cover choosing each pixel's receiver environment: a GeoTIFF,
         ``"default"`` the embedded MODIS MCD12C1 2019, None or ``"none"`` each
         pixel takes its best server's environment.
+    previous : path, optional
+        An earlier run directory (last month's): the compare stage writes what
+        changed since it into ``out_dir/change`` (:func:`coverage.compare.compare_runs`)
+        and the site gets a "change since <its data date>" view. It must be on the
+        same grid (resolution) as this run.
 
     The DEM's and the land cover's sha256 (not their paths) are part of the
     predict stage's fingerprint: a changed file recomputes predict and the stages
@@ -384,6 +390,7 @@ def build(
     manifest = job.manifest
     created_warnings: list[str] = []
 
+    previous_identity = _run_identity(Path(previous), layout.root) if previous is not None else None
     dem_arg, dem_entry = _terrain_input(dem, "dem")
     clutter_arg, clutter_entry = _terrain_input(clutter, "clutter")
     # the sources' content, not their paths; flat runs keep the fingerprints of before terrain
@@ -409,7 +416,8 @@ def build(
         "config": effective.as_dict(),
         "options": {"techs": list(techs), "resolution_m": resolution_m, "scheduler": scheduler,
                     "dem": _option_text(dem), "clutter": _option_text(clutter),
-                    "edition": edition, "publish_operator": publish_operator},
+                    "edition": edition, "publish_operator": publish_operator,
+                    "previous": None if previous is None else str(previous)},
         "versions": package_versions(),
     })
     manifest.data.setdefault("created", dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
@@ -480,17 +488,34 @@ def build(
 
     aggregate_record = job.run("aggregate", aggregate_fp, aggregate_work, str(layout.stats_dir))
 
+    # -- compare (what changed since the previous run)
+    compare_fp = None
+    if previous is not None:
+        previous_dir = Path(previous)
+        compare_fp = fingerprint("compare", __version__, aggregate_fp, previous_identity)
+
+        def compare_work():
+            from coverage.compare import compare_runs
+
+            result = compare_runs(previous_dir, layout.root, layout.change_dir, progress=job.tick("compare"))
+            outputs = [Path(p) for p in result["files"].values()] + [layout.change_dir / "compare.json"]
+            return outputs, {"previous": result["old"], "counties": result["counties"],
+                             "townships": result["townships"]}
+
+        job.run("compare", compare_fp, compare_work, str(previous_dir))
+
     # -- publish
     site_dir = Path(publish_dir) if publish_dir is not None else layout.root / "site"
     publish_fp = fingerprint("publish", __version__, aggregate_fp, str(site_dir.resolve()), edition,
-                             publish_operator, config_fp)
+                             publish_operator, config_fp, *([compare_fp] if compare_fp else []))
 
     def publish_work():
         from coverage.publish import write_site
 
         written = write_site(layout.root, site_dir, edition=edition, operator=publish_operator,
                              publish_resolution_m=effective.publish.resolution_m,
-                             data_version=manifest.data["run_id"], overwrite=True)
+                             data_version=manifest.data["run_id"], overwrite=True,
+                             change_dir=layout.change_dir if compare_fp else None)
         pages = [site_dir / name for name in written.get("pages", {})]
         return pages, {"site": str(site_dir), "pages": len(pages),
                        "index_bytes": (site_dir / "index.html").stat().st_size}
@@ -519,6 +544,29 @@ def build(
         warnings=all_warnings,
         manifest=manifest.data,
     )
+
+
+def _run_identity(run_dir: Path, this_run: Path) -> dict:
+    """What the compare stage depends on in a previous run: its stages' fingerprints.
+
+    Raises
+    ------
+    IncompleteRunError
+        ``run_dir`` has no readable manifest.json (it is not a covmap run).
+    ArgumentError
+        ``run_dir`` is the run being built.
+    """
+    from coverage.errors import ArgumentError, IncompleteRunError
+
+    if run_dir.resolve() == this_run.resolve():
+        raise ArgumentError(f"--previous {run_dir} is the run being built; give last month's run directory")
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IncompleteRunError(f"--previous {run_dir}: no readable manifest.json, not a covmap run ({exc})") from None
+    stages = manifest.get("stages") or {}
+    return {"path": str(run_dir.resolve()), "run_id": manifest.get("run_id"),
+            "stages": {name: (stages.get(name) or {}).get("fingerprint") for name in ("predict", "aggregate")}}
 
 
 def _crs_by_file(paths: Sequence[Path], crs: str | Mapping[str, str]) -> dict[str, str]:

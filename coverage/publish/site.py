@@ -135,6 +135,7 @@ class _Options:
     techs: tuple[str, ...]
     thresholds: dict = field(default_factory=dict)
     clearance: SiteClearance | None = None  # public edition: coordinates kept clear of sites
+    change_since: str | None = None  # data date of the previous run, when the site has change pages
 
     @property
     def gcj02(self) -> bool:
@@ -366,12 +367,12 @@ def _js_config(opts: _Options) -> dict:
 
 
 def _finish(figure: Figure, fmap: folium.Map, opts: _Options, header_html: str, scripts: list[str],
-            extra_html: str = "", extra_assets: tuple[tuple[str, str], ...] = ()) -> str:
+            extra_html: str = "", extra_assets: tuple[tuple[str, str], ...] = (), config: dict | None = None) -> str:
     figure.html.add_child(_Html(header_html + extra_html))
     name = fmap.get_name()
     for kind, url in extra_assets:  # after Leaflet, which the plugins need
         (fmap.default_js if kind == "js" else fmap.default_css).append((f"covmap_{Path(url).stem}", url))
-    code = f"covmap.setup({safe_json(_js_config(opts))});\n" + "\n".join(s.replace("{map}", name) for s in scripts)
+    code = f"covmap.setup({safe_json(config or _js_config(opts))});\n" + "\n".join(s.replace("{map}", name) for s in scripts)
     fmap.add_child(_Script(code))
     return figure.render()
 
@@ -390,10 +391,18 @@ def _national_page(opts: _Options, counties, written: dict[str, int]) -> None:
     data = layers.units_geojson(counties, NATIONAL_TOLERANCE_DEG, NATIONAL_DECIMALS, opts.gcj02, opts.clearance)
     figure, fmap = _new_page(opts, 0, f"{TITLE_ZH} {TITLE_EN}", counties.total_bounds)
     header = _header(opts, 0, TITLE_ZH, TITLE_EN, [("全国 National", "index.html")] +
-                     ([("缺口表 Gap table", "gaps.html")] if opts.edition == "operator" else []))
+                     ([("缺口表 Gap table", "gaps.html")] if opts.edition == "operator" else []) +
+                     _change_crumb(opts, "change.html"))
     scripts = [f'covmap.units({{map}}, {safe_json(data)}, {{"fit": true, "provinceLinks": true, '
                f'"countyLinks": true, "prefix": ""}});']
     _write_page(opts, "index.html", _finish(figure, fmap, opts, header, scripts), written)
+
+
+def _change_crumb(opts: _Options, href: str) -> list[tuple[str, str]]:
+    """The link to a page's "change since" view, when the site has one."""
+    if opts.change_since is None:
+        return []
+    return [(f"变化（自{opts.change_since}起） Change since {opts.change_since}", href)]
 
 
 def _province_page(opts: _Options, code: str, name: str, counties, sites, written: dict[str, int]) -> None:
@@ -401,7 +410,8 @@ def _province_page(opts: _Options, code: str, name: str, counties, sites, writte
                                 opts.clearance)
     figure, fmap = _new_page(opts, 1, f"{name} · {TITLE_ZH} {TITLE_EN}", counties.total_bounds)
     header = _header(opts, 1, f"{name} {TITLE_ZH}", f"{TITLE_EN} — province {code}",
-                     [("全国 National", "../index.html"), (name, f"{code}.html")])
+                     [("全国 National", "../index.html"), (name, f"{code}.html")]
+                     + _change_crumb(opts, f"{code}_change.html"))
     scripts = [f'covmap.units({{map}}, {safe_json(data)}, {{"fit": true, "countyLinks": true, "prefix": "../"}});']
     assets = ()
     if sites is not None:
@@ -570,7 +580,7 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
                operator: str | None = None, basemap: str = "none", tianditu_key: str | None = None,
                data_date: str | None = None, data_version: str | None = None,
                publish_resolution_m: float | None = None, overwrite: bool = False,
-               workers: int | None = None) -> dict:
+               workers: int | None = None, change_dir: str | os.PathLike | None = None) -> dict:
     """Write the static coverage site of one run.
 
     Parameters
@@ -604,13 +614,19 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
         but at most one per :data:`PAGES_PER_WORKER` counties). The pages do not
         depend on it. The processes are spawned, so a script calling this with more
         than one must run it under ``if __name__ == "__main__":``.
+    change_dir : path, optional
+        A comparison folder (``covmap compare``'s ``--out``, or ``RUN/change`` of
+        ``covmap build --previous``): adds ``change.html`` and
+        ``provinces/<code>_change.html``, the per-county change of coverage since
+        the previous run on a diverging legend (:mod:`coverage.publish.change`),
+        linked from the national and province pages.
 
     Returns
     -------
     dict
         ``out_dir``, ``edition``, ``operator``, ``basemap``, ``counties``,
         ``provinces``, ``pages`` (relative path -> bytes), ``index_bytes``,
-        ``total_bytes``.
+        ``total_bytes``, ``change_since`` (the previous run's data date, or None).
 
     Raises
     ------
@@ -637,6 +653,11 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
                         data_version, publish_resolution_m)
     if edition == "public":
         opts = replace(opts, clearance=_site_clearance(opts.run, opts.gcj02))
+    if change_dir is not None:
+        from coverage.compare import read_comparison
+        from coverage.publish.change import since_label
+
+        opts = replace(opts, change_since=since_label(read_comparison(change_dir)))
     run, out = opts.run, opts.out
     gaps_by_tech = {tech: layers.read_gaps(run.root, tech) for tech in opts.techs}
     if edition == "public":  # the distance to the nearest sector never leaves the run
@@ -657,6 +678,10 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
         name = str(group["province"].iloc[0])
         own = sites[site_county.isin(set(group["code"]))] if sites is not None else None
         _province_page(opts, str(code), name, group, own, written)
+    if change_dir is not None:
+        from coverage.publish.change import write_change_pages
+
+        write_change_pages(opts, change_dir, written)
     by_parent = townships.groupby("parent") if townships is not None and len(townships) else None
     parents = set(by_parent.groups) if by_parent is not None else set()
     # split once: filtering a national gaps table per county cost O(gaps) each time
@@ -676,7 +701,7 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
         "data_date": opts.info.data_date, "data_version": opts.info.data_version,
         "counties": int(len(counties)), "provinces": int(provinces.ngroups),
         "pages": written, "index_bytes": written["index.html"],
-        "total_bytes": int(sum(written.values())),
+        "total_bytes": int(sum(written.values())), "change_since": opts.change_since,
     }
     with atomic_output(out / SITE_MARKER, overwrite=True) as tmp:
         tmp.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")

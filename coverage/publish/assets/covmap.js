@@ -34,8 +34,15 @@
     return { color: "#ffffff", weight: 0.6, opacity: 0.9, fillColor: colour(v), fillOpacity: fillOpacity };
   }
 
-  function pct(value) {
-    return (value === null || value === undefined) ? "–" : value.toFixed(1) + " %";
+  /* a figure with its unit: " %" unless the page's config names another (the
+   * change pages: " pp" with a sign, km², counts) */
+  function pct(value, metric) {
+    if (value === null || value === undefined) { return "–"; }
+    var units = cfg.metricUnits || {};
+    var unit = units[metric] !== undefined ? units[metric] : " %";
+    var signed = (cfg.signedMetrics || []).indexOf(metric) >= 0;
+    var text = unit === "" ? String(Math.round(value)) : value.toFixed(1);
+    return (signed && value > 0 ? "+" : "") + text + unit;
   }
 
   function unitTooltip(feature) {
@@ -47,7 +54,7 @@
     if (p.s) { box.appendChild(el("div", "合成边界 synthetic boundary", "covmap-tip-synthetic")); }
     var current = p.v[keyIndex(state.tech, state.op, state.metric)];
     box.appendChild(el("div", cfg.techLabels[state.tech] + " · " + cfg.opLabels[state.op] + " · " +
-      cfg.metricLabels[state.metric] + ": " + pct(current), "covmap-tip-current"));
+      cfg.metricLabels[state.metric] + ": " + pct(current, state.metric), "covmap-tip-current"));
     var table = el("table");
     var head = el("tr");
     head.appendChild(el("th", cfg.opLabels[state.op]));
@@ -56,7 +63,7 @@
     cfg.techOrder.forEach(function (t) {
       var row = el("tr");
       row.appendChild(el("th", cfg.techLabels[t]));
-      cfg.metricOrder.forEach(function (m) { row.appendChild(el("td", pct(p.v[keyIndex(t, state.op, m)]))); });
+      cfg.metricOrder.forEach(function (m) { row.appendChild(el("td", pct(p.v[keyIndex(t, state.op, m)], m))); });
       table.appendChild(row);
     });
     box.appendChild(table);
@@ -69,7 +76,8 @@
     box.appendChild(el("div", p.n + " (" + p.c + ")", "covmap-tip-name"));
     if (opts.provinceLinks && p.pc) {
       var a = el("a", "省级地图 Province map: " + p.p);
-      a.setAttribute("href", opts.prefix + "provinces/" + encodeURIComponent(p.pc) + ".html");
+      a.setAttribute("href", opts.prefix + "provinces/" + encodeURIComponent(p.pc) + (opts.provinceSuffix || "") +
+        ".html");
       box.appendChild(el("div")).appendChild(a);
     }
     if (opts.countyLinks) {
