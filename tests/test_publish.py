@@ -276,15 +276,29 @@ def test_national_geojson_carries_all_figures(public_site):
     assert "nearest_sector_km" not in text
 
 
-def test_public_edition_has_no_site_coordinates(public_site, operator_site):
+@pytest.fixture(scope="module")
+def public_change_site(run_dir, tmp_path_factory):
+    """The public edition of ``run_dir`` with its change pages (compared with itself): the site folder."""
+    from coverage.compare import compare_runs
+    from coverage.publish import write_site
+
+    root = tmp_path_factory.mktemp("change")
+    compare_runs(run_dir, run_dir, root / "change")
+    write_site(run_dir, root / "maps", change_dir=root / "change")
+    return root / "maps"
+
+
+def test_public_edition_has_no_site_coordinates(public_site, operator_site, public_change_site):
     """No pair of numbers in any public file lies within 50 m of a submitted site.
 
     The same scanner finds the sites in the operator edition, so it does read
-    the formats the site emits.
+    the formats the site emits. The change pages are scanned too.
     """
     _, out = public_site
+    assert (public_change_site / "change.html").is_file()
+    assert (public_change_site / "provinces" / "110000_change.html").is_file()
     scanned = 0
-    for path, text in site_text_files(out):
+    for path, text in [*site_text_files(out), *site_text_files(public_change_site)]:
         pairs = coordinate_pairs(text)
         scanned += len(pairs)
         assert near_sites(pairs, SITES) == set(), path
@@ -354,8 +368,8 @@ def test_operator_edition_only_own_sites_and_gap_table(operator_site):
     assert "markercluster" in county and "covmap.sites(" in county
 
 
-def test_names_are_escaped_in_raw_html(public_site, operator_site):
-    for _, out in (public_site, operator_site):
+def test_names_are_escaped_in_raw_html(public_site, operator_site, public_change_site):
+    for _, out in (public_site, operator_site, (None, public_change_site)):
         for path, text in site_text_files(out):
             assert "<img src=x" not in text, path
             assert '<script>console.log("XSS-site")' not in text, path
@@ -370,6 +384,13 @@ def test_names_are_not_template_code(public_site, operator_site):
         page = (out / "counties/120102.html").read_text(encoding="utf-8")
         assert "丁县49" not in page
         assert "<h1>丁县{{ 7 * 7 }}{% raw %}" in page
+
+
+def test_change_pages_escape_names_and_keep_them_as_text(public_change_site):
+    page = (public_change_site / "change.html").read_text(encoding="utf-8")
+    assert "\\u003cimg src=x onerror=" in page and "丁县49" not in page
+    province = (public_change_site / "provinces" / "120000_change.html").read_text(encoding="utf-8")
+    assert "<h1>测试省B 覆盖变化" in province and "丁县{{ 7 * 7 }}{% raw %}" in province
 
 
 def test_county_page_townships_synthetic_and_gaps(public_site):

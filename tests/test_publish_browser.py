@@ -178,3 +178,53 @@ def test_operator_edition_shows_only_own_sites(sites, watched):
     }""")
     assert positions == [[110.3123, 30.2877]]  # CT-0003; the two CM sites in this province never reach it
     assert watched.blocked == [] and watched.errors == []
+
+
+@pytest.fixture(scope="module")
+def change_site(tmp_path_factory):
+    """The public site of a fake run compared with an earlier one that covered more of 甲县 (110101)."""
+    import numpy as np
+    import rasterio
+
+    from coverage.compare import compare_runs
+    from coverage.publish import write_site
+
+    root = tmp_path_factory.mktemp("browser_change")
+    old, new = make_run(root / "old"), make_run(root / "new")
+    with rasterio.open(new / "raster" / "nbiot_class.tif", "r+") as ds:  # this month NB-IoT lost ground in 甲县
+        classes = ds.read(1)
+        covered = np.argwhere(np.isin(classes, (1, 2)))
+        rows, cols = covered[:, 0], covered[:, 1]
+        west = cols < np.percentile(cols, 15)
+        classes[rows[west], cols[west]] = 0
+        ds.write(classes, 1)
+    compare_runs(old, new, root / "change")
+    write_site(new, root / "public", change_dir=root / "change")
+    return root / "public"
+
+
+def test_change_page_diverging_colours_signed_points_and_links(change_site, watched):
+    from coverage.publish.change import CHANGE_COLOURS
+
+    page = watched.open(change_site / "change.html")
+    fills = _fills(page)
+    assert fills["110101"] in CHANGE_COLOURS[:3]  # a loss: a red class
+    assert fills["120102"] == CHANGE_COLOURS[3]  # no change
+    page.hover('path[data-code="110101"]')
+    tip = page.locator(".leaflet-tooltip", has_text="110101").inner_text()
+    assert " pp" in tip and "-" in tip.split("coverage change:")[1] and " km²" in tip and "%" not in tip
+    assert "sites added" not in tip  # public edition: no site counts
+    page.select_option("#covmap-tech", "redcap")
+    assert _fills(page)["110101"] == CHANGE_COLOURS[3]  # RedCap did not change
+    page.click('path[data-code="110102"]')
+    link = page.locator(".leaflet-popup a", has_text="省级地图 Province map")
+    assert link.get_attribute("href") == "provinces/110000_change.html"
+    link.click()
+    page.wait_for_selector("path.leaflet-interactive", state="attached")
+    assert page.url.endswith("provinces/110000_change.html")
+    assert page.locator("path[data-code]").count() == 2
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "publish_change.png"))
+    watched.open(change_site / "index.html")
+    assert page.locator("nav a", has_text="Change since").get_attribute("href") == "change.html"
+    assert watched.blocked == [] and watched.errors == [] and watched.dialogs == []
