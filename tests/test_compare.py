@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import rasterio
 from test_pipeline import CM_SITES, CT_SITES, _coarse_config, _rows, _write
-from test_publish import coordinate_pairs, near_sites, site_text_files
+from test_publish import coordinate_pairs, embedded_pngs, near_sites, site_text_files
 
 from cli import main
 from coverage.compare import CHANGE_CLOSED, CHANGE_OPENED, compare_runs
@@ -197,6 +197,32 @@ def test_change_pages_in_the_public_site(runs):
     site_keys = [i for i, k in enumerate(keys) if k.endswith(("_sites_added", "_sites_removed"))]
     assert all(values[i] is None for values in by_code.values() for i in site_keys)  # public: no site counts
     assert (site / "provinces" / "350000_change.html").is_file()
+
+
+def test_county_pages_draw_the_gaps_closed_and_opened_of_all_operators(runs):
+    import io
+
+    from PIL import Image
+
+    from coverage.publish.change import CHANGE_OVERLAY_RGBA, county_overlay
+
+    site = runs["new"] / "site"
+    counties = gpd.read_file(runs["new"] / "stats" / "coverage.gpkg", layer="county")
+    drawn = 0
+    for code, geometry in zip(counties["code"].astype(str), counties.geometry, strict=True):
+        text = (site / "counties" / f"{code}.html").read_text(encoding="utf-8")
+        assert "Change since" in text  # the overlay's legend
+        expected = [county_overlay(runs["new"] / "change", tech, geometry, 500, False) for tech in ("nbiot", "redcap")]
+        change_pngs = [overlay.png for overlay in expected if overlay is not None]
+        pngs = embedded_pngs(text)
+        assert len(pngs) == 2 + len(change_pngs)  # the class overlays, then the change ones
+        for png in change_pngs:
+            assert png in pngs
+            pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA")).reshape(-1, 4)
+            colours = set(map(tuple, pixels.tolist())) - {(0, 0, 0, 0)}
+            assert colours and colours <= set(CHANGE_OVERLAY_RGBA.values())
+        drawn += len(change_pngs)
+    assert drawn >= 1
 
 
 def test_operator_edition_change_pages_carry_only_its_own_site_counts(runs, tmp_path):

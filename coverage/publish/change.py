@@ -20,8 +20,9 @@ import logging
 import math
 from pathlib import Path
 
-from coverage.compare import read_comparison
+from coverage.compare import CHANGE_CLOSED, CHANGE_OPENED, read_comparison
 from coverage.errors import InputReadError
+from coverage.layout import layer_key
 from coverage.publish import layers
 from coverage.schema import TECH_IDS
 
@@ -53,6 +54,13 @@ CHANGE_BREAKS_PP: tuple[float, ...] = (-10.0, -2.0, -0.05, 0.05, 2.0, 10.0)
 CHANGE_COLOURS: tuple[str, ...] = ("#b2182b", "#ef8a62", "#fddbc7", "#f7f7f7", "#d1e5f0", "#67a9cf", "#2166ac")
 CHANGE_NAMES: tuple[str, ...] = ("≤ −10 pp", "−10 … −2 pp", "−2 … −0.1 pp", "0 无变化 no change",
                                  "+0.1 … +2 pp", "+2 … +10 pp", "≥ +10 pp")
+
+#: RGBA of the county pages' change overlay (RdBu's ends); unchanged cells are transparent.
+CHANGE_OVERLAY_RGBA: dict[int, tuple[int, int, int, int]] = {
+    CHANGE_OPENED: (178, 24, 43, 200),
+    CHANGE_CLOSED: (33, 102, 172, 200),
+}
+CHANGE_OVERLAY_LABELS = {CHANGE_OPENED: "新增缺口 gap opened", CHANGE_CLOSED: "缺口消除 gap closed"}
 
 NATIONAL_PAGE = "change.html"
 
@@ -131,6 +139,29 @@ def change_geojson(frame, tolerance_deg: float, decimals: int, gcj02: bool, clea
                  "p": str(row.get("province", "") or ""), "pc": str(row.get("province_code", "") or ""), "v": values}
         features.append({"type": "Feature", "properties": props, "geometry": _mapping(geom)})
     return {"type": "FeatureCollection", "features": features}
+
+
+def county_overlay(change_dir, tech: str, geometry, publish_resolution_m: float, gcj02: bool):
+    """The gaps closed and opened (all operators) inside one county as an overlay, or None.
+
+    Drawn like the class overlay: the mode of each ``publish_resolution_m`` cell
+    (so a change smaller than about half a cell does not show), unchanged cells
+    transparent.
+    """
+    path = Path(change_dir) / "raster" / f"{layer_key(tech)}_change.tif"
+    return layers.class_overlay(path, geometry, publish_resolution_m, gcj02, palette=CHANGE_OVERLAY_RGBA)
+
+
+def overlay_legend_html(since: str) -> str:
+    """Legend rows of the county pages' change overlay."""
+    import html
+
+    rows = "".join(
+        f'<div class="row"><span class="swatch" style="background:rgba({r},{g},{b},{a / 255:.2f})"></span>'
+        f"{html.escape(CHANGE_OVERLAY_LABELS[value])}</div>"
+        for value, (r, g, b, a) in CHANGE_OVERLAY_RGBA.items())
+    return (f'<h2>自{html.escape(since)}起的变化 Change since {html.escape(since)} (全部运营商 all operators)</h2>'
+            f'<div class="covmap-legend covmap-change-overlay">{rows}</div>')
 
 
 def _mapping(geom):

@@ -362,7 +362,7 @@ class Overlay:
 
 
 def class_overlay(class_path: str | os.PathLike, geometry, publish_resolution_m: float,
-                  gcj02: bool = False) -> Overlay | None:
+                  gcj02: bool = False, palette: dict[int, tuple[int, int, int, int]] | None = None) -> Overlay | None:
     """The coverage classes inside one unit as a web-mercator PNG overlay.
 
     The class raster (equal-area CRS) is warped straight onto an EPSG:3857 grid
@@ -382,6 +382,9 @@ def class_overlay(class_path: str | os.PathLike, geometry, publish_resolution_m:
     gcj02 : bool, default False
         Shift the bounds by the GCJ-02 offset at the centre (approximate: the
         offset varies by a few metres across a county, far below one cell).
+    palette : dict, optional
+        RGBA per class value (default :data:`OVERLAY_RGBA`); other values are
+        transparent. The change pages pass the change raster's codes.
 
     Returns
     -------
@@ -414,10 +417,11 @@ def class_overlay(class_path: str | os.PathLike, geometry, publish_resolution_m:
     geom_3857 = shapely.transform(geometry, _lonlat_to_3857)
     outside = geometry_mask([geom_3857], out_shape=classes.shape, transform=dst_transform, all_touched=True)
     classes[outside] = CLASS_NODATA
-    if not np.isin(classes, list(OVERLAY_RGBA)).any():
+    palette = OVERLAY_RGBA if palette is None else palette
+    if not np.isin(classes, list(palette)).any():
         return None
     rgba = np.zeros((*classes.shape, 4), dtype=np.uint8)
-    for value, colour in OVERLAY_RGBA.items():
+    for value, colour in palette.items():
         rgba[classes == value] = colour
     x1_grid = x0 + width * cell_3857
     y0_grid = y1 - height * cell_3857

@@ -136,6 +136,7 @@ class _Options:
     thresholds: dict = field(default_factory=dict)
     clearance: SiteClearance | None = None  # public edition: coordinates kept clear of sites
     change_since: str | None = None  # data date of the previous run, when the site has change pages
+    change_dir: Path | None = None  # the comparison folder (its change rasters for the county pages)
 
     @property
     def gcj02(self) -> bool:
@@ -332,6 +333,10 @@ def _header(opts: _Options, depth: int, heading_zh: str, heading_en: str, crumbs
         overlay_legend = ('<h2>预测信号等级 Predicted signal class</h2><div class="covmap-legend">' + rows +
                           '<div class="row"><span class="swatch" style="border:2px dashed #d01c8b"></span>'
                           "最大覆盖缺口 largest gaps</div></div>")
+        if opts.change_dir is not None:
+            from coverage.publish.change import overlay_legend_html
+
+            overlay_legend += overlay_legend_html(opts.change_since)
     return f"""
 <div id="covmap-header">
   <h1>{_esc(heading_zh)}<span class="en">{_esc(heading_en)}</span></h1>
@@ -446,6 +451,8 @@ def _county_page(opts: _Options, county, townships, gaps_by_tech, sites, written
                 interactive=False, cross_origin=False, name=f"{tech} class")
             fmap.add_child(image)
             scripts.append(f'covmap.techLayer({{map}}, "{tech}", {image.get_name()});')
+        if opts.change_dir is not None:
+            scripts += _change_overlay(fmap, opts, tech, geom)
         gaps = layers.gaps_geojson(gaps_by_tech.get(tech), code, opts.gap_operator, GAPS_PER_COUNTY,
                                    gap_tolerance, layers.COORD_DECIMALS, opts.gcj02, opts.clearance)
         if gaps["features"]:
@@ -457,6 +464,20 @@ def _county_page(opts: _Options, county, townships, gaps_by_tech, sites, written
         extra_html = _gap_table_html(gaps_by_tech, opts, county_code=code, element_id="covmap-tables")
     text = _finish(figure, fmap, opts, header, scripts, extra_html=extra_html, extra_assets=assets)
     _write_page(opts, f"counties/{code}.html", text, written)
+
+
+def _change_overlay(fmap: folium.Map, opts: _Options, tech: str, geom) -> list[str]:
+    """The county's gaps closed and opened since the previous run, over the class overlay."""
+    from coverage.publish.change import county_overlay
+
+    overlay = county_overlay(opts.change_dir, tech, geom, opts.publish_resolution_m, opts.gcj02)
+    if overlay is None:
+        return []
+    image = folium.raster_layers.ImageOverlay(
+        "data:image/png;base64," + _b64(overlay.png), bounds=_clear_bounds(overlay.bounds, opts), opacity=1.0,
+        interactive=False, cross_origin=False, name=f"{tech} change")
+    fmap.add_child(image)
+    return [f'covmap.techLayer({{map}}, "{tech}", {image.get_name()});']
 
 
 def _gaps_page(opts: _Options, gaps_by_tech, written: dict[str, int]) -> None:
@@ -657,7 +678,7 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
         from coverage.compare import read_comparison
         from coverage.publish.change import since_label
 
-        opts = replace(opts, change_since=since_label(read_comparison(change_dir)))
+        opts = replace(opts, change_since=since_label(read_comparison(change_dir)), change_dir=Path(change_dir))
     run, out = opts.run, opts.out
     gaps_by_tech = {tech: layers.read_gaps(run.root, tech) for tech in opts.techs}
     if edition == "public":  # the distance to the nearest sector never leaves the run
