@@ -313,3 +313,29 @@ def _units_data(page: str) -> dict:
     match = re.search(r"covmap\.units\([^,]+, (\{.*?\}), \{\"fit\"", page, flags=re.S)
     assert match, "no units data in the page"
     return json.loads(match.group(1))
+
+
+def test_cli_build_previous_and_publish_change(runs, runner, tmp_path):
+    config = str(runs["common"]["config"])
+    flat = ["--config", config, "--scheduler", "synchronous", "--dem", "none", "--clutter", "none"]
+    submissions = str(runs["root"] / "sub_new")
+    not_a_run = tmp_path / "empty"
+    not_a_run.mkdir()
+    result = runner.invoke(main, ["build", "--submissions", submissions, "--out", str(tmp_path / "r1"),
+                                  "--previous", str(not_a_run), *flat])
+    assert result.exit_code == 2 and "not a covmap run" in result.output
+    assert not (tmp_path / "r1").exists()  # refused before any stage ran
+    result = runner.invoke(main, ["build", "--submissions", submissions, "--out", str(tmp_path / "r2"),
+                                  "--previous", str(runs["old"]), *flat])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^compare\s+\d+\.\d s$", result.output, flags=re.M)
+    assert _table(tmp_path / "r2" / "change").equals(_table(runs["cmp"]))
+    assert (tmp_path / "r2" / "site" / "change.html").is_file()
+
+    result = runner.invoke(main, ["publish", str(runs["new"]), "--out", str(tmp_path / "maps"), "--change",
+                                  str(runs["cmp"])])
+    assert result.exit_code == 0, result.output
+    assert "Change since" in (tmp_path / "maps" / "index.html").read_text(encoding="utf-8")
+    result = runner.invoke(main, ["publish", str(runs["new"]), "--out", str(tmp_path / "maps2"), "--change",
+                                  str(not_a_run)])
+    assert result.exit_code == 2 and "compare.json not found" in result.output
