@@ -106,6 +106,11 @@ config_opt = click.option(
     "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None, help="TOML file overriding the default link budgets and settings.",
 )
+rank_opt = click.option(
+    "--rank", type=click.Choice(["population", "built-up", "area"]), default=None,
+    help="Rank each county's gap areas by people, built-up area or area "
+         "[default: from config; auto = population if given, else built-up with land cover, else area].",
+)
 tech_opt = click.option(
     "--tech", "techs", type=TechListType(), default=",".join(TECH_IDS), show_default=True,
     help="Technologies, comma-separated.",
@@ -417,9 +422,10 @@ def _terrain_line(terrain: dict | None) -> str:
               default=None, help="Population raster (people per pixel, any CRS) for the share of people covered.")
 @click.option("--min-gap-km2", type=click.FloatRange(min=0), default=None,
               help="Smallest gap reported, km² [default: from config, 1].")
+@rank_opt
 @config_opt
 @click.pass_context
-def aggregate(ctx, run_dir, townships_path, population_path, min_gap_km2, config_path):
+def aggregate(ctx, run_dir, townships_path, population_path, min_gap_km2, rank, config_path):
     """Write RUN_DIR/stats: county.csv, township.csv, summary.csv, gaps_<tech>.csv, coverage.gpkg.
 
     \b
@@ -435,13 +441,14 @@ def aggregate(ctx, run_dir, townships_path, population_path, min_gap_km2, config
             bar.update(done - bar.n)
 
         result = run_aggregate(run_dir, townships=townships_path, population=population_path, config=config_path,
-                               progress=progress, min_gap_km2=min_gap_km2)
+                               progress=progress, min_gap_km2=min_gap_km2, rank=rank)
     click.echo(f"{result['counties']} counties, {result['townships']} townships in {result['seconds']:.1f} s")
     for key in ("county_csv", "township_csv", "summary_csv", "gpkg"):
         if result[key] is not None:
             click.echo(f"  {result[key]}")
-    for path in result["gaps_csv"].values():
+    for path in (*result["gaps_csv"].values(), *result["gap_areas_csv"].values()):
         click.echo(f"  {path}")
+    click.echo(f"gap areas ranked by {result['gap_rank']}")
     for tech, by_op in result["headline"].items():
         for op, h in by_op.items():
             click.echo(f"{tech:7} {op:4} coverage {h['coverage_pct']:5.1f} % · {h['counties_ge_95pct']} counties ≥ 95 % · "
@@ -455,18 +462,33 @@ def aggregate(ctx, run_dir, townships_path, population_path, min_gap_km2, config
 @click.option("--operator", default=None, help="Operator (中国电信, CT, …) or 'all' [default: every layer].")
 @click.option("--tech", default=None, help="Technology, nbiot or redcap [default: both].")
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Rows shown (0: all).")
-def gaps(run_dir, county, operator, tech, limit):
-    """Print the coverage gaps of RUN_DIR (after `covmap aggregate`) as a table, biggest first.
+@click.option("--rank", type=click.Choice(["population", "built-up", "area"]), default=None,
+              help="Re-rank the areas by people, built-up area or area [default: as aggregated].")
+@click.option("--whole", is_flag=True, help="Show each connected gap whole, biggest first, not split into areas.")
+def gaps(run_dir, county, operator, tech, limit, rank, whole):
+    """Print the coverage gaps of RUN_DIR (after `covmap aggregate`) as a table.
+
+    Each county's gaps come split into townships (when the run was aggregated with
+    --townships) or H3 res-7 cells (about 5 km²), ranked per county by people, built-up
+    area or area; --whole shows the connected gaps instead.
 
     \b
     Examples:
       covmap gaps runs/2024-06 --county 110101
-      covmap gaps runs/2024-06 --county 110101 --operator 中国电信 --tech nbiot
+      covmap gaps runs/2024-06 --county 110101 --operator 中国电信 --tech nbiot --rank built-up
     """
-    from coverage.aggregate import county_gaps, format_gaps
+    if whole:
+        if rank is not None:
+            raise click.UsageError("--rank orders gap areas; --whole gaps are ordered by area")
+        from coverage.aggregate import county_gaps, format_gaps
 
-    frame = county_gaps(run_dir, county=county, operator=operator, tech=tech)
-    click.echo(format_gaps(frame, limit=limit))
+        frame = county_gaps(run_dir, county=county, operator=operator, tech=tech)
+        click.echo(format_gaps(frame, limit=limit))
+    else:
+        from coverage.gap_areas import format_gap_areas, read_gap_areas
+
+        frame = read_gap_areas(run_dir, county=county, operator=operator, tech=tech, rank=rank)
+        click.echo(format_gap_areas(frame, limit=limit))
     click.echo(f"from {', '.join(frame.attrs['sources'])}")
 
 # === publish (issue 5) ===

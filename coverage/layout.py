@@ -106,3 +106,6 @@ class RunLayout:
 
     def gaps_csv(self, tech: str) -> Path:
         return self.stats_dir / f"gaps_{tech}.csv"
+
+    def gap_areas_csv(self, tech: str) -> Path:
+        return self.stats_dir / f"gap_areas_{tech}.csv"
