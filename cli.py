@@ -180,12 +180,12 @@ def main(ctx, verbose, quiet):
     logging.basicConfig(level=max(logging.DEBUG, min(level, logging.ERROR)), format="%(levelname)s %(name)s: %(message)s")
 
 
-def progress_bar(total: int, label: str, ctx: click.Context | None = None):
+def progress_bar(total: int, label: str, ctx: click.Context | None = None, unit: str = "tile"):
     """A tqdm bar on stderr, silent with -q; the library reports through callbacks."""
     from tqdm import tqdm
 
     quiet = ctx is not None and (ctx.obj or {}).get("verbosity", 0) < 0
-    return tqdm(total=total, desc=label, unit="tile", disable=quiet, file=sys.stderr, leave=False)
+    return tqdm(total=total, desc=label, unit=unit, disable=quiet, file=sys.stderr, leave=False)
 
 
 # ---------------------------------------------------------------- commands
@@ -490,6 +490,62 @@ def gaps(run_dir, county, operator, tech, limit, rank, whole):
         frame = read_gap_areas(run_dir, county=county, operator=operator, tech=tech, rank=rank)
         click.echo(format_gap_areas(frame, limit=limit))
     click.echo(f"from {', '.join(frame.attrs['sources'])}")
+
+# === plan (issue 16) ===
+
+
+@main.command(short_help="Propose new sites that close the most of an operator's gaps.")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--operator", required=True, help="Operator (中国移动, CM, …).")
+@click.option("--tech", required=True, help="Technology, nbiot or redcap.")
+@click.option("--county", "counties", multiple=True, help="County code (repeatable) [default: every county of the run].")
+@click.option("--sites", "n_sites", type=click.IntRange(min=1), required=True, help="Number of sites to propose.")
+@rank_opt
+@click.option("--spacing", "spacing_m", type=click.FloatRange(min=30), default=None,
+              help="Candidate grid spacing, m [default: [plan] spacing_fraction x the typical rural cell radius].")
+@click.option("--population", "population_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Population raster (people per pixel) to weigh the choice by people.")
+@config_opt
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for sites.csv (a submission), plan.csv, plan.gpkg and plan.json.")
+@click.pass_context
+def plan(ctx, run_dir, operator, tech, counties, n_sites, rank, spacing_m, population_path, config_path, out_dir):
+    """Choose N new three-sector sites for OPERATOR's TECH gaps in RUN_DIR, greedily, with the engine itself.
+
+    Candidates on a grid inside the operator's gaps are each predicted with the run's
+    link budget, path loss, terrain and land cover; each chosen site adds the most
+    newly covered area, built-up area or people (--rank) given the ones before it.
+    sites.csv is a valid submission: add it to the submissions and build again.
+
+    \b
+    Examples:
+      covmap plan runs/sample --operator 中国移动 --tech redcap --county 350212 --sites 10 --out plans/cm
+      covmap plan runs/2024-06 --operator CT --tech nbiot --sites 20 --population pop.tif --out plans/ct
+    """
+    from coverage.plan import plan_sites, write_plan
+
+    with progress_bar(0, "candidates", ctx, unit="site") as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = plan_sites(run_dir, operator, tech, n_sites, counties=counties or None, rank=rank,
+                            spacing_m=spacing_m, config=config_path, population=population_path, progress=progress)
+    paths = write_plan(result, out_dir)
+    summary = result.summary()
+    click.echo(f"{summary['candidates']} candidate sites at {summary['spacing_m']:,.0f} m in the {result.operator} "
+               f"{result.tech} gaps of {len(result.counties)} count{'y' if len(result.counties) == 1 else 'ies'}; "
+               f"chosen by {result.rank}:")
+    table = result.table.assign(
+        gain_km2=result.table["gain_km2"].map("{:,.2f}".format),
+        coverage_pct=result.table["coverage_pct"].map("{:.1f} %".format),
+    ).loc[:, ["order", "site_id", "lon", "lat", "environment", "gain_km2", "gain_built_up_km2", "gain_people",
+              "coverage_pct"]].dropna(axis=1, how="all")
+    click.echo(table.to_string(index=False))
+    click.echo(f"coverage of the counties {summary['coverage_pct_before']:.1f} % -> {summary['coverage_pct_after']:.1f} %"
+               f" (predicted by the map's own model; {summary['sites']} of {n_sites} sites)")
+    for path in paths.values():
+        click.echo(f"  {path}")
 
 # === publish (issue 5) ===
 
