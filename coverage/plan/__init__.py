@@ -329,7 +329,8 @@ def _run_terrain(report: dict, config, resolution_m: float):
 
 
 def _plan_table(chosen, sets, covered0, area_w, built_w, people_w, lon, lat, env, area_km2, prefix):
-    """PLAN_COLUMNS per chosen site, and the window label raster (flat: 1-based order of the site newly covering)."""
+    """PLAN_COLUMNS per chosen site, and the window label raster (flat: 1-based order of the site newly covering
+    a pixel inside the counties, 0 elsewhere)."""
     covered = covered0.copy()
     label = np.zeros(covered.size, dtype=np.int32)
     width = max(3, len(str(len(chosen))))
@@ -338,7 +339,7 @@ def _plan_table(chosen, sets, covered0, area_w, built_w, people_w, lon, lat, env
         idx = sets[i]
         fresh = idx[~covered[idx]]
         covered[fresh] = True
-        label[fresh] = order
+        label[fresh[area_w[fresh] > 0]] = order  # what it adds inside the counties
         total = float(area_w[covered].sum())
         rows.append({
             "order": order, "site_id": f"{prefix}-{order:0{width}d}", "lon": float(lon[i]), "lat": float(lat[i]),
