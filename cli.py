@@ -562,19 +562,23 @@ def plan(ctx, run_dir, operator, tech, counties, n_sites, rank, spacing_m, popul
 @click.option("--tianditu-key", default=None, help="Tianditu key, needed for --basemap tianditu.")
 @click.option("--publish-resolution", "publish_resolution_m", type=click.IntRange(100, 5000), default=None,
               help="Cell size in metres of the published coverage overlay [default: from config, 500].")
+@click.option("--plan", "plan_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A `covmap plan` folder: the operator edition shows its proposed sites and their gains.")
 @overwrite_opt
-def publish(run_dir, site_dir, edition, operator, basemap, tianditu_key, publish_resolution_m, overwrite):
+def publish(run_dir, site_dir, edition, operator, basemap, tianditu_key, publish_resolution_m, plan_dir, overwrite):
     """Write the static HTML coverage maps of RUN_DIR (works offline, assets bundled).
 
     \b
     Examples:
       covmap publish runs/2024-06 --out maps/
       covmap publish runs/2024-06 --out maps-ct/ --edition operator --operator 中国电信
+      covmap publish runs/2024-06 --out maps-cm/ --edition operator --operator CM --plan plans/cm
     """
     from coverage.publish import write_site
 
     result = write_site(run_dir, site_dir, edition=edition, operator=operator, basemap=basemap,
-                        tianditu_key=tianditu_key, publish_resolution_m=publish_resolution_m, overwrite=overwrite)
+                        tianditu_key=tianditu_key, publish_resolution_m=publish_resolution_m, overwrite=overwrite,
+                        plan_dir=plan_dir)
     click.echo(f"{len(result['pages'])} pages ({result['edition']} edition, {result['counties']} counties) "
                f"in {result['out_dir']}; index.html {result['index_bytes'] / 1e6:.1f} MB, "
                f"total {result['total_bytes'] / 1e6:.1f} MB")

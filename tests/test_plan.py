@@ -24,8 +24,8 @@ from coverage.plan.greedy import greedy_max_coverage
 from coverage.predict import predict
 
 TO_LONLAT = Transformer.from_crs(ALBERS, 4326, always_xy=True)
-# a 10 x 10 km synthetic county in the hills north of 同安区 (the embedded DEM has relief there)
-X0, Y0 = 1_254_000.0, 2_787_000.0  # south-west corner, Albers metres (≈ 118.05° E, 24.79° N)
+# a 10 x 10 km synthetic county in the hills of inland Fujian (the embedded DEM has relief there)
+X0, Y0 = 1_254_000.0, 2_787_000.0  # south-west corner, Albers metres (≈ 117.55° E, 25.8° N)
 SIDE_M = 10_000.0
 HOLE = shapely.box(X0 + 5_500, Y0 + 5_500, X0 + 9_500, Y0 + 9_500)  # no site here: the one uncovered area
 SPACING_M = 1_400.0
@@ -207,3 +207,24 @@ def test_cli_plan(runner, flat_run, tmp_path):
     bad = runner.invoke(cli.main, ["plan", str(flat_run), "--operator", "CT", "--tech", "redcap", "--sites", "2",
                                    "--county", "999999", "--out", str(tmp_path / "q")])
     assert bad.exit_code == 2 and "999999" in bad.output
+
+
+def test_operator_edition_shows_the_plan_and_the_public_edition_refuses_it(flat_run, tmp_path):
+    from coverage.errors import PublishError
+    from coverage.publish import write_site
+
+    result = plan_sites(flat_run, "CT", "redcap", 2)
+    write_plan(result, tmp_path / "plan")
+    write_site(flat_run, tmp_path / "site", edition="operator", operator="CT", plan_dir=tmp_path / "plan",
+               workers=1)
+    page = (tmp_path / "site/counties/359999.html").read_text(encoding="utf-8")
+    first = result.table.iloc[0]
+    assert "PLAN-CT-redcap-001" in page and f"{first['gain_km2']:,.2f} km²" in page
+    assert page.count('"PLAN-CT-redcap-001"') >= 1 and '"MultiPolygon"' in page  # its new coverage
+    with pytest.raises(PublishError, match="operator edition only"):
+        write_site(flat_run, tmp_path / "public", plan_dir=tmp_path / "plan", workers=1)
+    with pytest.raises(PublishError, match="CT's, not CM's"):
+        write_site(flat_run, tmp_path / "cm", edition="operator", operator="CM", plan_dir=tmp_path / "plan",
+                   workers=1)
+    write_site(flat_run, tmp_path / "public", workers=1)
+    assert not any("PLAN-" in p.read_text(encoding="utf-8") for p in (tmp_path / "public").rglob("*.html"))

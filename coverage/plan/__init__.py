@@ -68,7 +68,7 @@ SPACING_ENVIRONMENT = "rural"
 GUARANTEE = ("greedy maximum coverage: covers at least 1 - 1/e (63 %) of the weight the best choice of the same "
              "number of candidate sites could cover (Nemhauser, Wolsey & Fisher 1978)")
 PLAN_COLUMNS = (
-    "order", "site_id", "lon", "lat", "environment", "gain_km2", "gain_built_up_km2", "gain_people",
+    "order", "site_id", "county_code", "lon", "lat", "environment", "gain_km2", "gain_built_up_km2", "gain_people",
     "covered_km2", "coverage_pct",
 )
 #: Columns of sites.csv: a submission in covmap's own schema (coverage.schema), one row per sector.
@@ -207,8 +207,9 @@ def plan_sites(run_dir, operator: str, tech: str, n_sites: int, counties=None, r
                                     tie_weight=None if rank == "area" else area_w)
     timings["choice"] = time.perf_counter() - t0
     area_km2 = float(shapely.area(units_xy.geometry.to_numpy()).sum() / 1e6)
-    table, label = _plan_table(chosen, sets, covered0, area_w, built_w, people_w, lon, lat, env, area_km2,
-                               f"PLAN-{op}-{tech_id}")
+    county_of = _county_of(units_xy, cand_x, cand_y)
+    table, label = _plan_table(chosen, sets, covered0, area_w, built_w, people_w, lon, lat, env, county_of,
+                               area_km2, f"PLAN-{op}-{tech_id}")
     chosen_sectors = _renumbered(candidates, chosen, f"PLAN-{op}-{tech_id}")
     new_coverage = _new_coverage(label, window, table["site_id"].tolist())
     timings["total"] = time.perf_counter() - started
@@ -328,7 +329,16 @@ def _run_terrain(report: dict, config, resolution_m: float):
     return setup
 
 
-def _plan_table(chosen, sets, covered0, area_w, built_w, people_w, lon, lat, env, area_km2, prefix):
+def _county_of(units_xy: gpd.GeoDataFrame, x, y) -> np.ndarray:
+    """County code holding each point (lattice CRS); the first county for a point on a border."""
+    out = np.full(len(x), "", dtype=object)
+    for code, geom in zip(units_xy["code"], units_xy.geometry, strict=True):
+        free = out == ""
+        out[free & shapely.intersects_xy(geom, x, y)] = str(code)
+    return out
+
+
+def _plan_table(chosen, sets, covered0, area_w, built_w, people_w, lon, lat, env, county_of, area_km2, prefix):
     """PLAN_COLUMNS per chosen site, and the window label raster (flat: 1-based order of the site newly covering
     a pixel inside the counties, 0 elsewhere)."""
     covered = covered0.copy()
@@ -342,7 +352,8 @@ def _plan_table(chosen, sets, covered0, area_w, built_w, people_w, lon, lat, env
         label[fresh[area_w[fresh] > 0]] = order  # what it adds inside the counties
         total = float(area_w[covered].sum())
         rows.append({
-            "order": order, "site_id": f"{prefix}-{order:0{width}d}", "lon": float(lon[i]), "lat": float(lat[i]),
+            "order": order, "site_id": f"{prefix}-{order:0{width}d}", "county_code": county_of[i],
+            "lon": float(lon[i]), "lat": float(lat[i]),
             "environment": env[i], "gain_km2": float(area_w[fresh].sum()),
             "gain_built_up_km2": float(built_w[fresh].sum()) if built_w is not None else np.nan,
             "gain_people": float(people_w[fresh].sum()) if people_w is not None else np.nan,

@@ -40,6 +40,7 @@ from coverage.layout import ALL_OPERATORS, CLASS_LABELS, RunLayout
 from coverage.processes import spawn_pool, worker_count
 from coverage.publish import layers
 from coverage.publish.clearance import SiteClearance
+from coverage.publish.plan_layer import add_plan_layer, read_checked_plan
 from coverage.schema import OPERATOR_BY_CODE, TECH_BY_ID, TECH_IDS, normalise_operator
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class _Options:
     techs: tuple[str, ...]
     thresholds: dict = field(default_factory=dict)
     clearance: SiteClearance | None = None  # public edition: coordinates kept clear of sites
+    plan: tuple | None = None  # operator edition: coverage.plan.read_plan's proposed sites
 
     @property
     def gcj02(self) -> bool:
@@ -445,6 +447,8 @@ def _county_page(opts: _Options, county, townships, gaps_by_tech, sites, written
         scripts.append(f"covmap.sites({{map}}, {safe_json(_site_rows(sites, opts))});")
         assets = _cluster_assets(1)
         extra_html = _gap_table_html(gaps_by_tech, opts, county_code=code, element_id="covmap-tables")
+    if opts.plan is not None:
+        add_plan_layer(fmap, opts.plan, code, opts.gcj02)
     text = _finish(figure, fmap, opts, header, scripts, extra_html=extra_html, extra_assets=assets)
     _write_page(opts, f"counties/{code}.html", text, written)
 
@@ -570,7 +574,7 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
                operator: str | None = None, basemap: str = "none", tianditu_key: str | None = None,
                data_date: str | None = None, data_version: str | None = None,
                publish_resolution_m: float | None = None, overwrite: bool = False,
-               workers: int | None = None) -> dict:
+               workers: int | None = None, plan_dir: str | os.PathLike | None = None) -> dict:
     """Write the static coverage site of one run.
 
     Parameters
@@ -604,6 +608,10 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
         but at most one per :data:`PAGES_PER_WORKER` counties). The pages do not
         depend on it. The processes are spawned, so a script calling this with more
         than one must run it under ``if __name__ == "__main__":``.
+    plan_dir : path, optional
+        A ``covmap plan`` output folder of the same operator: the operator edition's
+        county pages show the proposed sites, their gains and what they newly cover.
+        Refused for the public edition.
 
     Returns
     -------
@@ -631,12 +639,15 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
 
         publish_resolution_m = PublishConfig().resolution_m
     operator_code = _check_options(edition, operator, basemap, tianditu_key, publish_resolution_m)
+    plan = read_checked_plan(plan_dir, edition, operator_code)
     counties = layers.read_units(run_dir, "county")
     townships = layers.read_units(run_dir, "township")
     opts = _options_for(run_dir, out_dir, counties, edition, operator_code, basemap, tianditu_key, data_date,
                         data_version, publish_resolution_m)
     if edition == "public":
         opts = replace(opts, clearance=_site_clearance(opts.run, opts.gcj02))
+    if plan is not None:
+        opts = replace(opts, plan=plan)
     run, out = opts.run, opts.out
     gaps_by_tech = {tech: layers.read_gaps(run.root, tech) for tech in opts.techs}
     if edition == "public":  # the distance to the nearest sector never leaves the run
