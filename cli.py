@@ -106,6 +106,11 @@ config_opt = click.option(
     "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None, help="TOML file overriding the default link budgets and settings.",
 )
+rank_opt = click.option(
+    "--rank", type=click.Choice(["population", "built-up", "area"]), default=None,
+    help="Rank each county's gap areas by people, built-up area or area "
+         "[default: from config; auto = population if given, else built-up with land cover, else area].",
+)
 tech_opt = click.option(
     "--tech", "techs", type=TechListType(), default=",".join(TECH_IDS), show_default=True,
     help="Technologies, comma-separated.",
@@ -175,12 +180,12 @@ def main(ctx, verbose, quiet):
     logging.basicConfig(level=max(logging.DEBUG, min(level, logging.ERROR)), format="%(levelname)s %(name)s: %(message)s")
 
 
-def progress_bar(total: int, label: str, ctx: click.Context | None = None):
+def progress_bar(total: int, label: str, ctx: click.Context | None = None, unit: str = "tile"):
     """A tqdm bar on stderr, silent with -q; the library reports through callbacks."""
     from tqdm import tqdm
 
     quiet = ctx is not None and (ctx.obj or {}).get("verbosity", 0) < 0
-    return tqdm(total=total, desc=label, unit="tile", disable=quiet, file=sys.stderr, leave=False)
+    return tqdm(total=total, desc=label, unit=unit, disable=quiet, file=sys.stderr, leave=False)
 
 
 # ---------------------------------------------------------------- commands
@@ -417,9 +422,10 @@ def _terrain_line(terrain: dict | None) -> str:
               default=None, help="Population raster (people per pixel, any CRS) for the share of people covered.")
 @click.option("--min-gap-km2", type=click.FloatRange(min=0), default=None,
               help="Smallest gap reported, km² [default: from config, 1].")
+@rank_opt
 @config_opt
 @click.pass_context
-def aggregate(ctx, run_dir, townships_path, population_path, min_gap_km2, config_path):
+def aggregate(ctx, run_dir, townships_path, population_path, min_gap_km2, rank, config_path):
     """Write RUN_DIR/stats: county.csv, township.csv, summary.csv, gaps_<tech>.csv, coverage.gpkg.
 
     \b
@@ -435,13 +441,14 @@ def aggregate(ctx, run_dir, townships_path, population_path, min_gap_km2, config
             bar.update(done - bar.n)
 
         result = run_aggregate(run_dir, townships=townships_path, population=population_path, config=config_path,
-                               progress=progress, min_gap_km2=min_gap_km2)
+                               progress=progress, min_gap_km2=min_gap_km2, rank=rank)
     click.echo(f"{result['counties']} counties, {result['townships']} townships in {result['seconds']:.1f} s")
     for key in ("county_csv", "township_csv", "summary_csv", "gpkg"):
         if result[key] is not None:
             click.echo(f"  {result[key]}")
-    for path in result["gaps_csv"].values():
+    for path in (*result["gaps_csv"].values(), *result["gap_areas_csv"].values()):
         click.echo(f"  {path}")
+    click.echo(f"gap areas ranked by {result['gap_rank']}")
     for tech, by_op in result["headline"].items():
         for op, h in by_op.items():
             click.echo(f"{tech:7} {op:4} coverage {h['coverage_pct']:5.1f} % · {h['counties_ge_95pct']} counties ≥ 95 % · "
@@ -455,19 +462,90 @@ def aggregate(ctx, run_dir, townships_path, population_path, min_gap_km2, config
 @click.option("--operator", default=None, help="Operator (中国电信, CT, …) or 'all' [default: every layer].")
 @click.option("--tech", default=None, help="Technology, nbiot or redcap [default: both].")
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Rows shown (0: all).")
-def gaps(run_dir, county, operator, tech, limit):
-    """Print the coverage gaps of RUN_DIR (after `covmap aggregate`) as a table, biggest first.
+@click.option("--rank", type=click.Choice(["population", "built-up", "area"]), default=None,
+              help="Re-rank the areas by people, built-up area or area [default: as aggregated].")
+@click.option("--whole", is_flag=True, help="Show each connected gap whole, biggest first, not split into areas.")
+def gaps(run_dir, county, operator, tech, limit, rank, whole):
+    """Print the coverage gaps of RUN_DIR (after `covmap aggregate`) as a table.
+
+    Each county's gaps come split into townships (when the run was aggregated with
+    --townships) or H3 res-7 cells (about 5 km²), ranked per county by people, built-up
+    area or area; --whole shows the connected gaps instead.
 
     \b
     Examples:
       covmap gaps runs/2024-06 --county 110101
-      covmap gaps runs/2024-06 --county 110101 --operator 中国电信 --tech nbiot
+      covmap gaps runs/2024-06 --county 110101 --operator 中国电信 --tech nbiot --rank built-up
     """
-    from coverage.aggregate import county_gaps, format_gaps
+    if whole:
+        if rank is not None:
+            raise click.UsageError("--rank orders gap areas; --whole gaps are ordered by area")
+        from coverage.aggregate import county_gaps, format_gaps
 
-    frame = county_gaps(run_dir, county=county, operator=operator, tech=tech)
-    click.echo(format_gaps(frame, limit=limit))
+        frame = county_gaps(run_dir, county=county, operator=operator, tech=tech)
+        click.echo(format_gaps(frame, limit=limit))
+    else:
+        from coverage.gap_areas import format_gap_areas, read_gap_areas
+
+        frame = read_gap_areas(run_dir, county=county, operator=operator, tech=tech, rank=rank)
+        click.echo(format_gap_areas(frame, limit=limit))
     click.echo(f"from {', '.join(frame.attrs['sources'])}")
+
+# === plan (issue 16) ===
+
+
+@main.command(short_help="Propose new sites that close the most of an operator's gaps.")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--operator", required=True, help="Operator (中国移动, CM, …).")
+@click.option("--tech", required=True, help="Technology, nbiot or redcap.")
+@click.option("--county", "counties", multiple=True, help="County code (repeatable) [default: every county of the run].")
+@click.option("--sites", "n_sites", type=click.IntRange(min=1), required=True, help="Number of sites to propose.")
+@rank_opt
+@click.option("--spacing", "spacing_m", type=click.FloatRange(min=30), default=None,
+              help="Candidate grid spacing, m [default: [plan] spacing_fraction x the typical rural cell radius].")
+@click.option("--population", "population_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Population raster (people per pixel) to weigh the choice by people.")
+@config_opt
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for sites.csv (a submission), plan.csv, plan.gpkg and plan.json.")
+@click.pass_context
+def plan(ctx, run_dir, operator, tech, counties, n_sites, rank, spacing_m, population_path, config_path, out_dir):
+    """Choose N new three-sector sites for OPERATOR's TECH gaps in RUN_DIR, greedily, with the engine itself.
+
+    Candidates on a grid inside the operator's gaps are each predicted with the run's
+    link budget, path loss, terrain and land cover; each chosen site adds the most
+    newly covered area, built-up area or people (--rank) given the ones before it.
+    sites.csv is a valid submission: add it to the submissions and build again.
+
+    \b
+    Examples:
+      covmap plan runs/sample --operator 中国移动 --tech redcap --county 350212 --sites 10 --out plans/cm
+      covmap plan runs/2024-06 --operator CT --tech nbiot --sites 20 --population pop.tif --out plans/ct
+    """
+    from coverage.plan import plan_sites, write_plan
+
+    with progress_bar(0, "candidates", ctx, unit="site") as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = plan_sites(run_dir, operator, tech, n_sites, counties=counties or None, rank=rank,
+                            spacing_m=spacing_m, config=config_path, population=population_path, progress=progress)
+    paths = write_plan(result, out_dir)
+    summary = result.summary()
+    click.echo(f"{summary['candidates']} candidate sites at {summary['spacing_m']:,.0f} m in the {result.operator} "
+               f"{result.tech} gaps of {len(result.counties)} count{'y' if len(result.counties) == 1 else 'ies'}; "
+               f"chosen by {result.rank}:")
+    table = result.table.assign(
+        gain_km2=result.table["gain_km2"].map("{:,.2f}".format),
+        coverage_pct=result.table["coverage_pct"].map("{:.1f} %".format),
+    ).loc[:, ["order", "site_id", "lon", "lat", "environment", "gain_km2", "gain_built_up_km2", "gain_people",
+              "coverage_pct"]].dropna(axis=1, how="all")
+    click.echo(table.to_string(index=False))
+    click.echo(f"coverage of the counties {summary['coverage_pct_before']:.1f} % -> {summary['coverage_pct_after']:.1f} %"
+               f" (predicted by the map's own model; {summary['sites']} of {n_sites} sites)")
+    for path in paths.values():
+        click.echo(f"  {path}")
 
 # === publish (issue 5) ===
 
@@ -486,8 +564,10 @@ def gaps(run_dir, county, operator, tech, limit):
               help="Cell size in metres of the published coverage overlay [default: from config, 500].")
 @click.option("--change", "change_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Output folder of `covmap compare`: adds the 'change since' pages.")
+@click.option("--plan", "plan_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A `covmap plan` folder: the operator edition shows its proposed sites and their gains.")
 @overwrite_opt
-def publish(run_dir, site_dir, edition, operator, basemap, tianditu_key, publish_resolution_m, change_dir,
+def publish(run_dir, site_dir, edition, operator, basemap, tianditu_key, publish_resolution_m, change_dir, plan_dir,
             overwrite):
     """Write the static HTML coverage maps of RUN_DIR (works offline, assets bundled).
 
@@ -496,12 +576,13 @@ def publish(run_dir, site_dir, edition, operator, basemap, tianditu_key, publish
       covmap publish runs/2024-06 --out maps/
       covmap publish runs/2024-06 --out maps-ct/ --edition operator --operator 中国电信
       covmap publish runs/2024-06 --out maps/ --change changes/2024-06
+      covmap publish runs/2024-06 --out maps-cm/ --edition operator --operator CM --plan plans/cm
     """
     from coverage.publish import write_site
 
     result = write_site(run_dir, site_dir, edition=edition, operator=operator, basemap=basemap,
                         tianditu_key=tianditu_key, publish_resolution_m=publish_resolution_m, overwrite=overwrite,
-                        change_dir=change_dir)
+                        change_dir=change_dir, plan_dir=plan_dir)
     click.echo(f"{len(result['pages'])} pages ({result['edition']} edition, {result['counties']} counties) "
                f"in {result['out_dir']}; index.html {result['index_bytes'] / 1e6:.1f} MB, "
                f"total {result['total_bytes'] / 1e6:.1f} MB")

@@ -11,7 +11,10 @@ Reads ``RUN/raster/report.json`` (layers, thresholds, typical cell radii),
   wide ``<tech>_<op>_coverage_pct`` and ``<tech>_<op>_deep_coverage_pct`` for
   op in ct, cm, cu, cbn, all; empty where the run has no such layer) and
   ``gaps_<tech>``;
-- ``stats/gaps_<tech>.csv``: the gaps without geometry.
+- ``stats/gaps_<tech>.csv``: the gaps without geometry;
+- ``stats/gap_areas_<tech>.csv`` (and GPKG layers ``gap_areas_<tech>``): each
+  county's gaps split into townships / H3 res-7 cells with their built-up area and
+  people, ranked (:mod:`coverage.gap_areas`).
 
 Which counties
 --------------
@@ -42,8 +45,10 @@ import pandas as pd
 
 from coverage.errors import InputReadError, SchemaError, StageError, UnknownUnitError
 from coverage.files import atomic_output, write_csv_bom
+from coverage.gap_areas import check_rank, split_gaps
 from coverage.gaps import DEFAULT_GAP_ENVIRONMENT, DEFAULT_MIN_GAP_KM2, GAP_COLUMNS, gaps_by_layer
 from coverage.layout import ALL_OPERATORS, RunLayout
+from coverage.pixel_weights import run_land_cover
 from coverage.processes import worker_count
 from coverage.schema import OPERATORS, normalise_operator, normalise_tech
 from coverage.zonal import Layer, unit_table
@@ -68,7 +73,7 @@ SUMMARY_COLUMNS = (
 
 def aggregate(run_dir, townships=None, population=None, config=None, counties=None,
               progress: Callable[[int, int], None] | None = None, min_gap_km2: float | None = None,
-              workers: int | None = None) -> dict:
+              workers: int | None = None, rank: str | None = None) -> dict:
     """Compute the county (and township) statistics and the gaps of a run; write the stats files.
 
     Parameters
@@ -96,12 +101,16 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
         process computes the statistics.
         The processes are spawned, so a script calling this with more than one
         must run it under ``if __name__ == "__main__":`` (``workers=1`` needs not).
+    rank : str, optional
+        Ranking key of the gap areas (``population``, ``built-up``, ``area``);
+        default the configuration's ``[gaps] rank`` (``auto``:
+        :func:`coverage.gap_areas.default_rank`).
 
     Returns
     -------
     dict
         ``county_csv``, ``township_csv`` (or None), ``summary_csv``, ``gpkg``,
-        ``gaps_csv`` ({tech: path}), ``counties``, ``townships`` (counts),
+        ``gaps_csv`` and ``gap_areas_csv`` ({tech: path}), ``gap_rank``, ``counties``, ``townships`` (counts),
         ``min_gap_km2``, ``seconds`` and ``headline``: {tech: {operator:
         {coverage_pct, counties_ge_95pct, counties_lt_50pct, gaps, gap_km2}}}
         (national, area-weighted coverage).
@@ -118,12 +127,16 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
     report = read_report(layout)
     sectors = _read_sectors(layout)
     min_gap_km2 = _min_gap_km2(config) if min_gap_km2 is None else float(min_gap_km2)
+    loaded_config = _config(config)
+    landcover, class_table = run_land_cover(report, loaded_config)
+    rank = check_rank(loaded_config.gaps.rank if rank is None else rank, population is not None,
+                      landcover is not None)
     counties = _counties(counties, sectors)
     town_units = _townships(townships, counties)
 
     techs = list(report["techs"])
     layers = [layer for tech in techs for layer in report_layers(layout, report, tech)]
-    n_steps = 2 + (town_units is not None)
+    n_steps = 3 + (town_units is not None)
     done = 0
 
     def step():
@@ -155,6 +168,11 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
     gaps = {tech: _concat_gaps([f for lay, f in zip(layers, frames, strict=True) if lay.tech == tech])
             for tech in techs}
     step()
+    resolution_m = float(report["grid"]["resolution_m"])
+    gap_areas = {tech: split_gaps(frame, resolution_m, townships=town_units, landcover=landcover,
+                                  class_table=class_table, population=population, rank=rank)
+                 for tech, frame in gaps.items()}
+    step()
     summary = summary_table(county_table)
 
     write_csv_bom(county_table, layout.county_csv)
@@ -164,7 +182,9 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
     gaps_csv = {}
     for tech, frame in gaps.items():
         gaps_csv[tech] = write_csv_bom(pd.DataFrame(frame.drop(columns="geometry")), layout.gaps_csv(tech))
-    _write_gpkg(layout.stats_gpkg, counties, county_table, town_units, town_table, gaps, techs)
+    gap_areas_csv = {tech: write_csv_bom(pd.DataFrame(frame.drop(columns="geometry")), layout.gap_areas_csv(tech))
+                     for tech, frame in gap_areas.items()}
+    _write_gpkg(layout.stats_gpkg, counties, county_table, town_units, town_table, gaps, techs, gap_areas)
 
     headline = {}
     national = summary[summary["scope"] == "national"]
@@ -184,6 +204,8 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
         "summary_csv": layout.summary_csv,
         "gpkg": layout.stats_gpkg,
         "gaps_csv": gaps_csv,
+        "gap_areas_csv": gap_areas_csv,
+        "gap_rank": rank,
         "counties": int(len(counties)),
         "townships": int(len(town_units)) if town_units is not None else 0,
         "min_gap_km2": min_gap_km2,
@@ -360,6 +382,17 @@ def _read_sectors(layout: RunLayout) -> gpd.GeoDataFrame:
     return sectors
 
 
+def _config(config):
+    """The Config of a ``config`` argument (None, a TOML path, a Config; a plain dict counts as the defaults)."""
+    from coverage.config import Config, load_config
+
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, str | os.PathLike):
+        return load_config(config)
+    return Config()
+
+
 def _min_gap_km2(config) -> float:
     if config is None:
         return DEFAULT_MIN_GAP_KM2
@@ -459,7 +492,7 @@ def _gdal_options(options: dict):
         pyogrio.set_gdal_config_options(previous)
 
 
-def _write_gpkg(path, counties, county_table, towns, town_table, gaps, techs) -> None:
+def _write_gpkg(path, counties, county_table, towns, town_table, gaps, techs, gap_areas=None) -> None:
     with atomic_output(path) as tmp, _gdal_options(_GPKG_FIXED_DATE):
         _wide(counties, county_table, techs).to_file(tmp, layer="county", driver="GPKG")
         if towns is not None:
@@ -467,6 +500,8 @@ def _write_gpkg(path, counties, county_table, towns, town_table, gaps, techs) ->
         for tech, frame in gaps.items():
             frame.to_file(tmp, layer=f"gaps_{tech}", driver="GPKG", mode="a",
                           geometry_type="MultiPolygon" if frame.empty else None)
+        for tech, frame in (gap_areas or {}).items():
+            frame.to_file(tmp, layer=f"gap_areas_{tech}", driver="GPKG", mode="a", geometry_type="MultiPolygon")
 
 
 def format_gaps(frame: pd.DataFrame, limit: int | None = 20) -> str:

@@ -12,7 +12,13 @@ Tables and keys (units in the key names)
     ``resolution_m`` (default 100, 30-1000), ``tile_size_px`` (default 512,
     64-4096, a multiple of 16).
 ``[gaps]``
-    ``min_gap_km2``: smallest uncovered area reported as a gap (default 1.0).
+    ``min_gap_km2``: smallest uncovered area reported as a gap (default 1.0);
+    ``rank``: how the gap areas of a county are ranked, ``"auto"`` (population when
+    a population raster is given, else built-up area when the run used land cover,
+    else area; the default), ``"population"``, ``"built-up"`` or ``"area"``.
+``[plan]``
+    ``spacing_fraction``: spacing of the candidate site grid of ``covmap plan`` as a
+    fraction of the technology's typical rural cell radius (default 0.5, 0.05-2).
 ``[publish]``
     ``resolution_m``: cell size of the public raster overlays (default 500, 100-5000).
 ``[terrain]``
@@ -72,6 +78,14 @@ class GapsConfig:
     """Coverage gaps."""
 
     min_gap_km2: float = 1.0  # smallest uncovered area reported as a gap, km²
+    rank: str = "auto"  # ranking key of the gap areas: auto, population, built-up, area
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """Site planning (``covmap plan``)."""
+
+    spacing_fraction: float = 0.5  # candidate grid spacing / typical rural cell radius
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,7 @@ class PublishConfig:
 
 # [terrain] clutter_table values that are not paths: guess from the raster, or a built-in table.
 CLUTTER_TABLE_NAMES = ("auto", "worldcover", "igbp")
+GAP_RANKS = ("auto", "population", "built-up", "area")  # [gaps] rank
 
 
 @dataclass(frozen=True)
@@ -115,7 +130,7 @@ class Config:
     ----------
     profiles : dict of str to TechProfile
         ``profiles["nbiot"]``, ``profiles["redcap"]``.
-    grid, gaps, publish, terrain
+    grid, gaps, plan, publish, terrain
         The other tables.
     source : str or None
         The TOML file read, None for the defaults (not part of the fingerprint).
@@ -124,6 +139,7 @@ class Config:
     profiles: dict[str, TechProfile] = field(default_factory=lambda: dict(PROFILES))
     grid: GridConfig = GridConfig()
     gaps: GapsConfig = GapsConfig()
+    plan: PlanConfig = PlanConfig()
     publish: PublishConfig = PublishConfig()
     terrain: TerrainConfig = TerrainConfig()
     source: str | None = None
@@ -133,6 +149,7 @@ class Config:
         out = {tech: profile.as_dict() for tech, profile in self.profiles.items()}
         out["grid"] = asdict(self.grid)
         out["gaps"] = asdict(self.gaps)
+        out["plan"] = asdict(self.plan)
         out["publish"] = asdict(self.publish)
         out["terrain"] = asdict(self.terrain)
         return out
@@ -218,7 +235,9 @@ _PROFILE_TABLES: dict[str, tuple] = {
 }
 _SECTION_RULES: dict[str, tuple[type, dict[str, tuple]]] = {
     "grid": (GridConfig, {"resolution_m": (_INT, 30, 1000, "m"), "tile_size_px": (_INT, 64, 4096, "pixels")}),
-    "gaps": (GapsConfig, {"min_gap_km2": (_NUMBER, 0.0, 100_000.0, "km²")}),
+    "gaps": (GapsConfig, {"min_gap_km2": (_NUMBER, 0.0, 100_000.0, "km²"),
+                          "rank": (_STR, None, None, "")}),  # checked in _override_section
+    "plan": (PlanConfig, {"spacing_fraction": (_NUMBER, 0.05, 2.0, "")}),
     "publish": (PublishConfig, {"resolution_m": (_INT, 100, 5000, "m")}),
     "terrain": (TerrainConfig, {
         "diffraction_weight": (_NUMBER, 0.0, 2.0, ""),  # 0 = no diffraction, 2 = twice the loss
@@ -317,6 +336,11 @@ def _override_section(checker: _Checker, name: str, table: dict):
         raise checker.fail("[grid] tile_size_px", f"{section.tile_size_px} must be a multiple of 16")
     if name == "terrain":
         section = _terrain_section(checker, section)
+    if name == "gaps":
+        rank = section.rank.strip().lower().replace("_", "-")
+        if rank not in GAP_RANKS:
+            raise checker.fail("[gaps] rank", f"{section.rank!r} is not one of {', '.join(GAP_RANKS)}")
+        section = replace(section, rank=rank)
     return section
 
 
@@ -408,5 +432,6 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     return config
 
 
-__all__ = ["CLUTTER_TABLE_NAMES", "Config", "GapsConfig", "GridConfig", "PublishConfig", "TerrainConfig",
+__all__ = ["CLUTTER_TABLE_NAMES", "Config", "GAP_RANKS", "GapsConfig", "GridConfig", "PlanConfig", "PublishConfig",
+           "TerrainConfig",
            "config_from_dict", "load_config"]

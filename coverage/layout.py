@@ -111,3 +111,5 @@ class RunLayout:
     def change_dir(self) -> Path:
         """What changed since the previous run (``build --previous``; see :mod:`coverage.compare`)."""
         return self.root / "change"
+    def gap_areas_csv(self, tech: str) -> Path:
+        return self.stats_dir / f"gap_areas_{tech}.csv"

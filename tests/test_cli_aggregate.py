@@ -19,6 +19,7 @@ from rasterio.transform import from_origin
 import cli
 from coverage.aggregate import SUMMARY_COLUMNS, aggregate, county_gaps
 from coverage.errors import UnknownUnitError
+from coverage.gap_areas import read_gap_areas
 from coverage.gaps import GAP_COLUMNS
 from coverage.layout import RunLayout
 from coverage.zonal import UNIT_TABLE_COLUMNS
@@ -217,10 +218,25 @@ def test_cli_aggregate_and_gaps(runner, run_dir, fake_boundaries):
     lines = result.output.splitlines()
     assert lines[0].split()[:4] == ["rank", "county", "tech", "operator"]
     assert "420101 西县" in lines[1] and " CT " in lines[1]
+    # without townships the county's gap comes split into H3 res-7 cells, ranked by area
+    assert " H3 r7 " in lines[1] and "ranked by" not in lines[-2]
+    assert lines[-1].endswith("gap_areas_nbiot.csv")
+    areas = read_gap_areas(run_dir, county="420101", operator="CT", tech="nbiot")
+    assert areas["area_km2"].round(6).is_monotonic_decreasing
+    assert areas["area_km2"].sum() == pytest.approx(50.0 - math.pi * 4.0, rel=0.01)
+
+    result = runner.invoke(cli.main, ["gaps", str(run_dir), "--county", "420101", "--operator", "中国电信",
+                                      "--tech", "NB-IoT", "--whole"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
     assert lines[-1].endswith("gaps_nbiot.csv")
     frame = county_gaps(run_dir, county="420101", operator="CT", tech="nbiot")
     assert frame["area_km2"].is_monotonic_decreasing
     assert frame["area_km2"].sum() == pytest.approx(50.0 - math.pi * 4.0, rel=0.01)
+    assert areas["area_km2"].sum() == pytest.approx(frame["area_km2"].sum(), rel=1e-4)
+    # a rank without its data is a usage error
+    result = runner.invoke(cli.main, ["gaps", str(run_dir), "--rank", "population"])
+    assert result.exit_code == 2 and "population raster" in result.output
 
 
 def test_cli_gaps_unknown_county_exits_2(runner, run_dir, counties):

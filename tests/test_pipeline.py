@@ -15,6 +15,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import write_constant_dem_tif
 from test_publish import near_sites
@@ -227,6 +228,14 @@ def test_build_sample_publishes_maps_index(tmp_path, runner, monkeypatch):
     assert "Terrain: meteva 30″ China DEM" in index.read_text(encoding="utf-8")
     county = (tmp_path / "runs/sample/stats/county.csv").read_text(encoding="utf-8-sig")
     assert county.count("\n350203,") >= 2  # 思明区, per technology
+    # 同安区's RedCap gap for one operator comes as a list per township that adds up to it (issue 16)
+    gaps = pd.read_csv(tmp_path / "runs/sample/stats/gaps_redcap.csv", encoding="utf-8-sig", dtype=str)
+    areas = pd.read_csv(tmp_path / "runs/sample/stats/gap_areas_redcap.csv", encoding="utf-8-sig", dtype=str)
+    mine = areas[(areas["county_code"] == "350212") & (areas["operator"] == "CM")]
+    assert len(mine) >= 5 and set(mine["unit_kind"]) == {"township"}
+    county_gap = gaps[(gaps["county_code"] == "350212") & (gaps["operator"] == "CM")]["area_km2"].astype(float)
+    assert mine["area_km2"].astype(float).sum() == pytest.approx(county_gap.sum(), rel=0.005)
+    assert mine["rank_in_county"].astype(int).tolist() == list(range(1, len(mine) + 1))
     # the public edition of real data: no coordinate pair, in either order, within 50 m of a site
     sectors = gpd.read_parquet(tmp_path / "runs/sample/sectors.parquet").drop_duplicates(["operator", "site_id"])
     sites = [(f"{op}/{site}", None, g.x, g.y) for op, site, g in zip(sectors.operator, sectors.site_id,

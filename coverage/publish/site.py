@@ -40,6 +40,7 @@ from coverage.layout import ALL_OPERATORS, CLASS_LABELS, RunLayout
 from coverage.processes import spawn_pool, worker_count
 from coverage.publish import layers
 from coverage.publish.clearance import SiteClearance
+from coverage.publish.plan_layer import add_plan_layer, read_checked_plan
 from coverage.schema import OPERATOR_BY_CODE, TECH_BY_ID, TECH_IDS, normalise_operator
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class _Options:
     clearance: SiteClearance | None = None  # public edition: coordinates kept clear of sites
     change_since: str | None = None  # data date of the previous run, when the site has change pages
     change_dir: Path | None = None  # the comparison folder (its change rasters for the county pages)
+    plan: tuple | None = None  # operator edition: coverage.plan.read_plan's proposed sites
 
     @property
     def gcj02(self) -> bool:
@@ -462,6 +464,8 @@ def _county_page(opts: _Options, county, townships, gaps_by_tech, sites, written
         scripts.append(f"covmap.sites({{map}}, {safe_json(_site_rows(sites, opts))});")
         assets = _cluster_assets(1)
         extra_html = _gap_table_html(gaps_by_tech, opts, county_code=code, element_id="covmap-tables")
+    if opts.plan is not None:
+        add_plan_layer(fmap, opts.plan, code, opts.gcj02)
     text = _finish(figure, fmap, opts, header, scripts, extra_html=extra_html, extra_assets=assets)
     _write_page(opts, f"counties/{code}.html", text, written)
 
@@ -601,7 +605,8 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
                operator: str | None = None, basemap: str = "none", tianditu_key: str | None = None,
                data_date: str | None = None, data_version: str | None = None,
                publish_resolution_m: float | None = None, overwrite: bool = False,
-               workers: int | None = None, change_dir: str | os.PathLike | None = None) -> dict:
+               workers: int | None = None, change_dir: str | os.PathLike | None = None,
+               plan_dir: str | os.PathLike | None = None) -> dict:
     """Write the static coverage site of one run.
 
     Parameters
@@ -641,6 +646,10 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
         ``provinces/<code>_change.html``, the per-county change of coverage since
         the previous run on a diverging legend (:mod:`coverage.publish.change`),
         linked from the national and province pages.
+    plan_dir : path, optional
+        A ``covmap plan`` output folder of the same operator: the operator edition's
+        county pages show the proposed sites, their gains and what they newly cover.
+        Refused for the public edition.
 
     Returns
     -------
@@ -668,6 +677,7 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
 
         publish_resolution_m = PublishConfig().resolution_m
     operator_code = _check_options(edition, operator, basemap, tianditu_key, publish_resolution_m)
+    plan = read_checked_plan(plan_dir, edition, operator_code)
     counties = layers.read_units(run_dir, "county")
     townships = layers.read_units(run_dir, "township")
     opts = _options_for(run_dir, out_dir, counties, edition, operator_code, basemap, tianditu_key, data_date,
@@ -679,6 +689,8 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
         from coverage.publish.change import since_label
 
         opts = replace(opts, change_since=since_label(read_comparison(change_dir)), change_dir=Path(change_dir))
+    if plan is not None:
+        opts = replace(opts, plan=plan)
     run, out = opts.run, opts.out
     gaps_by_tech = {tech: layers.read_gaps(run.root, tech) for tech in opts.techs}
     if edition == "public":  # the distance to the nearest sector never leaves the run

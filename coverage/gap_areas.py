@@ -1,0 +1,344 @@
+"""Gaps a planner can act on: each county's gaps split into addressable areas, ranked.
+
+A county's gap layer (:mod:`coverage.gaps`) can be one polygon of hundreds of km²
+(everything outside a town's core). Here the union of a layer's gaps in a county is
+cut by the township polygons of that county when a township file is given; what
+lies outside every township (or everything, without townships) is cut by H3 res-7
+cells (≈ 5.2 km², ``h3.average_hexagon_area(7)``). H3 cells tile the plane and the
+townships do not overlap, so the areas of a county's pieces add up to its gap
+area; slivers under :data:`SLIVER_KM2` left by township borders that do not quite
+follow the county's are dropped (their total is in ``attrs["sliver_km2"]``).
+
+Each area carries
+- ``area_km2`` (the raster's equal-area CRS);
+- ``built_up_km2``: its area whose land-cover class is built-up
+  (:func:`coverage.pixel_weights.built_up_mask`), when the run used land cover,
+  else empty;
+- ``population``: people living in it, when a population raster is given, else
+  empty;
+- ``rank_in_county`` by the ranking key (:data:`RANK_KEYS`; default
+  :func:`default_rank`), ties by area, then by code;
+- ``gap_ids``: the county gaps it is part of (``;``-separated).
+
+No site position enters these tables: they hold areas, not sectors.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import geopandas as gpd
+import h3
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry import Polygon
+
+from coverage.config import GAP_RANKS
+from coverage.errors import SchemaError
+from coverage.grid import CHINA_ALBERS_PROJ4
+from coverage.layout import layer_key
+from coverage.pixel_weights import GridWindow, built_up_mask, polygon_sums, population_on_window
+
+log = logging.getLogger(__name__)
+
+M2_PER_KM2 = 1.0e6
+H3_RESOLUTION = 7
+#: Pieces smaller than this (km², a tenth of a 100 m pixel) are slivers along boundaries, not places.
+SLIVER_KM2 = 0.001
+RANK_KEYS = tuple(key for key in GAP_RANKS if key != "auto")
+_RANK_COLUMN = {"population": "population", "built-up": "built_up_km2", "area": "area_km2"}
+
+#: Columns of a gap-areas table, geometry last.
+GAP_AREA_COLUMNS = (
+    "area_id", "tech", "operator", "county_code", "county_name", "unit_kind", "unit_code", "unit_name",
+    "area_km2", "built_up_km2", "population", "centroid_lon", "centroid_lat", "rank_in_county", "gap_ids",
+)
+
+
+def default_rank(has_population: bool, has_built_up: bool) -> str:
+    """``population`` when a population raster is given, else ``built-up`` with land cover, else ``area``.
+
+    Examples
+    --------
+    >>> default_rank(False, True), default_rank(True, True), default_rank(False, False)
+    ('built-up', 'population', 'area')
+    """
+    return "population" if has_population else "built-up" if has_built_up else "area"
+
+
+def check_rank(rank: str | None, has_population: bool, has_built_up: bool) -> str:
+    """The ranking key to use; a key without its data is an error.
+
+    Raises
+    ------
+    SchemaError
+        ``rank`` is not one of :data:`RANK_KEYS`, or names data the run does not have.
+    """
+    if rank is None or rank == "auto":
+        return default_rank(has_population, has_built_up)
+    text = str(rank).strip().lower().replace("_", "-")
+    if text not in RANK_KEYS:
+        raise SchemaError(f"rank {rank!r} is not one of {', '.join(RANK_KEYS)}")
+    if text == "population" and not has_population:
+        raise SchemaError("rank 'population' needs a population raster (--population)")
+    if text == "built-up" and not has_built_up:
+        raise SchemaError("rank 'built-up' needs a run predicted with land cover (--clutter)")
+    return text
+
+
+def split_gaps(gaps: gpd.GeoDataFrame, resolution_m: float, townships: gpd.GeoDataFrame | None = None,
+               landcover=None, class_table=None, population=None, rank: str | None = None) -> gpd.GeoDataFrame:
+    """Split each county's gaps of each layer into townships / H3 res-7 cells, with their weights.
+
+    Parameters
+    ----------
+    gaps : geopandas.GeoDataFrame
+        Gaps as :func:`coverage.gaps.gaps_by_layer` returns them (any layers).
+    resolution_m : float
+        Pixel size of the run's grid: built-up area and people are summed on it.
+    townships : geopandas.GeoDataFrame, optional
+        Township polygons with ``code``, ``name`` and ``parent`` (county code).
+    landcover, class_table : optional
+        The run's land cover (:class:`~coverage.terrain.landcover.LandCoverSource`) and
+        its class table; give both or neither.
+    population : path, optional
+        Population raster (people per pixel, any CRS).
+    rank : str, optional
+        One of :data:`RANK_KEYS`; default :func:`default_rank`.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        EPSG:4326, columns :data:`GAP_AREA_COLUMNS` + geometry, by layer, county, rank.
+    """
+    rank = check_rank(rank, population is not None, landcover is not None)
+    if townships is not None and "parent" not in townships.columns:
+        raise SchemaError("townships lack the 'parent' (county code) column")
+    if len(gaps) == 0:
+        return _empty()
+    projected = gaps.to_crs(CHINA_ALBERS_PROJ4)
+    towns = None if townships is None else townships.to_crs(CHINA_ALBERS_PROJ4)
+    rows, sliver_km2 = [], 0.0
+    for county_code, county_gaps in projected.groupby("county_code", sort=True):
+        window = GridWindow.around(county_gaps.total_bounds, resolution_m, pad_px=2)
+        values = {}
+        if landcover is not None:
+            values["built_up_km2"] = built_up_mask(window, landcover, class_table) * window.pixel_area_km2
+        if population is not None:
+            values["population"] = population_on_window(window, population)
+        county_towns = None if towns is None else towns[towns["parent"].astype(str) == str(county_code)]
+        for (tech, operator), layer in county_gaps.groupby(["tech", "operator"], sort=False):
+            pieces, dropped = _pieces(layer, county_towns)
+            sliver_km2 += dropped
+            if not pieces:
+                continue
+            sums = polygon_sums(window, [p["geometry"] for p in pieces], values) if values else {}
+            first = layer.iloc[0]
+            for i, piece in enumerate(pieces):
+                rows.append({
+                    "tech": tech, "operator": operator, "county_code": county_code,
+                    "county_name": first["county_name"], **piece,
+                    "built_up_km2": float(sums["built_up_km2"][i]) if "built_up_km2" in sums else np.nan,
+                    "population": float(sums["population"][i]) if "population" in sums else np.nan,
+                })
+    if not rows:
+        return _empty()
+    frame = gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=CHINA_ALBERS_PROJ4)
+    frame["area_km2"] = shapely.area(frame.geometry.to_numpy()) / M2_PER_KM2
+    centroids = gpd.GeoSeries(shapely.centroid(frame.geometry.to_numpy()), crs=CHINA_ALBERS_PROJ4).to_crs(4326)
+    frame["centroid_lon"], frame["centroid_lat"] = centroids.x.to_numpy(), centroids.y.to_numpy()
+    frame = rank_areas(frame.to_crs(4326), rank)
+    frame.attrs["rank"] = rank
+    frame.attrs["sliver_km2"] = sliver_km2
+    return frame
+
+
+def rank_areas(frame: pd.DataFrame, rank: str) -> pd.DataFrame:
+    """Order the areas of each layer and county by ``rank`` (then area, then code) and number them."""
+    key = _RANK_COLUMN[rank]
+    # rounded so that equal areas computed through different reprojections tie
+    out = frame.assign(_key=frame[key].fillna(0.0).round(6), _area=frame["area_km2"].round(6),
+                       _layer=frame["tech"] + "/" + frame["operator"])
+    out = out.sort_values(["_layer", "county_code", "_key", "_area", "unit_code"],
+                          ascending=[True, True, False, False, True], kind="stable")
+    out["rank_in_county"] = out.groupby(["_layer", "county_code"], sort=False).cumcount().astype("int64") + 1
+    out["area_id"] = [f"{layer_key(t, o)}-{c}-{u}" for t, o, c, u in
+                      zip(out["tech"], out["operator"], out["county_code"], out["unit_code"], strict=True)]
+    columns = [*GAP_AREA_COLUMNS, "geometry"] if "geometry" in out.columns else list(GAP_AREA_COLUMNS)
+    result = out.loc[:, columns].reset_index(drop=True)
+    result.attrs = dict(frame.attrs)
+    result.attrs["rank"] = rank
+    return result
+
+
+def _pieces(layer: gpd.GeoDataFrame, towns: gpd.GeoDataFrame | None) -> tuple[list[dict], float]:
+    """The pieces of one layer's gaps in one county (lattice CRS) and the sliver area dropped (km²)."""
+    gap_geoms = layer.geometry.to_numpy()
+    gap_ids = layer["gap_id"].to_numpy()
+    whole = shapely.union_all(gap_geoms)
+    pieces, dropped = [], 0.0
+    remainder = whole
+    if towns is not None and len(towns):
+        town_geoms = towns.geometry.to_numpy()
+        parts = shapely.intersection(whole, town_geoms)
+        for part, code, name in zip(parts, towns["code"].astype(str), towns["name"], strict=True):
+            area = shapely.area(part) / M2_PER_KM2
+            if area >= SLIVER_KM2:
+                pieces.append(_piece(part, "township", code, name, gap_geoms, gap_ids))
+            else:
+                dropped += area
+        remainder = shapely.difference(whole, shapely.union_all(town_geoms))
+    if not shapely.is_empty(remainder):
+        for cell, part in _h3_parts(remainder):
+            area = shapely.area(part) / M2_PER_KM2
+            if area >= SLIVER_KM2:
+                pieces.append(_piece(part, "h3_res7", cell, None, gap_geoms, gap_ids))
+            else:
+                dropped += area
+    return pieces, dropped
+
+
+def _piece(geom, kind, code, name, gap_geoms, gap_ids) -> dict:
+    parts = shapely.get_parts(geom)
+    polygons = shapely.multipolygons(parts[shapely.get_type_id(parts) == 3])
+    touching = shapely.intersection(gap_geoms, polygons)
+    of = gap_ids[shapely.area(touching) > 0]
+    return {"unit_kind": kind, "unit_code": str(code), "unit_name": name, "gap_ids": ";".join(map(str, of)),
+            "geometry": polygons}
+
+
+def _h3_parts(region):
+    """``(cell, region ∩ cell)`` for the H3 res-7 cells overlapping ``region`` (lattice CRS)."""
+    lonlat = gpd.GeoSeries([region], crs=CHINA_ALBERS_PROJ4).to_crs(4326).iloc[0]
+    cells = set()
+    for poly in shapely.get_parts(lonlat):
+        if shapely.get_type_id(poly) != 3 or poly.is_empty:
+            continue
+        shape = h3.LatLngPoly([(y, x) for x, y in poly.exterior.coords],
+                              *[[(y, x) for x, y in ring.coords] for ring in poly.interiors])
+        cells.update(h3.h3shape_to_cells_experimental(shape, H3_RESOLUTION, contain="overlap"))
+    cells = sorted(cells)
+    if not cells:
+        return []
+    hexes = [Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in cells]
+    hexes_xy = gpd.GeoSeries(hexes, crs=4326).to_crs(CHINA_ALBERS_PROJ4).to_numpy()
+    parts = shapely.intersection(region, hexes_xy)
+    keep = ~shapely.is_empty(parts)
+    return [(c, p) for c, p, k in zip(cells, parts, keep, strict=True) if k]
+
+
+def _empty() -> gpd.GeoDataFrame:
+    frame = gpd.GeoDataFrame({c: pd.Series(dtype=object) for c in GAP_AREA_COLUMNS}, geometry=gpd.GeoSeries([]),
+                             crs=4326)
+    frame.attrs["sliver_km2"] = 0.0
+    return frame
+
+
+def read_gap_areas(run_dir, county=None, operator=None, tech=None, rank: str | None = None) -> pd.DataFrame:
+    """The gap areas of an aggregated run (``stats/gap_areas_<tech>.csv``), ranked per county.
+
+    Parameters
+    ----------
+    run_dir : path
+    county : str, optional
+        6-digit county code; default every county.
+    operator : str, optional
+        Operator (any spelling) or ``all``; default every layer.
+    tech : str, optional
+        Technology (any spelling); default every technology with a file.
+    rank : str, optional
+        Re-rank by ``population``, ``built-up`` or ``area``; default the ranking the
+        files were written with.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`GAP_AREA_COLUMNS`, by county then rank; ``attrs["sources"]`` the files
+        read and ``attrs["rank"]`` the key.
+
+    Raises
+    ------
+    InputReadError
+        The run has no gap-areas file (aggregate it again).
+    UnknownUnitError, SchemaError
+        Unknown county, operator or technology; a rank without its data.
+    """
+    from coverage.errors import InputReadError, UnknownUnitError
+    from coverage.layout import ALL_OPERATORS, RunLayout
+    from coverage.schema import normalise_operator, normalise_tech
+
+    layout = RunLayout(run_dir)
+    if tech is not None:
+        techs = [normalise_tech(tech)]
+        if techs[0] is None:
+            raise SchemaError(f"unknown technology {tech!r}")
+    else:
+        techs = sorted(p.stem[len("gap_areas_"):] for p in layout.stats_dir.glob("gap_areas_*.csv"))
+    paths = [layout.gap_areas_csv(t) for t in techs]
+    missing = [p for p in paths if not p.exists()]
+    if not paths or missing:
+        raise InputReadError(f"{missing[0] if missing else layout.stats_dir / 'gap_areas_*.csv'} not found: "
+                             f"run `covmap aggregate {run_dir}` again")
+    frame = pd.concat([_read_codes_csv(p) for p in paths], ignore_index=True)
+    if county is not None:
+        county = str(county).strip()
+        known = (set(_read_codes_csv(layout.county_csv)["code"]) if layout.county_csv.exists()
+                 else set(frame["county_code"]))
+        if county not in known:
+            raise UnknownUnitError(f"county {county} is not in run {run_dir} ({len(known)} counties)")
+        frame = frame[frame["county_code"] == county]
+    if operator is not None:
+        op = ALL_OPERATORS if str(operator).strip().lower() == ALL_OPERATORS else normalise_operator(operator)
+        if op is None:
+            raise SchemaError(f"unknown operator {operator!r}")
+        frame = frame[frame["operator"] == op]
+    has_population = bool(frame["population"].notna().any()) if len(frame) else False
+    has_built_up = bool(frame["built_up_km2"].notna().any()) if len(frame) else False
+    if rank is not None:
+        frame = rank_areas(frame, check_rank(rank, has_population, has_built_up))
+    else:
+        frame = frame.sort_values(["tech", "operator", "county_code", "rank_in_county"], kind="stable")
+        frame.attrs["rank"] = None
+    frame = frame.reset_index(drop=True)
+    frame.attrs["sources"] = [str(p) for p in paths]
+    return frame
+
+
+def _read_codes_csv(path) -> pd.DataFrame:
+    codes = ("code", "county_code", "unit_code", "area_id", "gap_ids")
+    return pd.read_csv(path, encoding="utf-8-sig", dtype={c: "string" for c in codes})
+
+
+def format_gap_areas(frame: pd.DataFrame, limit: int | None = 20) -> str:
+    """An aligned text table of gap areas (in rank order) for the terminal; the last line sums them."""
+    if frame.empty:
+        return "no gaps"
+    shown = frame if not limit else frame.head(limit)
+
+    def number(values, fmt):
+        return values.map(lambda v: "" if pd.isna(v) else format(v, fmt))
+
+    table = pd.DataFrame({
+        "rank": shown["rank_in_county"].astype("Int64"),
+        "county": shown["county_code"].astype(str) + " " + shown["county_name"].fillna("").astype(str),
+        "tech": shown["tech"],
+        "operator": shown["operator"],
+        "unit": shown["unit_kind"].map({"township": "township", "h3_res7": "H3 r7"}).fillna(shown["unit_kind"]),
+        "code": shown["unit_code"],
+        "name": shown["unit_name"].fillna(""),
+        "area_km2": number(shown["area_km2"], ",.2f"),
+        "built_up_km2": number(shown["built_up_km2"], ",.2f"),
+        "people": number(shown["population"], ",.0f"),
+    })
+    table = table.loc[:, [c for c in table.columns if (table[c] != "").any()]]
+    text = table.to_string(index=False)
+    total = f"{len(frame)} areas, {frame['area_km2'].sum():,.1f} km²"
+    if frame["built_up_km2"].notna().any():
+        total += f", {frame['built_up_km2'].sum():,.1f} km² built-up"
+    if frame["population"].notna().any():
+        total += f", {frame['population'].sum():,.0f} people"
+    rank = frame.attrs.get("rank")
+    if len(shown) < len(frame):
+        text += f"\n… {len(frame) - len(shown)} more"
+    return text + f"\n{total} in all" + (f" (ranked by {rank})" if rank else "")

@@ -1,0 +1,130 @@
+"""Gap areas: a county's gaps split by township / H3 res-7, with built-up area and people, ranked."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import h3
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from rasterio.transform import from_origin
+
+from coverage.errors import SchemaError
+from coverage.gap_areas import GAP_AREA_COLUMNS, check_rank, format_gap_areas, split_gaps
+from coverage.grid import CHINA_ALBERS_PROJ4 as ALBERS
+from coverage.terrain.clutter import builtin_table
+from coverage.terrain.landcover import open_landcover
+
+# a lattice-aligned square county of 20 x 20 km near Xiamen (Albers metres)
+X0, Y0 = 1_300_000.0, 2_700_000.0
+RES_M = 100.0
+
+
+def square(x0_km, y0_km, x1_km, y1_km):
+    """A box in km from (X0, Y0), y upwards."""
+    return shapely.box(X0 + x0_km * 1000, Y0 + y0_km * 1000, X0 + x1_km * 1000, Y0 + y1_km * 1000)
+
+
+def gaps_frame(geoms, operator="CM", tech="redcap", county="350212"):
+    return gpd.GeoDataFrame({
+        "gap_id": [f"{tech}_{operator.lower()}-{county}-{i + 1}" for i in range(len(geoms))],
+        "tech": tech, "operator": operator, "county_code": county, "county_name": "同安区",
+        "unit_code": county, "area_km2": [g.area / 1e6 for g in geoms],
+    }, geometry=geoms, crs=ALBERS).to_crs(4326)
+
+
+def townships(county="350212"):
+    """Four 10 x 10 km townships tiling the county."""
+    geoms = [square(0, 0, 10, 10), square(10, 0, 20, 10), square(0, 10, 10, 20), square(10, 10, 20, 20)]
+    return gpd.GeoDataFrame({"code": [f"{county}00{i}" for i in range(1, 5)], "name": [f"T{i}" for i in range(1, 5)],
+                             "parent": county}, geometry=geoms, crs=ALBERS).to_crs(4326)
+
+
+def test_township_pieces_are_the_intersections_and_add_up_to_the_gap():
+    gap = square(5, 5, 15, 8)  # 30 km² across townships 1 and 2
+    other = square(2, 14, 4, 18)  # 8 km² inside township 3
+    areas = split_gaps(gaps_frame([gap, other]), RES_M, townships=townships())
+    assert list(areas.columns) == [*GAP_AREA_COLUMNS, "geometry"]
+    by_code = areas.set_index("unit_code")["area_km2"]
+    assert by_code.to_dict() == pytest.approx({"350212001": 15.0, "350212002": 15.0, "350212003": 8.0}, rel=1e-6)
+    assert (areas["unit_kind"] == "township").all()
+    assert areas.loc[areas["unit_code"] == "350212003", "gap_ids"].item() == "redcap_cm-350212-2"
+    assert areas.loc[areas["unit_code"] == "350212001", "gap_ids"].item() == "redcap_cm-350212-1"
+    # no land cover, no population: ranked by area, ties by code
+    assert areas.attrs["rank"] == "area"
+    assert areas["unit_code"].tolist() == ["350212001", "350212002", "350212003"]
+    assert areas["rank_in_county"].tolist() == [1, 2, 3]
+    assert areas["built_up_km2"].isna().all() and areas["population"].isna().all()
+
+
+def test_without_townships_h3_res7_cells_tile_the_gap():
+    gap = square(1, 1, 13, 9)  # 96 km²: about 19 res-7 cells
+    areas = split_gaps(gaps_frame([gap]), RES_M)
+    assert (areas["unit_kind"] == "h3_res7").all()
+    assert areas["area_km2"].sum() == pytest.approx(96.0, rel=1e-4)
+    assert all(h3.get_resolution(c) == 7 for c in areas["unit_code"])
+    assert areas["unit_code"].is_unique
+    # no piece is bigger than a res-7 cell (≈ 5.16 km²; a little more in the Albers plane at 24.5° N)
+    assert areas["area_km2"].max() < 1.1 * h3.average_hexagon_area(7, unit="km^2")
+    # the pieces do not overlap
+    pieces = areas.to_crs(ALBERS).geometry
+    assert shapely.union_all(pieces.to_numpy()).area / 1e6 == pytest.approx(96.0, rel=1e-4)
+
+
+def test_gap_outside_the_townships_falls_back_to_h3_cells():
+    towns = townships().iloc[:2]  # only the southern half has township polygons
+    gap = square(4, 6, 8, 14)  # 32 km²: 16 km² in township 1, 16 km² north of every township
+    areas = split_gaps(gaps_frame([gap]), RES_M, townships=towns)
+    kinds = areas.groupby("unit_kind")["area_km2"].sum()
+    assert kinds["township"] == pytest.approx(16.0, rel=1e-6)
+    assert kinds["h3_res7"] == pytest.approx(16.0, rel=1e-4)
+
+
+def write_raster(path, values, dtype, nodata=None):
+    height, width = values.shape
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=1, dtype=dtype, crs=ALBERS,
+                       transform=from_origin(X0, Y0 + 20_000, RES_M, RES_M), nodata=nodata) as ds:
+        ds.write(values.astype(dtype), 1)
+    return path
+
+
+def test_built_up_and_people_rank_the_areas(tmp_path):
+    # land cover (IGBP): class 13 "urban and built-up" over x 10-12 km, y 2-4 km; grassland elsewhere
+    lc = np.full((200, 200), 10, np.uint8)
+    lc[160:180, 100:120] = 13
+    landcover = open_landcover(write_raster(tmp_path / "lc.tif", lc, "uint8", nodata=255))
+    # 1,000 people in each pixel of x 2-3 km, y 12-13 km (township 3)
+    pop = np.zeros((200, 200), np.float32)
+    pop[70:80, 20:30] = 1000.0
+    population = write_raster(tmp_path / "pop.tif", pop, "float32", nodata=-1)
+    gap = square(0, 0, 20, 20)  # the whole county
+    by_built_up = split_gaps(gaps_frame([gap]), RES_M, townships=townships(), landcover=landcover,
+                             class_table=builtin_table("igbp"))
+    assert by_built_up.attrs["rank"] == "built-up"
+    first = by_built_up.iloc[0]
+    assert first["unit_code"] == "350212002" and first["built_up_km2"] == pytest.approx(4.0)
+    assert by_built_up["built_up_km2"].sum() == pytest.approx(4.0)
+    by_people = split_gaps(gaps_frame([gap]), RES_M, townships=townships(), landcover=landcover,
+                           class_table=builtin_table("igbp"), population=population)
+    assert by_people.attrs["rank"] == "population"
+    assert by_people.iloc[0]["unit_code"] == "350212003"
+    assert by_people.iloc[0]["population"] == pytest.approx(100_000.0, rel=1e-4)
+    assert by_people["population"].sum() == pytest.approx(100_000.0, rel=1e-4)
+    forced = split_gaps(gaps_frame([gap]), RES_M, townships=townships(), landcover=landcover,
+                        class_table=builtin_table("igbp"), population=population, rank="area")
+    assert forced.attrs["rank"] == "area" and forced["rank_in_county"].tolist() == [1, 2, 3, 4]
+    text = format_gap_areas(by_people)
+    assert "people" in text and "100,000" in text and "ranked by population" in text
+
+
+def test_rank_keys_need_their_data():
+    assert check_rank(None, False, False) == "area"
+    assert check_rank("auto", True, False) == "population"
+    assert check_rank("BUILT_UP", False, True) == "built-up"
+    with pytest.raises(SchemaError, match="population raster"):
+        check_rank("population", False, True)
+    with pytest.raises(SchemaError, match="land cover"):
+        check_rank("built-up", True, False)
+    with pytest.raises(SchemaError, match="not one of"):
+        check_rank("sites", True, True)
