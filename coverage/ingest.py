@@ -50,7 +50,7 @@ import pandas as pd
 import shapely
 
 from coverage import chinacrs
-from coverage.errors import ArgumentError, InputReadError, SchemaError
+from coverage.errors import ArgumentError, InputReadError, RepeatedColumnError, SchemaError
 from coverage.files import atomic_output, check_writable, claim_run_dir, write_csv_bom
 from coverage.layout import ALL_OPERATORS, RunLayout
 from coverage.schema import (
@@ -66,6 +66,7 @@ from coverage.schema import (
     normalise_environment,
     normalise_operator,
     normalise_tech,
+    repeated_columns,
 )
 
 log = logging.getLogger(__name__)
@@ -217,10 +218,20 @@ def _find_header(rows: list[list[str]], name: str) -> int:
     )
 
 
+def _refuse_repeated_columns(headers, name: str) -> None:
+    """Raise RepeatedColumnError when two headers name one column: which one holds the data is
+    the operator's to say (reading the first silently dropped the other)."""
+    repeated = repeated_columns(headers)
+    if repeated:
+        listed = "; ".join(f"{col} given by {' and '.join(repr(h) for h in found)}" for col, found in repeated.items())
+        raise RepeatedColumnError(f"{name}: a column appears more than once ({listed}); keep one of each")
+
+
 def _table_from_rows(rows: list[list[str]], name: str) -> _RawTable:
     """Header detection, padding and blank-row skipping shared by CSV and XLSX."""
     h = _find_header(rows, name)
     header = [str(c).strip() for c in rows[h]]
+    _refuse_repeated_columns(header, name)
     n_cols = len(header)
     problems = []
     data = []
@@ -273,6 +284,7 @@ def _read_csv(path: Path, name: str) -> _RawTable:
 def _fast_csv(text: str, sep: str, h: int, header: list[str], name: str) -> _RawTable | None:
     """pandas' C parser for well-formed files; None when a row has more fields than the first."""
     header = [c.strip() for c in header]
+    _refuse_repeated_columns(header, name)
     matched = match_columns(header)
     try:
         data = pd.read_csv(io.StringIO(text), sep=sep, header=None, skiprows=h + 1, dtype=str,
@@ -363,6 +375,7 @@ def _read_vector(path: Path, name: str) -> _RawTable:
             default_crs, crs_fixed = chinacrs.WGS84, True
             warnings.append(f"{name}: reprojected from {source_crs} to WGS-84")
     attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    _refuse_repeated_columns([str(c) for c in attrs.columns], name)
     headers = match_columns([str(c) for c in attrs.columns])
     frame = pd.DataFrame({c: attrs[h].map(_cell_text).astype(object) for c, h in headers.items()})
     geom = gdf.geometry.array
