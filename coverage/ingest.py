@@ -354,6 +354,24 @@ def _crs_name_of_layer(crs) -> str | None:
     return None
 
 
+def _geojson_repeated_keys(path: Path) -> list[str]:
+    """Keys that one JSON object of the file holds twice (GDAL keeps the last without a word)."""
+    import json
+
+    repeated: set[str] = set()
+
+    def note_repeats(pairs):
+        keys = [key for key, _ in pairs]
+        repeated.update(key for key in keys if keys.count(key) > 1)
+        return dict(pairs)
+
+    try:
+        json.loads(path.read_bytes(), object_pairs_hook=note_repeats)
+    except (OSError, ValueError):  # unreadable or not JSON: GDAL has read it, or says why
+        return []
+    return sorted(repeated)
+
+
 def _read_vector(path: Path, name: str) -> _RawTable:
     import pyogrio
 
@@ -375,7 +393,8 @@ def _read_vector(path: Path, name: str) -> _RawTable:
             default_crs, crs_fixed = chinacrs.WGS84, True
             warnings.append(f"{name}: reprojected from {source_crs} to WGS-84")
     attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-    _refuse_repeated_columns([str(c) for c in attrs.columns], name)
+    repeated_keys = _geojson_repeated_keys(path) if path.suffix.lower() in (".geojson", ".json") else []
+    _refuse_repeated_columns([*(str(c) for c in attrs.columns), *(k for k in repeated_keys if k in attrs)], name)
     headers = match_columns([str(c) for c in attrs.columns])
     frame = pd.DataFrame({c: attrs[h].map(_cell_text).astype(object) for c, h in headers.items()})
     geom = gdf.geometry.array

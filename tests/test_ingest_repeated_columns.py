@@ -88,6 +88,17 @@ def test_vector_layer_with_an_alias_of_a_column_is_refused(tmp_path, suffix, dri
     assert str(path) in str(raised.value)
 
 
+def test_geojson_with_a_repeated_property_key_is_refused(tmp_path):
+    """GDAL's GeoJSON reader keeps the last of two equal keys silently; covmap reads the text too."""
+    path = tmp_path / "sites.geojson"
+    path.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", '
+                    '"geometry": {"type": "Point", "coordinates": [116.4, 39.9]}, "properties": '
+                    '{"operator": "CT", "site_id": "A", "cell_id": "A-1", "tech": "nbiot", '
+                    '"height_m": 30, "height_m": 35}}]}', encoding="utf-8")
+    with pytest.raises(RepeatedColumnError, match="height_m given by 'height_m' and 'height_m'"):
+        read_submissions(path, outline=CHINA_BOX)
+
+
 def test_cli_validate_exits_2_with_one_line_naming_the_column_and_file(runner, tmp_path):
     path = _csv(tmp_path / "ct.csv", ["operator", "site_id", "cell_id", "tech", "lon", "经度", "lat"])
     out = tmp_path / "run"
