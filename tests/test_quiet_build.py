@@ -10,6 +10,7 @@ warning raised while predicting and printed it as a finding.
 from __future__ import annotations
 
 import gc
+import logging
 import re
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import sys
 import warnings
 
 import pytest
+from distributed.diagnostics.plugin import WorkerPlugin
 from test_pipeline import _coarse_config, submissions  # noqa: F401  (the fixture)
 
 from coverage.errors import CoverageWarning, ModelValidityWarning
@@ -96,3 +98,38 @@ def test_the_cli_build_on_a_process_cluster_prints_no_library_warning(submission
     assert "unclosed" not in done.stderr and "ResourceWarning" not in done.stderr
     assert OUR_OWN_WARNING.findall(done.stderr) == []  # no warning raised in covmap's own code
     assert "warning: Use `@` matmul" not in done.stderr
+
+
+class _SlowToExit(WorkerPlugin):
+    """A worker plugin whose teardown outlasts the nanny's 4 s wait, as on a loaded machine."""
+
+    name = "slow-to-exit"
+
+    def teardown(self, worker):
+        import time
+
+        time.sleep(6)
+
+
+class _Recorder(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.mark.slow
+def test_a_worker_killed_at_shutdown_is_not_reported():
+    executor = _Distributed("processes", 1)
+    recorder = _Recorder()
+    nanny_log = logging.getLogger("distributed.nanny")
+    nanny_log.addHandler(recorder)
+    try:
+        executor.client.register_plugin(_SlowToExit())
+        executor.close()
+    finally:
+        nanny_log.removeHandler(recorder)
+    assert [m for m in recorder.messages if "still alive" in m] == []
+    assert logging.getLogger("distributed").level == executor._dask_level  # put back afterwards

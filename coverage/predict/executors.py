@@ -120,6 +120,11 @@ class _Distributed:
         try:
             self.client.close()
             if self._cluster is not None:
+                # Every result is in. On a loaded machine a worker can take longer than its
+                # nanny's 4 s to exit and is killed, with a "still alive … killing" WARNING
+                # that says nothing about the run.
+                if not log.isEnabledFor(logging.DEBUG):
+                    self._dask_log.setLevel(logging.ERROR)
                 self._cluster.close()
         finally:
             self._dask_log.setLevel(self._dask_level)
