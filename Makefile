@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: sample test lint chromium ncarg-data bench
+.PHONY: sample test lint chromium fonts ncarg-data bench screenshots
 
 $(BIN)/covmap: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ chromium:
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else echo "chromium is missing: run 'sudo apt-get install chromium' for the browser tests"; fi; }
 
+# A CJK font, so that chromium draws the pages' Chinese labels (screenshots, browser tests).
+fonts:
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q fonts-noto-cjk; \
+	  else echo "no CJK font: run 'sudo apt-get install fonts-noto-cjk' for readable screenshots"; fi; }
+
 # Debian's libncarg-data ships trinidad.nc, a real 3" Colorado DEM in feet, used by the terrain tests.
 NCARG_DEM = /usr/share/ncarg/data/cdf/trinidad.nc
 ncarg-data:
@@ -35,9 +42,13 @@ ncarg-data:
 lint: $(BIN)/covmap
 	$(BIN)/ruff check .
 
-test: $(BIN)/covmap chromium ncarg-data lint
+test: $(BIN)/covmap chromium fonts ncarg-data lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(BIN)/covmap
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/predict.py
+
+# docs/national.png and docs/county.png of the README, from the sample's published site
+screenshots: sample chromium fonts
+	$(BIN)/python docs/screenshots.py

@@ -103,8 +103,6 @@ WIDE_FIGURES = ("coverage_change_pp", "deep_coverage_change_pp", "gap_closed_km2
 
 #: Rows of a change raster written at once (a national row of 100 m pixels is ~50,000 bytes).
 STRIP_ROWS = 512
-#: Decimals of the tables for people (issue 15): areas to 0.01 km², shares and points to 0.1.
-KM2_DECIMALS, PCT_DECIMALS = 2, 1
 
 ProgressCallback = Callable[[int, int], None]
 #: Progress steps of one level's table: the old and new statistics, the change areas, the sites.
@@ -189,7 +187,7 @@ def compare_runs(old_run: str | os.PathLike, new_run: str | os.PathLike, out_dir
 
     files = {}
     for level, table in tables.items():
-        files[f"{level}.csv"] = write_csv_bom(round_for_people(table), out / f"{level}.csv")
+        files[f"{level}.csv"] = write_csv_bom(table, out / f"{level}.csv")
         parquet = out / f"{level}.parquet"
         with atomic_output(parquet) as tmp:
             table.to_parquet(tmp, index=False)
@@ -237,24 +235,6 @@ def national_totals(county_table: pd.DataFrame) -> dict:
                ("sites_added", "sites_removed", "sectors_added", "sectors_removed")},
         }
     return totals
-
-
-def round_for_people(table: pd.DataFrame) -> pd.DataFrame:
-    """The table with areas (``*_km2*``) to 0.01 and ``*_pct*`` / ``*_pp`` to 0.1 (for the CSVs).
-
-    Examples
-    --------
-    >>> round_for_people(pd.DataFrame({"area_km2": [85.427212], "coverage_change_pp": [-0.04999]}))
-       area_km2  coverage_change_pp
-    0     85.43                -0.0
-    """
-    out = table.copy()
-    for column in out.columns:
-        if "_km2" in column:
-            out[column] = out[column].round(KM2_DECIMALS)
-        elif "_pct" in column or column.endswith("_pp"):
-            out[column] = out[column].round(PCT_DECIMALS)
-    return out
 
 
 def read_comparison(folder: str | os.PathLike) -> dict:

@@ -18,6 +18,10 @@ class SchemaError(CoverageError, ValueError):
     """A table does not have the columns or types a stage requires."""
 
 
+class RepeatedColumnError(SchemaError):
+    """A submission names one column twice (two ``lon``, or ``lon`` and its alias ``经度``)."""
+
+
 class CRSMismatchError(CoverageError, ValueError):
     """Inputs are in coordinate systems that cannot be combined as given."""
 

@@ -90,8 +90,57 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = True) -> Iterator[P
             tmp.unlink()
 
 
-def write_csv_bom(frame, path: str | os.PathLike, overwrite: bool = True) -> Path:
-    """Write a pandas frame as UTF-8 CSV with a BOM (so Chinese Excel opens it), atomically."""
+# Decimals of the CSVs people open (issue 15: "areas 0.01 km², percentages 0.1"), by the
+# unit at the end of a column's name, or before a last qualifier (``covered_km2_old``);
+# the first matching unit wins. Full precision
+# stays in the GeoPackage and Parquet outputs.
+DECIMALS_FOR_PEOPLE = (
+    ("_km2", 2),   # 0.01 km²
+    ("_pct", 1),   # 0.1 percentage point
+    ("_pp", 1),    # a change in percentage points, 0.1
+    ("_km", 2),    # 10 m
+    ("_dbm", 1),   # 0.1 dB: the models are good to a few dB
+    ("_db", 1),
+    ("_lon", 6),   # 0.000001° ≈ 0.1 m
+    ("_lat", 6),
+)
+
+
+def round_for_people(frame):
+    """A copy of ``frame`` with its float columns rounded by :data:`DECIMALS_FOR_PEOPLE`.
+
+    Columns named for no unit there (counts, codes, text) are left as they are.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> row = pd.DataFrame({"area_km2": [85.42721239572512], "coverage_pct": [99.9999999968242],
+    ...                     "sectors": [274], "median_rsrp_dbm": [-67.6619757228692]})
+    >>> round_for_people(row).iloc[0].tolist()
+    [85.43, 100.0, 274.0, -67.7]
+    """
+    import pandas as pd
+
+    out = frame.copy()
+    for column in out.columns:
+        if not pd.api.types.is_float_dtype(out[column]):
+            continue
+        name = str(column)
+        decimals = next((d for unit, d in DECIMALS_FOR_PEOPLE
+                         if name.endswith(unit) or f"{unit}_" in name.rsplit("_", 1)[0] + "_"), None)
+        if decimals is not None:
+            out[column] = out[column].round(decimals)
+    return out
+
+
+def write_csv_bom(frame, path: str | os.PathLike, overwrite: bool = True, for_people: bool = True) -> Path:
+    """Write a pandas frame as UTF-8 CSV with a BOM (so Chinese Excel opens it), atomically.
+
+    ``for_people`` (the default) rounds it first with :func:`round_for_people`;
+    ``False`` keeps every digit (for a CSV that machines read back exactly).
+    """
+    if for_people:
+        frame = round_for_people(frame)
     with atomic_output(path, overwrite) as tmp:
         frame.to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\n")
     return Path(path)

@@ -50,7 +50,7 @@ import pandas as pd
 import shapely
 
 from coverage import chinacrs
-from coverage.errors import ArgumentError, InputReadError, SchemaError
+from coverage.errors import ArgumentError, InputReadError, RepeatedColumnError, SchemaError
 from coverage.files import atomic_output, check_writable, claim_run_dir, write_csv_bom
 from coverage.layout import ALL_OPERATORS, RunLayout
 from coverage.schema import (
@@ -66,6 +66,7 @@ from coverage.schema import (
     normalise_environment,
     normalise_operator,
     normalise_tech,
+    repeated_columns,
 )
 
 log = logging.getLogger(__name__)
@@ -217,10 +218,20 @@ def _find_header(rows: list[list[str]], name: str) -> int:
     )
 
 
+def _refuse_repeated_columns(headers, name: str) -> None:
+    """Raise RepeatedColumnError when two headers name one column: which one holds the data is
+    the operator's to say (reading the first silently dropped the other)."""
+    repeated = repeated_columns(headers)
+    if repeated:
+        listed = "; ".join(f"{col} given by {' and '.join(repr(h) for h in found)}" for col, found in repeated.items())
+        raise RepeatedColumnError(f"{name}: a column appears more than once ({listed}); keep one of each")
+
+
 def _table_from_rows(rows: list[list[str]], name: str) -> _RawTable:
     """Header detection, padding and blank-row skipping shared by CSV and XLSX."""
     h = _find_header(rows, name)
     header = [str(c).strip() for c in rows[h]]
+    _refuse_repeated_columns(header, name)
     n_cols = len(header)
     problems = []
     data = []
@@ -273,6 +284,7 @@ def _read_csv(path: Path, name: str) -> _RawTable:
 def _fast_csv(text: str, sep: str, h: int, header: list[str], name: str) -> _RawTable | None:
     """pandas' C parser for well-formed files; None when a row has more fields than the first."""
     header = [c.strip() for c in header]
+    _refuse_repeated_columns(header, name)
     matched = match_columns(header)
     try:
         data = pd.read_csv(io.StringIO(text), sep=sep, header=None, skiprows=h + 1, dtype=str,
@@ -342,6 +354,24 @@ def _crs_name_of_layer(crs) -> str | None:
     return None
 
 
+def _geojson_repeated_keys(path: Path) -> list[str]:
+    """Keys that one JSON object of the file holds twice (GDAL keeps the last without a word)."""
+    import json
+
+    repeated: set[str] = set()
+
+    def note_repeats(pairs):
+        keys = [key for key, _ in pairs]
+        repeated.update(key for key in keys if keys.count(key) > 1)
+        return dict(pairs)
+
+    try:
+        json.loads(path.read_bytes(), object_pairs_hook=note_repeats)
+    except (OSError, ValueError):  # unreadable or not JSON: GDAL has read it, or says why
+        return []
+    return sorted(repeated)
+
+
 def _read_vector(path: Path, name: str) -> _RawTable:
     import pyogrio
 
@@ -363,6 +393,8 @@ def _read_vector(path: Path, name: str) -> _RawTable:
             default_crs, crs_fixed = chinacrs.WGS84, True
             warnings.append(f"{name}: reprojected from {source_crs} to WGS-84")
     attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    repeated_keys = _geojson_repeated_keys(path) if path.suffix.lower() in (".geojson", ".json") else []
+    _refuse_repeated_columns([*(str(c) for c in attrs.columns), *(k for k in repeated_keys if k in attrs)], name)
     headers = match_columns([str(c) for c in attrs.columns])
     frame = pd.DataFrame({c: attrs[h].map(_cell_text).astype(object) for c, h in headers.items()})
     geom = gdf.geometry.array

@@ -27,6 +27,7 @@ earlier stages' results are kept.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -41,7 +42,7 @@ from importlib import metadata
 from pathlib import Path
 
 from coverage import __version__
-from coverage.errors import CoverageError, InputReadError, StageError
+from coverage.errors import CoverageError, CoverageWarning, InputReadError, StageError
 from coverage.files import atomic_output, sha256_file
 from coverage.layout import RunLayout
 from coverage.schema import TECH_IDS
@@ -451,12 +452,10 @@ def build(
     def predict_work():
         from coverage.predict import predict
 
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with _covmap_warnings_recorded(created_warnings):
             report = predict(layout.sectors, layout.root, techs=techs, resolution_m=resolution_m,
                              config=effective, scheduler=scheduler, progress=job.tick("predict"),
                              reuse=not force, dem=dem_arg, clutter=clutter_arg)
-        created_warnings.extend(str(w.message) for w in caught)
         outputs = [layout.predict_report]
         layers = []
         for tech, tech_report in report["techs"].items():
@@ -567,6 +566,25 @@ def _run_identity(run_dir: Path, this_run: Path) -> dict:
     stages = manifest.get("stages") or {}
     return {"path": str(run_dir.resolve()), "run_id": manifest.get("run_id"),
             "stages": {name: (stages.get(name) or {}).get("fingerprint") for name in ("predict", "aggregate")}}
+
+
+@contextlib.contextmanager
+def _covmap_warnings_recorded(into: list[str]):
+    """Append the messages of covmap's own warnings (CoverageWarning) raised inside to ``into``.
+
+    Every one of them is recorded (the build's report and manifest list them). Other
+    libraries' warnings are not the build's findings: they go on through the caller's
+    warning filters, as if nothing had caught them (Python hides deprecations and
+    ResourceWarnings by default).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CoverageWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, CoverageWarning):
+            into.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 def _crs_by_file(paths: Sequence[Path], crs: str | Mapping[str, str]) -> dict[str, str]:

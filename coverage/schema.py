@@ -352,6 +352,24 @@ def match_columns(headers) -> dict[str, str]:
     return matched
 
 
+def repeated_columns(headers) -> dict[str, list[str]]:
+    """The canonical columns that more than one header names, with those headers in order.
+
+    Examples
+    --------
+    >>> repeated_columns(["lon", "纬度", "经度", "LAT", "备注"])
+    {'lon': ['lon', '经度'], 'lat': ['纬度', 'LAT']}
+    >>> repeated_columns(["经度", "纬度"])
+    {}
+    """
+    by_column: dict[str, list[str]] = {}
+    for header in headers:
+        name = column_for_header(header)
+        if name is not None:
+            by_column.setdefault(name, []).append(str(header))
+    return {name: found for name, found in by_column.items() if len(found) > 1}
+
+
 def schema_markdown() -> str:
     """The submission schema as a Markdown table (for the README).
 

@@ -529,8 +529,8 @@ def _unit_boxes_px(projected, transform, width, height) -> np.ndarray:
     """Pixel bounding boxes (col0, row0, col1, row1), padded by a pixel, of every unit."""
     bounds = projected.geometry.bounds.to_numpy()
     inv = ~transform
-    col_a, row_a = inv * (bounds[:, 0], bounds[:, 3])
-    col_b, row_b = inv * (bounds[:, 2], bounds[:, 1])
+    col_a, row_a = inv @ (bounds[:, 0], bounds[:, 3])
+    col_b, row_b = inv @ (bounds[:, 2], bounds[:, 1])
     boxes = np.column_stack([np.floor(np.minimum(col_a, col_b)) - 1, np.floor(np.minimum(row_a, row_b)) - 1,
                              np.ceil(np.maximum(col_a, col_b)) + 1, np.ceil(np.maximum(row_a, row_b)) + 1])
     boxes = np.nan_to_num(boxes, nan=0.0)  # empty geometries

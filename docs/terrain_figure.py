@@ -143,8 +143,8 @@ def draw(runs: dict[str, Path], out: Path) -> None:
     counties = load_counties(city="厦门市").to_crs(crs)
     minx, miny, maxx, maxy = counties.total_bounds
     height, width = rasters["flat"][0].shape
-    col0, row0 = ~transform * (minx - MARGIN_M, maxy + MARGIN_M)
-    col1, row1 = ~transform * (maxx + MARGIN_M, miny - MARGIN_M)
+    col0, row0 = ~transform @ (minx - MARGIN_M, maxy + MARGIN_M)
+    col1, row1 = ~transform @ (maxx + MARGIN_M, miny - MARGIN_M)
     col0, row0 = max(0, int(col0) // block * block), max(0, int(row0) // block * block)
     col1 = min(width // block * block, -(-int(np.ceil(col1)) // block) * block)
     row1 = min(height // block * block, -(-int(np.ceil(row1)) // block) * block)

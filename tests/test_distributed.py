@@ -12,6 +12,7 @@ from test_predict import make_config, make_sectors, sha256
 
 from coverage.layout import RunLayout
 from coverage.predict import predict
+from coverage.predict.executors import SCHEDULER_HTTP
 
 ROWS = [
     {"lon": 105.0 + 0.05 * i, "lat": 30.0 + 0.03 * (i % 3), "operator": ("CT", "CM", "CU", "CBN")[i % 4],
@@ -31,7 +32,8 @@ def cluster_address():
     """The address of a LocalCluster with 2 worker processes of one thread each."""
     from dask.distributed import LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                           scheduler_kwargs=SCHEDULER_HTTP)
     try:
         yield cluster.scheduler_address
     finally:

@@ -236,6 +236,10 @@ def test_build_sample_publishes_maps_index(tmp_path, runner, monkeypatch):
     county_gap = gaps[(gaps["county_code"] == "350212") & (gaps["operator"] == "CM")]["area_km2"].astype(float)
     assert mine["area_km2"].astype(float).sum() == pytest.approx(county_gap.sum(), rel=0.005)
     assert mine["rank_in_county"].astype(int).tolist() == list(range(1, len(mine) + 1))
+    # for people: areas to 0.01 km², percentages to 0.1 (was 99.9999999968242); the GPKG keeps every digit
+    assert re.findall(r"\d\.\d{3,}", county) == []
+    wide = gpd.read_file(tmp_path / "runs/sample/stats/coverage.gpkg", layer="county")
+    assert any(len(repr(float(v)).split(".")[1]) > 3 for v in wide["nbiot_all_coverage_pct"])
     # the public edition of real data: no coordinate pair, in either order, within 50 m of a site
     sectors = gpd.read_parquet(tmp_path / "runs/sample/sectors.parquet").drop_duplicates(["operator", "site_id"])
     sites = [(f"{op}/{site}", None, g.x, g.y) for op, site, g in zip(sectors.operator, sectors.site_id,

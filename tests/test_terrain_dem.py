@@ -338,7 +338,7 @@ def test_trinidad_feet_netcdf(trinidad_nc):
         transform = ds.transform
     for index in (np.argmax(feet), np.argmin(feet)):
         r, c = np.unravel_index(index, feet.shape)
-        lon, lat = transform * (c + 0.5, r + 0.5)
+        lon, lat = transform @ (c + 0.5, r + 0.5)
         z, filled = dem.sample_lonlat(lon, lat)
         assert z == pytest.approx(float(feet[r, c]) * 0.3048, abs=1e-3) and not filled
     rng = np.random.default_rng(1)

@@ -229,7 +229,8 @@ def write_plan(plan: Plan, out_dir) -> dict[str, Path]:
     sites["lat"] = plan.sites.geometry.y.round(7).to_numpy()
     sites["crs"] = "wgs84"
     paths = {
-        "sites_csv": write_csv_bom(sites.loc[:, list(SITES_CSV_COLUMNS)], out / "sites.csv"),
+        # a submission read back by covmap: every digit kept
+        "sites_csv": write_csv_bom(sites.loc[:, list(SITES_CSV_COLUMNS)], out / "sites.csv", for_people=False),
         "plan_csv": write_csv_bom(plan.table, out / "plan.csv"),
     }
     points = gpd.GeoDataFrame(plan.table, geometry=gpd.points_from_xy(plan.table["lon"], plan.table["lat"]),

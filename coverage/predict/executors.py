@@ -19,6 +19,13 @@ SCHEDULERS = ("processes", "threads", "synchronous")
 # keeps them instead (a worker holds at most 256 MiB it does not use).
 WORKER_MALLOC_ENV = {"MALLOC_TRIM_THRESHOLD_": str(256 << 20), "MALLOC_MMAP_THRESHOLD_": str(64 << 20)}
 
+# The scheduler of our own LocalCluster serves its HTTP routes (health, metrics) even
+# without a dashboard, on port 8787 unless told otherwise: a second build or any other
+# Dask cluster on the machine made distributed warn "Port 8787 is already in use" and
+# leak the socket of the failed bind (an "unclosed socket" ResourceWarning). A free
+# port on the loopback interface never collides and is not reachable from outside.
+SCHEDULER_HTTP = {"dashboard_address": "127.0.0.1:0"}
+
 
 @contextlib.contextmanager
 def _worker_malloc_env():
@@ -84,12 +91,12 @@ class _Distributed:
                 with _worker_malloc_env():
                     self._cluster = LocalCluster(
                         n_workers=n_workers, threads_per_worker=1, processes=True,
-                        dashboard_address=None, silence_logs=logging.WARNING,
+                        dashboard_address=None, scheduler_kwargs=SCHEDULER_HTTP, silence_logs=logging.WARNING,
                     )
             else:
                 self._cluster = LocalCluster(
                     n_workers=1, threads_per_worker=n_workers, processes=False,
-                    dashboard_address=None, silence_logs=logging.WARNING,
+                    dashboard_address=None, scheduler_kwargs=SCHEDULER_HTTP, silence_logs=logging.WARNING,
                 )
             self.client = Client(self._cluster)
         info = self.client.scheduler_info()
@@ -113,6 +120,11 @@ class _Distributed:
         try:
             self.client.close()
             if self._cluster is not None:
+                # Every result is in. On a loaded machine a worker can take longer than its
+                # nanny's 4 s to exit and is killed, with a "still alive … killing" WARNING
+                # that says nothing about the run.
+                if not log.isEnabledFor(logging.DEBUG):
+                    self._dask_log.setLevel(logging.ERROR)
                 self._cluster.close()
         finally:
             self._dask_log.setLevel(self._dask_level)

@@ -102,7 +102,7 @@ class _LayerWriters:
         def profile(kind, factor):
             out = {
                 "driver": "GTiff", "width": grid.width // factor, "height": grid.height // factor, "count": 1,
-                "crs": crs, "transform": grid.transform * grid.transform.scale(factor), **_WORK_OPTIONS,
+                "crs": crs, "transform": grid.transform @ grid.transform.scale(factor), **_WORK_OPTIONS,
             }
             if kind == "rsrp":
                 out.update(dtype="float32", nodata=RSRP_NODATA_DBM, predictor=3)
