@@ -113,9 +113,11 @@ def test_closed_minus_opened_is_the_change_of_covered_area_and_matches_both_runs
     for run, suffix in ((runs["old"], "old"), (runs["new"], "new")):
         stats = _stats(run).merge(table, on=["code", "tech", "operator"])
         assert len(stats) > 0
-        np.testing.assert_allclose(stats[f"covered_km2_{suffix}"], stats["covered_km2"], atol=1e-6)
-        np.testing.assert_allclose(stats[f"coverage_pct_{suffix}"], stats["coverage_pct"], atol=1e-6)
-        np.testing.assert_allclose(stats[f"deep_coverage_pct_{suffix}"], stats["deep_coverage_pct"], atol=1e-6)
+        # stats/county.csv is rounded for people: 0.01 km², 0.1 %
+        np.testing.assert_allclose(stats[f"covered_km2_{suffix}"], stats["covered_km2"], atol=0.005 + 1e-9)
+        np.testing.assert_allclose(stats[f"coverage_pct_{suffix}"], stats["coverage_pct"], atol=0.05 + 1e-9)
+        np.testing.assert_allclose(stats[f"deep_coverage_pct_{suffix}"], stats["deep_coverage_pct"],
+                                   atol=0.05 + 1e-9)
         assert (stats[f"sites_{suffix}"] == stats["sites"]).all()
         assert (stats[f"sectors_{suffix}"] == stats["sectors"]).all()
 
