@@ -11,7 +11,11 @@ Reads ``RUN/raster/report.json`` (layers, thresholds, typical cell radii),
   wide ``<tech>_<op>_coverage_pct`` and ``<tech>_<op>_deep_coverage_pct`` for
   op in ct, cm, cu, cbn, all; empty where the run has no such layer) and
   ``gaps_<tech>``;
-- ``stats/gaps_<tech>.csv``: the gaps without geometry.
+- ``stats/gaps_<tech>.csv``: the gaps without geometry;
+- ``stats/h3_res9_<tech>.parquet``/``.csv`` and ``h3_res8_<tech>.*``: the H3 open
+  data (:mod:`coverage.h3hex`);
+- ``stats/targets.csv`` and ``stats/targets_summary.csv``: the 2027 targets
+  (:mod:`coverage.targets`).
 
 Which counties
 --------------
@@ -43,9 +47,11 @@ import pandas as pd
 from coverage.errors import InputReadError, SchemaError, StageError, UnknownUnitError
 from coverage.files import atomic_output, write_csv_bom
 from coverage.gaps import DEFAULT_GAP_ENVIRONMENT, DEFAULT_MIN_GAP_KM2, GAP_COLUMNS, gaps_by_layer
+from coverage.h3hex import write_h3
 from coverage.layout import ALL_OPERATORS, RunLayout
 from coverage.processes import worker_count
 from coverage.schema import OPERATORS, normalise_operator, normalise_tech
+from coverage.targets import landcover_of_run, target_tables, write_targets
 from coverage.zonal import Layer, unit_table
 
 log = logging.getLogger(__name__)
@@ -123,7 +129,7 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
 
     techs = list(report["techs"])
     layers = [layer for tech in techs for layer in report_layers(layout, report, tech)]
-    n_steps = 2 + (town_units is not None)
+    n_steps = 4 + (town_units is not None)
     done = 0
 
     def step():
@@ -156,6 +162,12 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
             for tech in techs}
     step()
     summary = summary_table(county_table)
+    effective = _effective_config(config)
+    h3_result = write_h3(layout, layers, counties, covered_fraction=effective.h3.covered_fraction)
+    step()
+    targets_csv, targets_summary_csv = _write_targets(layout, report, layers, counties, county_table, town_table,
+                                                      sectors, effective)
+    step()
 
     write_csv_bom(county_table, layout.county_csv)
     if town_table is not None:
@@ -184,6 +196,10 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
         "summary_csv": layout.summary_csv,
         "gpkg": layout.stats_gpkg,
         "gaps_csv": gaps_csv,
+        "h3": {tech: [str(p) for p in (f.res9_parquet, f.res9_csv, f.res8_parquet, f.res8_csv)]
+               for tech, f in h3_result["files"].items()},
+        "targets_csv": targets_csv,
+        "targets_summary_csv": targets_summary_csv,
         "counties": int(len(counties)),
         "townships": int(len(town_units)) if town_units is not None else 0,
         "min_gap_km2": min_gap_km2,
@@ -372,6 +388,28 @@ def _min_gap_km2(config) -> float:
         if value is not None:
             return float(value)
     return DEFAULT_MIN_GAP_KM2
+
+
+def _effective_config(config):
+    from coverage.config import Config, load_config
+
+    if config is None:
+        return Config()
+    if isinstance(config, str | os.PathLike):
+        return load_config(config)
+    return config if hasattr(config, "h3") and hasattr(config, "targets") else Config()
+
+
+def _write_targets(layout, report, layers, counties, county_table, town_table, sectors, config):
+    attrs = county_table.drop_duplicates("code").set_index("code").loc[:, list(UNIT_ATTRIBUTES[1:])]
+    units = gpd.GeoDataFrame(attrs.reindex(counties["code"]).reset_index(), geometry=counties.geometry.to_numpy(),
+                             crs=counties.crs)
+    landcover = landcover_of_run(report, config.terrain.clutter_table)
+    table, summary = target_tables(layers, units, township_table=town_table, sectors=sectors, landcover=landcover,
+                                   redcap_at_scale_pct=config.targets.redcap_at_scale_pct,
+                                   township_reached_pct=config.targets.township_reached_pct,
+                                   urban_site_radius_m=config.targets.urban_site_radius_m)
+    return write_targets(layout, table, summary)
 
 
 def _counties(counties, sectors) -> gpd.GeoDataFrame:

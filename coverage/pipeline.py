@@ -472,7 +472,9 @@ def build(
 
         result = aggregate(layout.root, townships=townships, population=population, config=effective,
                            progress=job.tick("aggregate"))
-        outputs = [result["county_csv"], result["summary_csv"], result["gpkg"], *result["gaps_csv"].values()]
+        outputs = [result["county_csv"], result["summary_csv"], result["gpkg"], *result["gaps_csv"].values(),
+                   *(Path(p) for files in result["h3"].values() for p in files),
+                   result["targets_csv"], result["targets_summary_csv"]]
         if result.get("township_csv"):
             outputs.append(result["township_csv"])
         return outputs, {"counties": result["counties"], "townships": result["townships"],
