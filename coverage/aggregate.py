@@ -409,7 +409,12 @@ def _write_targets(layout, report, layers, counties, county_table, town_table, s
                                    redcap_at_scale_pct=config.targets.redcap_at_scale_pct,
                                    township_reached_pct=config.targets.township_reached_pct,
                                    urban_site_radius_m=config.targets.urban_site_radius_m)
-    return write_targets(layout, table, summary)
+    rules = {"redcap_at_scale_pct": config.targets.redcap_at_scale_pct,
+             "township_reached_pct": config.targets.township_reached_pct,
+             "urban_site_radius_m": config.targets.urban_site_radius_m,
+             "landcover": None if landcover is None else {"path": str(landcover["path"]), "table": landcover["table"],
+                                                          "classes": landcover["classes"]}}
+    return write_targets(layout, table, summary, rules)
 
 
 def _counties(counties, sectors) -> gpd.GeoDataFrame:

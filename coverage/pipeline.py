@@ -493,7 +493,7 @@ def build(
         written = write_site(layout.root, site_dir, edition=edition, operator=publish_operator,
                              publish_resolution_m=effective.publish.resolution_m,
                              data_version=manifest.data["run_id"], overwrite=True)
-        pages = [site_dir / name for name in written.get("pages", {})]
+        pages = [site_dir / name for name in (*written.get("pages", {}), *written.get("downloads", {}))]
         return pages, {"site": str(site_dir), "pages": len(pages),
                        "index_bytes": (site_dir / "index.html").stat().st_size}
 

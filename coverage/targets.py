@@ -38,6 +38,7 @@ units, never a position.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -53,7 +54,7 @@ from rasterio.windows import Window
 from scipy.spatial import cKDTree
 
 from coverage.errors import SchemaError
-from coverage.files import write_csv_bom
+from coverage.files import atomic_output, write_csv_bom
 from coverage.layout import ALL_OPERATORS, CLASS_DEEP, CLASS_OUTDOOR, RunLayout
 from coverage.zonal import Layer, units_in_crs
 
@@ -154,12 +155,29 @@ def target_tables(layers: Sequence[Layer], counties: gpd.GeoDataFrame, township_
     return table.loc[:, list(TARGET_COLUMNS)], summary
 
 
-def write_targets(layout: RunLayout, table: pd.DataFrame, summary: pd.DataFrame) -> tuple[Path, Path]:
-    """Write targets.csv and targets_summary.csv (UTF-8 with BOM, areas to 0.01 km², % to 0.1)."""
+def write_targets(layout: RunLayout, table: pd.DataFrame, summary: pd.DataFrame,
+                  rules: dict | None = None) -> tuple[Path, Path]:
+    """Write targets.csv and targets_summary.csv (UTF-8 with BOM, areas to 0.01 km², % to 0.1).
+
+    ``rules`` (the thresholds used: ``redcap_at_scale_pct``, ``township_reached_pct``,
+    ``urban_site_radius_m``, ``landcover``) go to ``stats/targets.json`` beside them, so
+    that the published page states the rules the figures were measured by.
+    """
     table_path, summary_path = targets_paths(layout)
     write_csv_bom(for_people(table), table_path)
     write_csv_bom(for_people(summary), summary_path)
+    with atomic_output(layout.stats_dir / "targets.json") as tmp:
+        tmp.write_text(json.dumps(rules or {}, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
     return table_path, summary_path
+
+
+def read_targets_rules(run_dir) -> dict | None:
+    """The thresholds ``stats/targets.json`` records, or None."""
+    path = RunLayout(run_dir).stats_dir / "targets.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def for_people(frame: pd.DataFrame) -> pd.DataFrame:
@@ -391,4 +409,4 @@ def _summary(table: pd.DataFrame, at_scale_pct: float) -> pd.DataFrame:
 
 
 __all__ = ["BUILT_UP_LANDCOVER", "BUILT_UP_URBAN_SECTORS", "SUMMARY_COLUMNS", "TARGET_COLUMNS", "for_people",
-           "landcover_of_run", "read_targets", "target_tables", "targets_paths", "write_targets"]
+           "landcover_of_run", "read_targets", "read_targets_rules", "target_tables", "targets_paths", "write_targets"]
