@@ -42,10 +42,11 @@ holds all their hex-11 centres, and appends its rows to the open output files.
 Memory is that of one block, whatever the extent.
 
 Speed: sampling is vectorised (the centres are projected and looked up as
-arrays). H3's cell functions take one cell at a time, so hex-11 centres are
-computed only for the hex-9s whose neighbourhood is not uniform (a class, or the
-land, changes within reach of their centres); a uniform hex-9's 49 centres all
-have the class of its centre's pixel. ``bench/h3_national.py`` measures it.
+arrays). H3's cell functions take one cell at a time, so centres are computed
+level by level only where needed: a hex-9 (then a hex-10) whose neighbourhood is
+uniform (no class, nor the land, changes within reach of its hex-11 centres)
+stands for its 49 (7) hex-11 centres, which all have the class of its centre's
+pixel; only the others are split. ``bench/h3_national.py`` measures it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import rasterio
 from h3.api import numpy_int as h3
@@ -94,6 +97,8 @@ DEFAULT_BLOCK_PX = 2048
 #: 1.08 of the average hex-8 edge of their hex-8's (measured over 3,000 random hex-8s
 #: across China); the reach used for margins and uniform windows adds a safety factor.
 _REACH_PER_EDGE = 1.25
+# Mixed hex-9s whose descendants are sampled together (≈ 10⁶ hex-11 centres at most).
+_MIXED_CHUNK = 20_000
 
 H3_COLUMNS = ("h3_index", "resolution", "county_code", "tech", "operator", "children", "covered_children",
               "deep_children", "coverage_pct", "deep_coverage_pct", "covered")
@@ -104,6 +109,8 @@ _SCHEMA = pa.schema([
     ("deep_children", pa.int32()), ("coverage_pct", pa.float64()), ("deep_coverage_pct", pa.float64()),
     ("covered", pa.bool_()),
 ])
+# no field holds a comma, a quote or a line break (ids, codes, numbers, true/false)
+_CSV_OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="none")
 _TO_ALBERS_CACHE: dict[str, Transformer] = {}
 
 
@@ -341,8 +348,10 @@ def _block_tables(grid: _Grid, b: _Block, margin: int, cells8: np.ndarray, count
     if cells8.size == 0:
         empty = pd.DataFrame(columns=list(H3_COLUMNS))
         return empty, empty
-    cells9 = np.concatenate([h3.cell_to_children(int(c), H3_RESOLUTION) for c in cells8]).astype(np.uint64)
-    parent8 = np.repeat(np.arange(cells8.size), [h3.cell_to_children_size(int(c), H3_RESOLUTION) for c in cells8])
+    if np.isin(cells8, _PENTAGONS8).any():  # none lies on land; H3's own functions would serve one
+        raise SchemaError("an H3 pentagon lies in the run's counties; covmap's H3 walk assumes hexagons")
+    cells9 = _children(cells8, H3_RESOLUTION)
+    parent8 = np.repeat(np.arange(cells8.size), 7)
     rows9, cols9 = _pixels(grid, b, margin, _centres(cells9))
     n9, n_layers = cells9.size, len(classes)
 
@@ -366,24 +375,17 @@ def _block_tables(grid: _Grid, b: _Block, margin: int, cells8: np.ndarray, count
     # holding most of its counted hex-11 centres
     county9 = codes[county_idx[rows9, cols9]]
     m = np.flatnonzero(mixed)
-    if m.size:
-        grandchildren = [h3.cell_to_children(int(c), CHILD_RESOLUTION) for c in cells9[m]]
-        owner = np.repeat(m, [g.size for g in grandchildren])
-        rows11, cols11 = _pixels(grid, b, margin, _centres(np.concatenate(grandchildren)))
-        county11 = county_idx[rows11, cols11]
-        counted = county11 > 0
-        owner, rows11, cols11, county11 = owner[counted], rows11[counted], cols11[counted], county11[counted]
-        children += np.bincount(owner, minlength=n9)
-        for i, level in enumerate(classes):
-            lv = level[rows11, cols11]
-            covered[i] += np.bincount(owner, weights=lv >= 1, minlength=n9).astype(np.int64)
-            deep[i] += np.bincount(owner, weights=lv == 2, minlength=n9).astype(np.int64)
-        offshore = np.flatnonzero(county9[owner] == "")
-        if offshore.size:
-            tally = pd.DataFrame({"hex": owner[offshore], "code": codes[county11[offshore]], "n": 1})
-            tally = tally.groupby(["hex", "code"], sort=False)["n"].sum().reset_index()
-            hexes, best = _majority(tally)
-            county9[hexes] = best
+    votes = []
+    mixed_at = {}  # reach in pixels -> "not uniform" mask of the padded block
+    for start in range(0, m.size, _MIXED_CHUNK):  # bounded memory: a chunk of mixed hex-9s at a time
+        part = m[start:start + _MIXED_CHUNK]
+        _descend(_children(cells9[part], H3_RESOLUTION + 1), np.repeat(part, 7), H3_RESOLUTION + 1, grid, b, margin, county_idx, land, classes, mixed_at, children, covered, deep,
+                 votes, county9 == "")
+    if votes:
+        tally = pd.concat(votes, ignore_index=True)
+        tally["code"] = codes[tally["county"].to_numpy()]
+        hexes, best = _majority(tally.groupby(["hex", "code"], sort=False)["n"].sum().reset_index())
+        county9[hexes] = best
 
     county8 = codes[county_idx[rows8, cols8]]
     offshore8 = np.flatnonzero(county8 == "")
@@ -401,11 +403,65 @@ def _block_tables(grid: _Grid, b: _Block, margin: int, cells8: np.ndarray, count
     return res9, res8
 
 
+def _descend(cells, owner, resolution, grid, b, margin, county_idx, land, classes, mixed_at, children, covered,
+             deep, votes, offshore) -> None:
+    """Add the hex-11 centres under ``cells`` (resolution 10 or 11, each of hex-9 ``owner``) to the counts.
+
+    A resolution-10 cell whose neighbourhood is uniform stands for its 7 hex-11 centres
+    (the class of its centre's pixel); the others are split into their hex-11s, whose
+    centres are sampled one by one. ``offshore`` marks the hex-9s whose county is voted.
+    """
+    rows, cols = _pixels(grid, b, margin, _centres(cells))
+    if resolution < CHILD_RESOLUTION:
+        k = _reach_px(resolution, grid.res_m)
+        if k not in mixed_at:
+            mask = _mixed(land.view(np.uint8), k)
+            for level in classes:
+                mask |= _mixed(level, k)
+            mixed_at[k] = mask
+        split = mixed_at[k][rows, cols]
+        if split.any():
+            _descend(_children(cells[split], resolution + 1), np.repeat(owner[split], 7), resolution + 1, grid, b, margin,
+                     county_idx, land, classes, mixed_at, children, covered, deep, votes, offshore)
+        keep = ~split
+        cells, owner, rows, cols = cells[keep], owner[keep], rows[keep], cols[keep]
+    weight = 7 ** (CHILD_RESOLUTION - resolution)
+    county = county_idx[rows, cols]
+    counted = county > 0
+    owner, rows, cols, county = owner[counted], rows[counted], cols[counted], county[counted]
+    n9 = children.size
+    children += weight * np.bincount(owner, minlength=n9)
+    for i, level in enumerate(classes):
+        lv = level[rows, cols]
+        covered[i] += weight * np.bincount(owner, weights=lv >= 1, minlength=n9).astype(np.int64)
+        deep[i] += weight * np.bincount(owner, weights=lv == 2, minlength=n9).astype(np.int64)
+    voting = offshore[owner]
+    if voting.any():
+        votes.append(pd.DataFrame({"hex": owner[voting], "county": county[voting], "n": weight}))
+
+
+#: The twelve pentagons at resolution 8 (all at sea, far from China; checked all the same).
+_PENTAGONS8 = np.asarray(h3.get_pentagons(PUBLIC_RESOLUTION), dtype=np.uint64)
+_RES_SHIFT = np.uint64(52)  # H3 index bits 52-55: the resolution; digit r at bits 3·(15 − r) (H3 index spec)
+
+
+def _children(cells: np.ndarray, resolution: int) -> np.ndarray:
+    """The 7 children at ``resolution`` of each hexagon of the resolution above, in H3's order (vectorised).
+
+    A child's index is its parent's with the resolution field raised and the next
+    digit set to 0-6 (the H3 index format; pentagons, which skip digit 1, excluded).
+    """
+    cells = np.asarray(cells, dtype=np.uint64)
+    base = (cells & ~(np.uint64(0xF) << _RES_SHIFT)) | (np.uint64(resolution) << _RES_SHIFT)
+    shift = np.uint64(3 * (15 - resolution))
+    base &= ~(np.uint64(7) << shift)
+    return (base[:, None] | (np.arange(7, dtype=np.uint64) << shift)[None, :]).ravel()
+
+
 def _centres(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(lon, lat) of each cell's centre, degrees."""
-    if cells.size == 0:
-        return np.empty(0), np.empty(0)
-    latlng = np.array([h3.cell_to_latlng(int(c)) for c in cells], dtype=np.float64)
+    latlng = np.fromiter((v for c in cells.tolist() for v in h3.cell_to_latlng(c)), dtype=np.float64,
+                         count=2 * cells.size).reshape(-1, 2)
     return latlng[:, 1], latlng[:, 0]
 
 
@@ -472,8 +528,8 @@ class _Sinks:
                          for r in (H3_RESOLUTION, PUBLIC_RESOLUTION)}
         self._csv = {}
         for r in (H3_RESOLUTION, PUBLIC_RESOLUTION):
-            handle = open(self._tmp[f"res{r}_csv"], "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
-            handle.write(",".join(H3_COLUMNS) + "\n")
+            handle = open(self._tmp[f"res{r}_csv"], "wb")  # noqa: SIM115
+            handle.write(("\ufeff" + ",".join(H3_COLUMNS) + "\n").encode("utf-8"))
             self._csv[r] = handle
         stack.callback(self._abort)
         self._closed = False
@@ -483,9 +539,11 @@ class _Sinks:
             if not len(frame):
                 continue
             frame = frame.loc[:, list(H3_COLUMNS)]
-            self._parquet[resolution].write_table(pa.Table.from_pandas(frame, schema=_SCHEMA, preserve_index=False))
-            rounded = frame.assign(**{c: frame[c].round(1) for c in _PCT_COLUMNS})
-            rounded.to_csv(self._csv[resolution], header=False, index=False, lineterminator="\n")
+            table = pa.Table.from_pandas(frame, schema=_SCHEMA, preserve_index=False)
+            self._parquet[resolution].write_table(table)
+            for name in _PCT_COLUMNS:
+                table = table.set_column(table.schema.get_field_index(name), name, pc.round(table[name], 1))
+            pacsv.write_csv(table, self._csv[resolution], write_options=_CSV_OPTIONS)
 
     def close(self) -> None:
         for writer in self._parquet.values():
