@@ -440,8 +440,10 @@ def aggregate(ctx, run_dir, townships_path, population_path, min_gap_km2, config
     for key in ("county_csv", "township_csv", "summary_csv", "gpkg"):
         if result[key] is not None:
             click.echo(f"  {result[key]}")
-    for path in result["gaps_csv"].values():
-        click.echo(f"  {path}")
+    for path in [*result["gaps_csv"].values(), *(p for files in result.get("h3", {}).values() for p in files),
+                 result.get("targets_csv"), result.get("targets_summary_csv")]:
+        if path is not None:
+            click.echo(f"  {path}")
     for tech, by_op in result["headline"].items():
         for op, h in by_op.items():
             click.echo(f"{tech:7} {op:4} coverage {h['coverage_pct']:5.1f} % · {h['counties_ge_95pct']} counties ≥ 95 % · "
