@@ -35,7 +35,7 @@ the percentages to 0.1.
 
 Bounded memory
 --------------
-The grid is walked in blocks of :data:`DEFAULT_BLOCK_PX` pixels a side. A block
+The grid is walked in blocks of :data:`DEFAULT_BLOCK_PX` pixels a side (1,024). A block
 takes the hex-8s whose centre lies in its footprint (so every hexagon belongs to
 exactly one block), reads the class rasters of its technology with a margin that
 holds all their hex-11 centres, and appends its rows to the open output files.
@@ -91,8 +91,8 @@ PUBLIC_RESOLUTION = 8
 #: verified against eCFR 2026-06-20) breaks off before the sentence that gives the
 #: figure, so the default is a simple majority, and ``[h3] covered_fraction`` sets it.
 DEFAULT_COVERED_FRACTION = 0.5
-#: Side of a block of the walk, pixels (a national 100 m grid: ~450 blocks).
-DEFAULT_BLOCK_PX = 2048
+#: Side of a block of the walk, pixels (a national 100 m grid: ~2,600 blocks; ~0.3 GB each with five layers).
+DEFAULT_BLOCK_PX = 1024
 #: Hex-11 centres lie within 0.98 of the average hex-9 edge of their hex-9's centre and
 #: 1.08 of the average hex-8 edge of their hex-8's (measured over 3,000 random hex-8s
 #: across China); the reach used for margins and uniform windows adds a safety factor.
