@@ -91,7 +91,7 @@ PUBLIC_RESOLUTION = 8
 #: verified against eCFR 2026-06-20) breaks off before the sentence that gives the
 #: figure, so the default is a simple majority, and ``[h3] covered_fraction`` sets it.
 DEFAULT_COVERED_FRACTION = 0.5
-#: Side of a block of the walk, pixels (a national 100 m grid: ~2,600 blocks; ~0.3 GB each with five layers).
+#: Side of a block of the walk, pixels (a national 100 m grid: ~2,600 blocks; 644 MiB peak with five layers in bench/h3_national.py).
 DEFAULT_BLOCK_PX = 1024
 #: Hex-11 centres lie within 0.98 of the average hex-9 edge of their hex-9's centre and
 #: 1.08 of the average hex-8 edge of their hex-8's (measured over 3,000 random hex-8s
