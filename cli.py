@@ -446,8 +446,11 @@ def aggregate(ctx, run_dir, townships_path, population_path, min_gap_km2, rank, 
     for key in ("county_csv", "township_csv", "summary_csv", "gpkg"):
         if result[key] is not None:
             click.echo(f"  {result[key]}")
-    for path in (*result["gaps_csv"].values(), *result["gap_areas_csv"].values()):
-        click.echo(f"  {path}")
+    for path in [*result["gaps_csv"].values(), *result["gap_areas_csv"].values(),
+                 *(p for files in result.get("h3", {}).values() for p in files),
+                 result.get("targets_csv"), result.get("targets_summary_csv")]:
+        if path is not None:
+            click.echo(f"  {path}")
     click.echo(f"gap areas ranked by {result['gap_rank']}")
     for tech, by_op in result["headline"].items():
         for op, h in by_op.items():

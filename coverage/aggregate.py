@@ -15,6 +15,10 @@ Reads ``RUN/raster/report.json`` (layers, thresholds, typical cell radii),
 - ``stats/gap_areas_<tech>.csv`` (and GPKG layers ``gap_areas_<tech>``): each
   county's gaps split into townships / H3 res-7 cells with their built-up area and
   people, ranked (:mod:`coverage.gap_areas`).
+- ``stats/h3_res9_<tech>.parquet``/``.csv`` and ``h3_res8_<tech>.*``: the H3 open
+  data (:mod:`coverage.h3hex`);
+- ``stats/targets.csv`` and ``stats/targets_summary.csv``: the 2027 targets
+  (:mod:`coverage.targets`).
 
 Which counties
 --------------
@@ -47,10 +51,12 @@ from coverage.errors import InputReadError, SchemaError, StageError, UnknownUnit
 from coverage.files import atomic_output, write_csv_bom
 from coverage.gap_areas import check_rank, split_gaps
 from coverage.gaps import DEFAULT_GAP_ENVIRONMENT, DEFAULT_MIN_GAP_KM2, GAP_COLUMNS, gaps_by_layer
+from coverage.h3hex import write_h3
 from coverage.layout import ALL_OPERATORS, RunLayout
 from coverage.pixel_weights import run_land_cover
 from coverage.processes import worker_count
 from coverage.schema import OPERATORS, normalise_operator, normalise_tech
+from coverage.targets import landcover_of_run, target_tables, write_targets
 from coverage.zonal import Layer, unit_table
 
 log = logging.getLogger(__name__)
@@ -136,7 +142,7 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
 
     techs = list(report["techs"])
     layers = [layer for tech in techs for layer in report_layers(layout, report, tech)]
-    n_steps = 3 + (town_units is not None)
+    n_steps = 5 + (town_units is not None)
     done = 0
 
     def step():
@@ -174,6 +180,12 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
                  for tech, frame in gaps.items()}
     step()
     summary = summary_table(county_table)
+    effective = _effective_config(config)
+    h3_result = write_h3(layout, layers, counties, covered_fraction=effective.h3.covered_fraction)
+    step()
+    targets_csv, targets_summary_csv = _write_targets(layout, report, layers, counties, county_table, town_table,
+                                                      sectors, effective)
+    step()
 
     write_csv_bom(county_table, layout.county_csv)
     if town_table is not None:
@@ -206,6 +218,10 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
         "gaps_csv": gaps_csv,
         "gap_areas_csv": gap_areas_csv,
         "gap_rank": rank,
+        "h3": {tech: [str(p) for p in (f.res9_parquet, f.res9_csv, f.res8_parquet, f.res8_csv)]
+               for tech, f in h3_result["files"].items()},
+        "targets_csv": targets_csv,
+        "targets_summary_csv": targets_summary_csv,
         "counties": int(len(counties)),
         "townships": int(len(town_units)) if town_units is not None else 0,
         "min_gap_km2": min_gap_km2,
@@ -405,6 +421,33 @@ def _min_gap_km2(config) -> float:
         if value is not None:
             return float(value)
     return DEFAULT_MIN_GAP_KM2
+
+
+def _effective_config(config):
+    from coverage.config import Config, load_config
+
+    if config is None:
+        return Config()
+    if isinstance(config, str | os.PathLike):
+        return load_config(config)
+    return config if hasattr(config, "h3") and hasattr(config, "targets") else Config()
+
+
+def _write_targets(layout, report, layers, counties, county_table, town_table, sectors, config):
+    attrs = county_table.drop_duplicates("code").set_index("code").loc[:, list(UNIT_ATTRIBUTES[1:])]
+    units = gpd.GeoDataFrame(attrs.reindex(counties["code"]).reset_index(), geometry=counties.geometry.to_numpy(),
+                             crs=counties.crs)
+    landcover = landcover_of_run(report, config.terrain.clutter_table)
+    table, summary = target_tables(layers, units, township_table=town_table, sectors=sectors, landcover=landcover,
+                                   redcap_at_scale_pct=config.targets.redcap_at_scale_pct,
+                                   township_reached_pct=config.targets.township_reached_pct,
+                                   urban_site_radius_m=config.targets.urban_site_radius_m)
+    rules = {"redcap_at_scale_pct": config.targets.redcap_at_scale_pct,
+             "township_reached_pct": config.targets.township_reached_pct,
+             "urban_site_radius_m": config.targets.urban_site_radius_m,
+             "landcover": None if landcover is None else {"path": str(landcover["path"]), "table": landcover["table"],
+                                                          "classes": landcover["classes"]}}
+    return write_targets(layout, table, summary, rules)
 
 
 def _counties(counties, sectors) -> gpd.GeoDataFrame:

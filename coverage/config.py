@@ -21,6 +21,17 @@ Tables and keys (units in the key names)
     fraction of the technology's typical rural cell radius (default 0.5, 0.05-2).
 ``[publish]``
     ``resolution_m``: cell size of the public raster overlays (default 500, 100-5000).
+``[h3]``
+    ``covered_fraction``: share of a hexagon's resolution-11 centres that must be
+    covered for its ``covered`` flag (default 0.5, 0.5-1; the 5G Fund's "substantial
+    majority", 47 CFR §54.1012(c)(1)(iii), see :mod:`coverage.h3hex`).
+``[targets]``
+    The 2027 targets (:mod:`coverage.targets`): ``redcap_at_scale_pct``, RedCap
+    coverage of a county's built-up area that counts as 规模覆盖 at scale (default
+    95, 1-100); ``township_reached_pct``, RedCap coverage of a township's area that
+    counts as reached (default 1, 0.01-100); ``urban_site_radius_m``, without a land
+    cover the built-up area is the land within this distance of a dense-urban or
+    urban sector (default 500, 50-5000).
 ``[terrain]``
     ``diffraction_weight``: weight of the Bullington terrain diffraction loss
     (default 1.0, 0-2); ``earth_k_factor``: effective Earth radius factor
@@ -95,6 +106,31 @@ class PublishConfig:
     resolution_m: int = 500  # cell size of the public raster overlays, metres
 
 
+@dataclass(frozen=True)
+class H3Config:
+    """The H3 open data (coverage.h3hex)."""
+
+    # 47 CFR §54.1012(c)(1)(iii): a hex-9 is served when a "substantial majority" of its
+    # land hex-11 centres are; the stored rule text read breaks off before its figure,
+    # so a simple majority (coverage.h3hex.DEFAULT_COVERED_FRACTION).
+    covered_fraction: float = 0.5
+
+
+@dataclass(frozen=True)
+class TargetsConfig:
+    """The 2027 targets (coverage.targets)."""
+
+    # 规模覆盖 "at scale": RedCap coverage of the built-up area, percent. The notice sets
+    # no figure; 95 % is the summary's "counties ≥ 95 %" mark (aggregate.COVERAGE_GOOD_PCT).
+    redcap_at_scale_pct: float = 95.0
+    # A township is reached by RedCap when RedCap covers this share of its area, percent
+    # (1 % of a 100 km² township is 1 km², about one RedCap cell of ~0.6 km radius).
+    township_reached_pct: float = 1.0
+    # Without a land-cover raster: built-up = land within this distance of a dense_urban or
+    # urban sector, m (500 m: the urban-macro inter-site distance of 3GPP TR 38.913 §6.1.3).
+    urban_site_radius_m: float = 500.0
+
+
 # [terrain] clutter_table values that are not paths: guess from the raster, or a built-in table.
 CLUTTER_TABLE_NAMES = ("auto", "worldcover", "igbp")
 GAP_RANKS = ("auto", "population", "built-up", "area")  # [gaps] rank
@@ -130,7 +166,7 @@ class Config:
     ----------
     profiles : dict of str to TechProfile
         ``profiles["nbiot"]``, ``profiles["redcap"]``.
-    grid, gaps, plan, publish, terrain
+    grid, gaps, plan, publish, terrain, h3, targets
         The other tables.
     source : str or None
         The TOML file read, None for the defaults (not part of the fingerprint).
@@ -142,6 +178,8 @@ class Config:
     plan: PlanConfig = PlanConfig()
     publish: PublishConfig = PublishConfig()
     terrain: TerrainConfig = TerrainConfig()
+    h3: H3Config = H3Config()
+    targets: TargetsConfig = TargetsConfig()
     source: str | None = None
 
     def as_dict(self) -> dict:
@@ -152,6 +190,8 @@ class Config:
         out["plan"] = asdict(self.plan)
         out["publish"] = asdict(self.publish)
         out["terrain"] = asdict(self.terrain)
+        out["h3"] = asdict(self.h3)
+        out["targets"] = asdict(self.targets)
         return out
 
     def fingerprint(self) -> str:
@@ -239,6 +279,12 @@ _SECTION_RULES: dict[str, tuple[type, dict[str, tuple]]] = {
                           "rank": (_STR, None, None, "")}),  # checked in _override_section
     "plan": (PlanConfig, {"spacing_fraction": (_NUMBER, 0.05, 2.0, "")}),
     "publish": (PublishConfig, {"resolution_m": (_INT, 100, 5000, "m")}),
+    "h3": (H3Config, {"covered_fraction": (_NUMBER, 0.5, 1.0, "")}),
+    "targets": (TargetsConfig, {
+        "redcap_at_scale_pct": (_NUMBER, 1.0, 100.0, "%"),
+        "township_reached_pct": (_NUMBER, 0.01, 100.0, "%"),
+        "urban_site_radius_m": (_NUMBER, 50.0, 5000.0, "m"),
+    }),
     "terrain": (TerrainConfig, {
         "diffraction_weight": (_NUMBER, 0.0, 2.0, ""),  # 0 = no diffraction, 2 = twice the loss
         "earth_k_factor": (_NUMBER, 0.5, 10.0, ""),  # sub-refraction to strong super-refraction (ITU-R P.453)
@@ -432,6 +478,6 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     return config
 
 
-__all__ = ["CLUTTER_TABLE_NAMES", "Config", "GAP_RANKS", "GapsConfig", "GridConfig", "PlanConfig", "PublishConfig",
-           "TerrainConfig",
+__all__ = ["CLUTTER_TABLE_NAMES", "Config", "GAP_RANKS", "GapsConfig", "GridConfig", "H3Config", "PlanConfig",
+           "PublishConfig", "TargetsConfig", "TerrainConfig",
            "config_from_dict", "load_config"]

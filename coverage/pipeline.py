@@ -479,7 +479,9 @@ def build(
 
         result = aggregate(layout.root, townships=townships, population=population, config=effective,
                            progress=job.tick("aggregate"))
-        outputs = [result["county_csv"], result["summary_csv"], result["gpkg"], *result["gaps_csv"].values()]
+        outputs = [result["county_csv"], result["summary_csv"], result["gpkg"], *result["gaps_csv"].values(),
+                   *(Path(p) for files in result["h3"].values() for p in files),
+                   result["targets_csv"], result["targets_summary_csv"]]
         if result.get("township_csv"):
             outputs.append(result["township_csv"])
         return outputs, {"counties": result["counties"], "townships": result["townships"],
@@ -515,7 +517,7 @@ def build(
                              publish_resolution_m=effective.publish.resolution_m,
                              data_version=manifest.data["run_id"], overwrite=True,
                              change_dir=layout.change_dir if compare_fp else None)
-        pages = [site_dir / name for name in written.get("pages", {})]
+        pages = [site_dir / name for name in (*written.get("pages", {}), *written.get("downloads", {}))]
         return pages, {"site": str(site_dir), "pages": len(pages),
                        "index_bytes": (site_dir / "index.html").stat().st_size}
 

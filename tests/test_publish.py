@@ -99,6 +99,18 @@ def _write_rasters(layout: RunLayout) -> None:
     layout.predict_report.write_text(json.dumps(report), encoding="utf-8")
 
 
+def _write_open_data(layout: RunLayout, counties) -> None:
+    """The H3 tables and the 2027 targets of the fake run, by the aggregate stage's own functions."""
+    from coverage.h3hex import write_h3
+    from coverage.targets import target_tables, write_targets
+    from coverage.zonal import Layer
+
+    layers = [Layer(tech, "all", layout.coverage_class(tech)) for tech in ("nbiot", "redcap")]
+    write_h3(layout, layers, counties)
+    table, summary = target_tables(layers, counties, sectors=gpd.read_parquet(layout.sectors))
+    write_targets(layout, table, summary, {"redcap_at_scale_pct": 95.0, "township_reached_pct": 1.0})
+
+
 def make_run(root: Path, manifest: bool = True) -> Path:
     """Build a small run directory following docs/CONTRACTS.md; return its path."""
     layout = RunLayout(root)
@@ -147,10 +159,12 @@ def make_run(root: Path, manifest: bool = True) -> Path:
         for k, tech in enumerate(("nbiot", "redcap")):
             sectors.append({"operator": op, "site_id": site_id, "cell_id": f"{site_id}-{k}", "tech": tech,
                             "freq_mhz": 850.0, "eirp_dbm": 46.0, "height_m": 30.0, "azimuth_deg": float("nan"),
-                            "beamwidth_deg": 65.0, "downtilt_deg": 6.0, "environment": "rural",
+                            "beamwidth_deg": 65.0, "downtilt_deg": 6.0,
+                            "environment": "urban" if site_id == "CT-0001" else "rural",
                             "source_file": "sub.csv", "source_row": len(sectors) + 1, "geometry": Point(lon, lat)})
     gpd.GeoDataFrame(sectors, geometry="geometry", crs=4326).to_parquet(layout.sectors)
     _write_rasters(layout)
+    _write_open_data(layout, counties)
     if manifest:
         layout.manifest.write_text(json.dumps({"created": "2024-06-30T12:00:00", "run_id": "run-test-7"}),
                                    encoding="utf-8")
@@ -211,9 +225,22 @@ def near_sites(pairs: np.ndarray, sites, radius_m: float = 50.0) -> set[str]:
 
 
 def site_text_files(folder: Path):
+    """Every text file of a site, and every Parquet file as CSV text (its numbers, as a reader gets them)."""
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix in {".html", ".js", ".css", ".json", ".md", ".txt", ""}:
+        if path.is_file() and path.suffix in {".html", ".js", ".css", ".json", ".md", ".txt", ".csv", ""}:
             yield path, path.read_text(encoding="utf-8", errors="replace")
+        elif path.is_file() and path.suffix == ".parquet":
+            yield path, pd.read_parquet(path).to_csv(index=False)
+
+
+H3_TOKEN = re.compile(r"\b8[0-9a-f]{14}\b")
+
+
+def h3_resolutions(text: str) -> set[int]:
+    """Resolutions of the H3 cell ids in ``text``."""
+    from h3.api import basic_str as h3
+
+    return {h3.get_resolution(t) for t in H3_TOKEN.findall(text) if h3.is_valid_cell(t)}
 
 
 def embedded_pngs(text: str):
@@ -226,8 +253,13 @@ def embedded_pngs(text: str):
 def test_public_site_pages_and_result(public_site):
     result, out = public_site
     assert result["counties"] == 4 and result["provinces"] == 2
-    expected = {"index.html", "provinces/110000.html", "provinces/120000.html",
+    expected = {"index.html", "provinces/110000.html", "provinces/120000.html", "targets.html",
                 *(f"counties/{c[0]}.html" for c in COUNTIES)}
+    assert set(result["downloads"]) == {
+        *(f"downloads/h3_res8_{t}.{ext}" for t in ("nbiot", "redcap") for ext in ("csv", "parquet")),
+        "downloads/targets.csv", "downloads/targets_summary.csv"}
+    for rel, size in result["downloads"].items():
+        assert (out / rel).stat().st_size == size
     assert set(result["pages"]) == expected
     for rel, size in result["pages"].items():
         assert (out / rel).stat().st_size == size
@@ -298,14 +330,17 @@ def test_public_edition_has_no_site_coordinates(public_site, operator_site, publ
     assert (public_change_site / "change.html").is_file()
     assert (public_change_site / "provinces" / "110000_change.html").is_file()
     scanned = 0
+    resolutions = set()
     for path, text in [*site_text_files(out), *site_text_files(public_change_site)]:
         pairs = coordinate_pairs(text)
         scanned += len(pairs)
         assert near_sites(pairs, SITES) == set(), path
-        assert "nearest_sector" not in text and "7.25" not in text, path
+        resolutions |= h3_resolutions(text)
+        assert "nearest_sector" not in text and "7.25" not in NUMBER.findall(text), path  # the distance
         for site_id, *_ in SITES[:1] + SITES[2:]:
             assert site_id not in text, path
     assert scanned > 1000
+    assert resolutions == {8}  # the H3 downloads: resolution 8 only, never the run's resolution 9
     _, op_out = operator_site
     found = set()
     for _, text in site_text_files(op_out):
@@ -371,6 +406,8 @@ def test_operator_edition_only_own_sites_and_gap_table(operator_site):
 def test_names_are_escaped_in_raw_html(public_site, operator_site, public_change_site):
     for _, out in (public_site, operator_site, (None, public_change_site)):
         for path, text in site_text_files(out):
+            if path.suffix in (".csv", ".parquet"):
+                continue  # data downloads hold the names as they are; no browser renders them
             assert "<img src=x" not in text, path
             assert '<script>console.log("XSS-site")' not in text, path
             assert "</script><script>alert(3)" not in text, path
@@ -555,7 +592,7 @@ def test_method_note_names_the_default_terrain_and_land_cover(tmp_path):
     out = tmp_path / "maps"
     write_site(_with_terrain(tmp_path / "run", terrain), out)
     pages = list(out.rglob("*.html"))
-    assert len(pages) == 7
+    assert len(pages) == 8  # 7 map pages and the targets page, each with the method note
     for page in pages:
         text = method_text(page)
         assert ("Terrain: meteva 30″ China DEM (sha256 425eb34f…, ~0.9 km), Bullington diffraction (ITU-R P.526) "
@@ -578,3 +615,40 @@ def test_method_note_names_a_user_dem_by_file_name_only(tmp_path):
     assert ("Terrain: fabdem_fujian.tif (sha256 ab12cd34…, ~31 m), Bullington diffraction (ITU-R P.526) × 0.5 "
             "and P.1546 effective height; land cover: none") in text
     assert "secret-folder" not in (out / "index.html").read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------- tests: open data and targets
+
+
+def test_h3_downloads_public_res8_operator_own_res9(run_dir, public_site, operator_site):
+    from coverage.h3hex import h3_paths
+
+    _, out = public_site
+    for tech in ("nbiot", "redcap"):
+        paths = h3_paths(RunLayout(run_dir), tech)
+        assert (out / "downloads" / f"h3_res8_{tech}.parquet").read_bytes() == paths.res8_parquet.read_bytes()
+        assert not (out / "downloads" / f"h3_res9_{tech}.parquet").exists()
+        assert not list((out / "downloads").glob("h3_res9_*"))
+    _, op_out = operator_site
+    own = pd.read_parquet(op_out / "downloads" / "h3_res9_redcap_ct.parquet")
+    run9 = pd.read_parquet(h3_paths(RunLayout(run_dir), "redcap").res9_parquet)
+    assert set(own["operator"]) <= {"CT"}  # the fake run has only "all" layers: nothing of anyone else
+    assert len(own) == (run9["operator"] == "CT").sum()
+    national = (out / "index.html").read_text(encoding="utf-8")
+    assert 'href="targets.html"' in national
+
+
+def test_targets_page_shows_the_run_figures_and_rules(run_dir, public_site):
+    from coverage.targets import read_targets
+
+    _, out = public_site
+    text = (out / "targets.html").read_text(encoding="utf-8")
+    units, summary = read_targets(run_dir)
+    assert "RedCap 覆盖建成区 ≥ 95 %" in text and "≥ 1 %" in text
+    assert "pixels near sectors submitted as dense urban or urban" in text  # no land cover in this run
+    built = units[(units["code"] == "110101") & (units["operator"] == "all")].iloc[0]
+    assert built["built_up_km2"] > 0.5  # the urban site CT-0001: ~0.79 km² within 500 m
+    assert f"{built['built_up_km2']:,.2f}" in text
+    national = summary[(summary["scope"] == "national") & (summary["operator"] == "all")].iloc[0]
+    assert f"<td>{int(national['counties'])}</td>" in text
+    assert 'href="downloads/targets.csv"' in text and 'href="downloads/h3_res8_redcap.csv"' in text

@@ -6,6 +6,7 @@ Layout of ``out_dir``::
     provinces/<code>.html      one province's counties
     counties/<code>.html       one county: townships, class overlay, largest gaps
     gaps.html                  operator edition only: the operator's gap table
+    targets.html, downloads/   the 2027 targets and the H3 / targets tables (:mod:`.opendata`)
     assets/                    Leaflet, covmap.js/.css (+ markercluster), licences
     site.json                  what was written (marks the folder as a covmap site)
 
@@ -38,7 +39,7 @@ from coverage.errors import FileOverwriteError, PublishError
 from coverage.files import atomic_output
 from coverage.layout import ALL_OPERATORS, CLASS_LABELS, RunLayout
 from coverage.processes import spawn_pool, worker_count
-from coverage.publish import layers
+from coverage.publish import layers, opendata
 from coverage.publish.clearance import SiteClearance
 from coverage.publish.plan_layer import add_plan_layer, read_checked_plan
 from coverage.schema import OPERATOR_BY_CODE, TECH_BY_ID, TECH_IDS, normalise_operator
@@ -399,6 +400,7 @@ def _national_page(opts: _Options, counties, written: dict[str, int]) -> None:
     figure, fmap = _new_page(opts, 0, f"{TITLE_ZH} {TITLE_EN}", counties.total_bounds)
     header = _header(opts, 0, TITLE_ZH, TITLE_EN, [("全国 National", "index.html")] +
                      ([("缺口表 Gap table", "gaps.html")] if opts.edition == "operator" else []) +
+                     ([("2027年目标 2027 targets", opendata.TARGETS_PAGE)] if opendata.has_targets(opts) else []) +
                      _change_crumb(opts, "change.html"))
     scripts = [f'covmap.units({{map}}, {safe_json(data)}, {{"fit": true, "provinceLinks": true, '
                f'"countyLinks": true, "prefix": ""}});']
@@ -655,8 +657,9 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
     -------
     dict
         ``out_dir``, ``edition``, ``operator``, ``basemap``, ``counties``,
-        ``provinces``, ``pages`` (relative path -> bytes), ``index_bytes``,
-        ``total_bytes``, ``change_since`` (the previous run's data date, or None).
+        ``provinces``, ``pages`` (relative path -> bytes), ``downloads`` (the same,
+        for :mod:`.opendata`'s files), ``index_bytes``, ``total_bytes``,
+        ``change_since`` (the previous run's data date, or None).
 
     Raises
     ------
@@ -728,13 +731,16 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
     written.update(_county_pages(opts, pages, worker_count(workers, len(pages), PAGES_PER_WORKER)))
     if operator_code:
         _gaps_page(opts, gaps_by_tech, written)
+    downloads: dict[str, int] = {}
+    opendata.write_downloads(opts, downloads)
+    opendata.write_targets_page(opts, written, downloads)
 
     result = {
         "out_dir": str(out), "edition": edition, "operator": operator_code, "basemap": basemap,
         "data_date": opts.info.data_date, "data_version": opts.info.data_version,
         "counties": int(len(counties)), "provinces": int(provinces.ngroups),
-        "pages": written, "index_bytes": written["index.html"],
-        "total_bytes": int(sum(written.values())), "change_since": opts.change_since,
+        "pages": written, "downloads": downloads, "index_bytes": written["index.html"],
+        "total_bytes": int(sum(written.values()) + sum(downloads.values())), "change_since": opts.change_since,
     }
     with atomic_output(out / SITE_MARKER, overwrite=True) as tmp:
         tmp.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -1,0 +1,561 @@
+"""H3 open data: the coverage rasters as hexagons, by the FCC 5G Fund rule.
+
+The aggregate stage writes, per technology (paths from :class:`coverage.layout.RunLayout`):
+
+- ``stats/h3_res9_<tech>.parquet`` and ``.csv``: one row per H3 resolution-9
+  hexagon (≈ 0.105 km²) × operator (and ``all``);
+- ``stats/h3_res8_<tech>.parquet`` and ``.csv``: the same at resolution 8
+  (≈ 0.74 km², about the public raster's 500 m), which the public site offers as
+  downloads. Resolution 9 stays in the run directory and the operator edition.
+
+The rule (47 CFR §54.1012(c)(1), the 5G Fund Phase I eligible areas)
+----------------------------------------------------------------------
+(i) a resolution-11 hexagon (hex-11) is served when its centre lies in covered
+area; (ii) a hex-9's served share is its served grandchild hex-11s over all its
+grandchild hex-11s, counting only those whose centre lies on land (inside the
+country); (iii) the hex-9 is served when a "substantial majority" of them are.
+Here the covered area is the class raster (class ≥ 1 outdoor, class 2 deep), the
+land is the run's counties, and the "substantial majority" is the configuration's
+``[h3] covered_fraction`` (:data:`DEFAULT_COVERED_FRACTION`).
+
+Columns (:data:`H3_COLUMNS`)
+----------------------------
+``h3_index`` (hex string), ``resolution``, ``county_code`` (the county at the
+hexagon's centre; for a centre off land, on a coast or the edge of the run's
+counties, the county holding most of its counted hex-11 centres, ties: the lower
+code), ``tech``,
+``operator``, ``children`` (hex-11 centres counted: 49 per hex-9 on land, 343 per
+hex-8), ``covered_children``, ``deep_children``, ``coverage_pct`` and
+``deep_coverage_pct`` (of ``children``), ``covered`` (the FCC flag:
+``covered_children ≥ covered_fraction × children``). A hex-8 sums the counts of
+its seven hex-9 children (H3's index tree: their hex-11 descendants are the
+hex-8's), so its shares are exact too. Hexagons with no counted centre are left
+out. The Parquet files keep full precision; the CSV files (UTF-8 with BOM) round
+the percentages to 0.1.
+
+Bounded memory
+--------------
+The grid is walked in blocks of :data:`DEFAULT_BLOCK_PX` pixels a side (1,024). A block
+takes the hex-8s whose centre lies in its footprint (so every hexagon belongs to
+exactly one block), reads the class rasters of its technology with a margin that
+holds all their hex-11 centres, and appends its rows to the open output files.
+Memory is that of one block, whatever the extent.
+
+Speed: sampling is vectorised (the centres are projected and looked up as
+arrays). H3's cell functions take one cell at a time, so centres are computed
+level by level only where needed: a hex-9 (then a hex-10) whose neighbourhood is
+uniform (no class, nor the land, changes within reach of its hex-11 centres)
+stands for its 49 (7) hex-11 centres, which all have the class of its centre's
+pixel; only the others are split. ``bench/h3_national.py`` measures it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import rasterio
+from h3.api import numpy_int as h3
+from pyproj import Transformer
+from rasterio.features import rasterize
+from rasterio.windows import Window
+from scipy import ndimage
+
+from coverage.errors import CRSMismatchError, SchemaError
+from coverage.files import atomic_output
+from coverage.layout import ALL_OPERATORS, CLASS_DEEP, CLASS_NODATA, CLASS_OUTDOOR, RunLayout
+from coverage.zonal import Layer, units_in_crs
+
+log = logging.getLogger(__name__)
+
+#: The open data's resolution, the 5G Fund's hex-9 (47 CFR §54.1012(c)).
+H3_RESOLUTION = 9
+#: The resolution whose centres are sampled, the 5G Fund's hex-11 (47 CFR §54.1012(c)(1)(i)).
+CHILD_RESOLUTION = 11
+#: The public download's resolution (≈ 0.74 km², about the public raster's 500 m cells).
+PUBLIC_RESOLUTION = 8
+#: 47 CFR §54.1012(c)(1)(iii): a hex-9 is served when a "substantial majority" of its
+#: land hex-11s are. The stored copy of the rule read for this (law.lawstack.com,
+#: verified against eCFR 2026-06-20) breaks off before the sentence that gives the
+#: figure, so the default is a simple majority, and ``[h3] covered_fraction`` sets it.
+DEFAULT_COVERED_FRACTION = 0.5
+#: Side of a block of the walk, pixels (a national 100 m grid: ~2,600 blocks; 644 MiB peak with five layers in bench/h3_national.py).
+DEFAULT_BLOCK_PX = 1024
+#: Hex-11 centres lie within 0.98 of the average hex-9 edge of their hex-9's centre and
+#: 1.08 of the average hex-8 edge of their hex-8's (measured over 3,000 random hex-8s
+#: across China); the reach used for margins and uniform windows adds a safety factor.
+_REACH_PER_EDGE = 1.25
+# Mixed hex-9s whose descendants are sampled together (≈ 10⁶ hex-11 centres at most).
+_MIXED_CHUNK = 20_000
+
+H3_COLUMNS = ("h3_index", "resolution", "county_code", "tech", "operator", "children", "covered_children",
+              "deep_children", "coverage_pct", "deep_coverage_pct", "covered")
+_PCT_COLUMNS = ("coverage_pct", "deep_coverage_pct")
+_SCHEMA = pa.schema([
+    ("h3_index", pa.string()), ("resolution", pa.int8()), ("county_code", pa.string()), ("tech", pa.string()),
+    ("operator", pa.string()), ("children", pa.int32()), ("covered_children", pa.int32()),
+    ("deep_children", pa.int32()), ("coverage_pct", pa.float64()), ("deep_coverage_pct", pa.float64()),
+    ("covered", pa.bool_()),
+])
+# no field holds a comma, a quote or a line break (ids, codes, numbers, true/false)
+_CSV_OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="none")
+_TO_ALBERS_CACHE: dict[str, Transformer] = {}
+
+
+@dataclass(frozen=True)
+class H3Outputs:
+    """The files of one technology."""
+
+    res9_parquet: os.PathLike
+    res9_csv: os.PathLike
+    res8_parquet: os.PathLike
+    res8_csv: os.PathLike
+
+
+def h3_paths(layout: RunLayout, tech: str) -> H3Outputs:
+    """Where the H3 files of ``tech`` go in a run."""
+    stats = layout.stats_dir
+    return H3Outputs(stats / f"h3_res{H3_RESOLUTION}_{tech}.parquet", stats / f"h3_res{H3_RESOLUTION}_{tech}.csv",
+                     stats / f"h3_res{PUBLIC_RESOLUTION}_{tech}.parquet",
+                     stats / f"h3_res{PUBLIC_RESOLUTION}_{tech}.csv")
+
+
+def write_h3(layout: RunLayout, layers: Sequence[Layer], counties: gpd.GeoDataFrame,
+             covered_fraction: float = DEFAULT_COVERED_FRACTION, block_px: int = DEFAULT_BLOCK_PX,
+             progress: Callable[[int, int], None] | None = None) -> dict:
+    """Write the H3 files of every technology of ``layers`` (see the module docstring).
+
+    Parameters
+    ----------
+    layout : RunLayout
+        The run; files go to its ``stats/``.
+    layers : sequence of Layer
+        The coverage layers (every technology × operator and ``all``), one grid.
+    counties : geopandas.GeoDataFrame
+        The run's counties (``code`` and polygons, any CRS): the land, and the
+        ``county_code`` of each hexagon.
+    covered_fraction : float, default :data:`DEFAULT_COVERED_FRACTION`
+        Share of a hexagon's hex-11 centres that must be covered for ``covered``.
+    block_px : int, default :data:`DEFAULT_BLOCK_PX`
+        Side of a block of the walk, pixels (the outputs do not depend on it).
+    progress : callable, optional
+        ``progress(done, total)`` after each block.
+
+    Returns
+    -------
+    dict
+        ``{tech: H3Outputs}`` under ``files``; ``hexagons``: {tech: hex-9 count};
+        ``seconds``.
+
+    Raises
+    ------
+    SchemaError
+        No layer, a bad ``covered_fraction``, counties without ``code``.
+    CRSMismatchError
+        The layers' rasters do not share one grid.
+    """
+    started = time.perf_counter()
+    if not layers:
+        raise SchemaError("no coverage layer to write H3 hexagons from")
+    if not 0.0 < float(covered_fraction) <= 1.0:
+        raise SchemaError(f"covered_fraction must be in (0, 1], got {covered_fraction!r}")
+    if not isinstance(counties, gpd.GeoDataFrame) or "code" not in counties.columns or counties.crs is None:
+        raise SchemaError("counties must be a GeoDataFrame with a CRS and a 'code' column")
+    techs = list(dict.fromkeys(lay.tech for lay in layers))
+    with contextlib.ExitStack() as stack:
+        datasets = [stack.enter_context(rasterio.open(lay.class_path)) for lay in layers]
+        grid = _Grid.of(datasets[0])
+        for lay, ds in zip(layers, datasets, strict=True):
+            if ds.crs != datasets[0].crs or ds.transform != datasets[0].transform or ds.shape != datasets[0].shape:
+                raise CRSMismatchError(f"{lay.class_path} is not on the grid of {layers[0].class_path}")
+        land = _Land(counties, datasets[0].crs)
+        sinks = {tech: _Sinks(stack, h3_paths(layout, tech)) for tech in techs}
+        by_tech = {tech: [(lay, ds) for lay, ds in zip(layers, datasets, strict=True) if lay.tech == tech]
+                   for tech in techs}
+        blocks = [b for b in grid.blocks(block_px) if land.touches(grid, b)]
+        hexagons = dict.fromkeys(techs, 0)
+        for done, block in enumerate(blocks, start=1):
+            cells8 = grid.hex8_in_block(block)
+            if cells8.size:
+                margin = grid.margin_px()
+                county_idx = land.rasterize(grid, block, margin)
+                for tech in techs:
+                    classes = [_read_padded(ds, block, margin) for _, ds in by_tech[tech]]
+                    res9, res8 = _block_tables(grid, block, margin, cells8, county_idx, classes,
+                                               [lay.operator for lay, _ in by_tech[tech]], land.codes, tech,
+                                               covered_fraction)
+                    sinks[tech].write(res9, res8)
+                    hexagons[tech] += int(res9["h3_index"].nunique()) if len(res9) else 0
+            if progress is not None:
+                progress(done, len(blocks))
+        for sink in sinks.values():
+            sink.close()
+    result = {"files": {tech: h3_paths(layout, tech) for tech in techs}, "hexagons": hexagons,
+              "covered_fraction": float(covered_fraction), "seconds": time.perf_counter() - started}
+    log.info("H3: %s hex-9s in %d blocks in %.1f s", ", ".join(f"{t} {n:,}" for t, n in hexagons.items()),
+             len(blocks), result["seconds"])
+    return result
+
+
+def read_h3(path: str | os.PathLike) -> pd.DataFrame:
+    """An H3 table written by :func:`write_h3` (Parquet, full precision)."""
+    return pd.read_parquet(path)
+
+
+# ---------------------------------------------------------------- the grid and the land
+
+
+@dataclass(frozen=True)
+class _Block:
+    row0: int
+    col0: int
+    rows: int
+    cols: int
+
+
+@dataclass(frozen=True)
+class _Grid:
+    x0_m: float
+    y0_m: float
+    res_m: float
+    width: int
+    height: int
+    crs_wkt: str
+
+    @classmethod
+    def of(cls, ds) -> _Grid:
+        t = ds.transform
+        if t.b != 0 or t.d != 0 or not math.isclose(t.a, -t.e):
+            raise CRSMismatchError(f"{ds.name}: H3 sampling needs a north-up grid of square cells")
+        return cls(t.c, t.f, t.a, ds.width, ds.height, ds.crs.to_wkt())
+
+    def blocks(self, block_px: int):
+        for row0 in range(0, self.height, block_px):
+            for col0 in range(0, self.width, block_px):
+                yield _Block(row0, col0, min(block_px, self.height - row0), min(block_px, self.width - col0))
+
+    def block_bounds(self, b: _Block) -> tuple[float, float, float, float]:
+        west = self.x0_m + b.col0 * self.res_m
+        north = self.y0_m - b.row0 * self.res_m
+        return west, north - b.rows * self.res_m, west + b.cols * self.res_m, north
+
+    def margin_px(self) -> int:
+        """Pixels around a block that hold every hex-11 centre of its hex-8s."""
+        return _reach_px(PUBLIC_RESOLUTION, self.res_m)
+
+    def to_lonlat(self) -> Transformer:
+        return Transformer.from_crs(self.crs_wkt, "EPSG:4326", always_xy=True)
+
+    def to_grid(self) -> Transformer:
+        key = self.crs_wkt
+        if key not in _TO_ALBERS_CACHE:
+            _TO_ALBERS_CACHE[key] = Transformer.from_crs("EPSG:4326", self.crs_wkt, always_xy=True)
+        return _TO_ALBERS_CACHE[key]
+
+    def hex8_in_block(self, b: _Block) -> np.ndarray:
+        """The hex-8s whose centre lies in the block's footprint (uint64 cells, sorted)."""
+        west, south, east, north = self.block_bounds(b)
+        # the footprint's edges densified the same way on both sides of every block
+        # border, so neighbouring footprints meet exactly and no centre is in two
+        n = 64
+        xs = np.concatenate([np.linspace(west, east, n, endpoint=False), np.full(n, east),
+                             np.linspace(east, west, n, endpoint=False), np.full(n, west)])
+        ys = np.concatenate([np.full(n, north), np.linspace(north, south, n, endpoint=False),
+                             np.full(n, south), np.linspace(south, north, n, endpoint=False)])
+        lon, lat = self.to_lonlat().transform(xs, ys)
+        poly = h3.LatLngPoly(list(zip(lat.tolist(), lon.tolist(), strict=True)))
+        return np.sort(np.asarray(h3.h3shape_to_cells(poly, PUBLIC_RESOLUTION), dtype=np.uint64))
+
+
+def _reach_px(resolution: int, res_m: float) -> int:
+    return int(math.ceil(_REACH_PER_EDGE * h3.average_hexagon_edge_length(resolution, "m") / res_m)) + 1
+
+
+class _Land:
+    """The counties on the grid: a county index per pixel (0 = outside every county)."""
+
+    def __init__(self, counties: gpd.GeoDataFrame, crs):
+        projected = units_in_crs(counties, crs)
+        self.geoms = projected.geometry.to_numpy()
+        self.codes = np.array([""] + counties["code"].astype(str).tolist(), dtype=object)
+        self.tree = gpd.GeoSeries(self.geoms).sindex
+        self.bounds = projected.total_bounds
+
+    def touches(self, grid: _Grid, b: _Block) -> bool:
+        """Whether a county lies within reach of the block's hex-11 centres."""
+        west, south, east, north = grid.block_bounds(b)
+        pad = grid.margin_px() * grid.res_m
+        return len(self.tree.query(_box(west - pad, south - pad, east + pad, north + pad))) > 0
+
+    def rasterize(self, grid: _Grid, b: _Block, margin: int) -> np.ndarray:
+        west, south, east, north = grid.block_bounds(b)
+        pad = margin * grid.res_m
+        hit = self.tree.query(_box(west - pad, south - pad, east + pad, north + pad))
+        shape = (b.rows + 2 * margin, b.cols + 2 * margin)
+        if hit.size == 0:
+            return np.zeros(shape, dtype=np.int32)
+        transform = rasterio.transform.from_origin(west - pad, north + pad, grid.res_m, grid.res_m)
+        return rasterize(((self.geoms[i], int(i) + 1) for i in np.sort(hit)), out_shape=shape,
+                         transform=transform, fill=0, dtype="int32")
+
+
+def _box(west, south, east, north):
+    import shapely
+
+    return shapely.box(west, south, east, north)
+
+
+def _read_padded(ds, b: _Block, margin: int) -> np.ndarray:
+    """Coverage level of a block and its margin: 0 none (and nodata, beyond the raster), 1 outdoor, 2 deep."""
+    r0, c0 = b.row0 - margin, b.col0 - margin
+    rows, cols = b.rows + 2 * margin, b.cols + 2 * margin
+    out = np.zeros((rows, cols), dtype=np.uint8)
+    rr0, cc0 = max(r0, 0), max(c0, 0)
+    rr1, cc1 = min(r0 + rows, ds.height), min(c0 + cols, ds.width)
+    if rr1 > rr0 and cc1 > cc0:
+        data = ds.read(1, window=Window(cc0, rr0, cc1 - cc0, rr1 - rr0))
+        level = np.where(data == CLASS_DEEP, 2, np.where(data == CLASS_OUTDOOR, 1, 0)).astype(np.uint8)
+        level[data == CLASS_NODATA] = 0
+        out[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0] = level
+    return out
+
+
+# ---------------------------------------------------------------- one block
+
+
+def _block_tables(grid: _Grid, b: _Block, margin: int, cells8: np.ndarray, county_idx: np.ndarray,
+                  classes: list[np.ndarray], operators: list[str], codes: np.ndarray, tech: str,
+                  covered_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The res-9 and res-8 rows of one block for one technology's layers."""
+    land = county_idx > 0
+    # only the hex-8s within reach of land have a counted hex-11
+    rows8, cols8 = _pixels(grid, b, margin, _centres(cells8))
+    near_land = ndimage.maximum_filter(land, size=2 * _reach_px(PUBLIC_RESOLUTION, grid.res_m) + 1,
+                                       mode="constant")[rows8, cols8]
+    cells8, rows8, cols8 = cells8[near_land], rows8[near_land], cols8[near_land]
+    if cells8.size == 0:
+        empty = pd.DataFrame(columns=list(H3_COLUMNS))
+        return empty, empty
+    if np.isin(cells8, _PENTAGONS8).any():  # none lies on land; H3's own functions would serve one
+        raise SchemaError("an H3 pentagon lies in the run's counties; covmap's H3 walk assumes hexagons")
+    cells9 = _children(cells8, H3_RESOLUTION)
+    parent8 = np.repeat(np.arange(cells8.size), 7)
+    rows9, cols9 = _pixels(grid, b, margin, _centres(cells9))
+    n9, n_layers = cells9.size, len(classes)
+
+    # a hex-9 is uniform when neither a class nor the land changes within reach of its centre
+    k = _reach_px(H3_RESOLUTION, grid.res_m)
+    mixed = _mixed(land.view(np.uint8), k)[rows9, cols9]
+    for level in classes:
+        mixed |= _mixed(level, k)[rows9, cols9]
+
+    children = np.zeros(n9, dtype=np.int64)
+    covered = np.zeros((n_layers, n9), dtype=np.int64)
+    deep = np.zeros((n_layers, n9), dtype=np.int64)
+    u = np.flatnonzero(~mixed & land[rows9, cols9])
+    children[u] = 49
+    for i, level in enumerate(classes):
+        lv = level[rows9[u], cols9[u]]
+        covered[i, u] = 49 * (lv >= 1)
+        deep[i, u] = 49 * (lv == 2)
+
+    # a hexagon's county: the county at its centre; off land (a coast, the border), the one
+    # holding most of its counted hex-11 centres
+    county9 = codes[county_idx[rows9, cols9]]
+    m = np.flatnonzero(mixed)
+    votes = []
+    mixed_at = {}  # reach in pixels -> "not uniform" mask of the padded block
+    for start in range(0, m.size, _MIXED_CHUNK):  # bounded memory: a chunk of mixed hex-9s at a time
+        part = m[start:start + _MIXED_CHUNK]
+        _descend(_children(cells9[part], H3_RESOLUTION + 1), np.repeat(part, 7), H3_RESOLUTION + 1, grid, b, margin, county_idx, land, classes, mixed_at, children, covered, deep,
+                 votes, county9 == "")
+    if votes:
+        tally = pd.concat(votes, ignore_index=True)
+        tally["code"] = codes[tally["county"].to_numpy()]
+        hexes, best = _majority(tally.groupby(["hex", "code"], sort=False)["n"].sum().reset_index())
+        county9[hexes] = best
+
+    county8 = codes[county_idx[rows8, cols8]]
+    offshore8 = np.flatnonzero(county8 == "")
+    if offshore8.size:
+        on = np.isin(parent8, offshore8) & (children > 0)
+        tally = pd.DataFrame({"hex": parent8[on], "code": county9[on], "n": children[on]})
+        hexes, best = _majority(tally.groupby(["hex", "code"], sort=False)["n"].sum().reset_index())
+        county8[hexes] = best
+
+    children8 = np.bincount(parent8, weights=children, minlength=cells8.size).astype(np.int64)
+    covered8 = np.stack([np.bincount(parent8, weights=c, minlength=cells8.size) for c in covered]).astype(np.int64)
+    deep8 = np.stack([np.bincount(parent8, weights=d, minlength=cells8.size) for d in deep]).astype(np.int64)
+    res9 = _rows(cells9, H3_RESOLUTION, county9, tech, operators, children, covered, deep, covered_fraction)
+    res8 = _rows(cells8, PUBLIC_RESOLUTION, county8, tech, operators, children8, covered8, deep8, covered_fraction)
+    return res9, res8
+
+
+def _descend(cells, owner, resolution, grid, b, margin, county_idx, land, classes, mixed_at, children, covered,
+             deep, votes, offshore) -> None:
+    """Add the hex-11 centres under ``cells`` (resolution 10 or 11, each of hex-9 ``owner``) to the counts.
+
+    A resolution-10 cell whose neighbourhood is uniform stands for its 7 hex-11 centres
+    (the class of its centre's pixel); the others are split into their hex-11s, whose
+    centres are sampled one by one. ``offshore`` marks the hex-9s whose county is voted.
+    """
+    rows, cols = _pixels(grid, b, margin, _centres(cells))
+    if resolution < CHILD_RESOLUTION:
+        k = _reach_px(resolution, grid.res_m)
+        if k not in mixed_at:
+            mask = _mixed(land.view(np.uint8), k)
+            for level in classes:
+                mask |= _mixed(level, k)
+            mixed_at[k] = mask
+        split = mixed_at[k][rows, cols]
+        if split.any():
+            _descend(_children(cells[split], resolution + 1), np.repeat(owner[split], 7), resolution + 1, grid, b, margin,
+                     county_idx, land, classes, mixed_at, children, covered, deep, votes, offshore)
+        keep = ~split
+        cells, owner, rows, cols = cells[keep], owner[keep], rows[keep], cols[keep]
+    weight = 7 ** (CHILD_RESOLUTION - resolution)
+    county = county_idx[rows, cols]
+    counted = county > 0
+    owner, rows, cols, county = owner[counted], rows[counted], cols[counted], county[counted]
+    n9 = children.size
+    children += weight * np.bincount(owner, minlength=n9)
+    for i, level in enumerate(classes):
+        lv = level[rows, cols]
+        covered[i] += weight * np.bincount(owner, weights=lv >= 1, minlength=n9).astype(np.int64)
+        deep[i] += weight * np.bincount(owner, weights=lv == 2, minlength=n9).astype(np.int64)
+    voting = offshore[owner]
+    if voting.any():
+        votes.append(pd.DataFrame({"hex": owner[voting], "county": county[voting], "n": weight}))
+
+
+#: The twelve pentagons at resolution 8 (all at sea, far from China; checked all the same).
+_PENTAGONS8 = np.asarray(h3.get_pentagons(PUBLIC_RESOLUTION), dtype=np.uint64)
+_RES_SHIFT = np.uint64(52)  # H3 index bits 52-55: the resolution; digit r at bits 3·(15 − r) (H3 index spec)
+
+
+def _children(cells: np.ndarray, resolution: int) -> np.ndarray:
+    """The 7 children at ``resolution`` of each hexagon of the resolution above, in H3's order (vectorised).
+
+    A child's index is its parent's with the resolution field raised and the next
+    digit set to 0-6 (the H3 index format; pentagons, which skip digit 1, excluded).
+    """
+    cells = np.asarray(cells, dtype=np.uint64)
+    base = (cells & ~(np.uint64(0xF) << _RES_SHIFT)) | (np.uint64(resolution) << _RES_SHIFT)
+    shift = np.uint64(3 * (15 - resolution))
+    base &= ~(np.uint64(7) << shift)
+    return (base[:, None] | (np.arange(7, dtype=np.uint64) << shift)[None, :]).ravel()
+
+
+def _centres(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lon, lat) of each cell's centre, degrees."""
+    latlng = np.fromiter((v for c in cells.tolist() for v in h3.cell_to_latlng(c)), dtype=np.float64,
+                         count=2 * cells.size).reshape(-1, 2)
+    return latlng[:, 1], latlng[:, 0]
+
+
+def _pixels(grid: _Grid, b: _Block, margin: int, lonlat) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of each point in the block's padded window (clipped to it)."""
+    x, y = grid.to_grid().transform(*lonlat)
+    west = grid.x0_m + (b.col0 - margin) * grid.res_m
+    north = grid.y0_m - (b.row0 - margin) * grid.res_m
+    cols = np.floor((np.asarray(x) - west) / grid.res_m).astype(np.int64)
+    rows = np.floor((north - np.asarray(y)) / grid.res_m).astype(np.int64)
+    rows_max, cols_max = b.rows + 2 * margin - 1, b.cols + 2 * margin - 1
+    return np.clip(rows, 0, rows_max), np.clip(cols, 0, cols_max)
+
+
+def _mixed(values: np.ndarray, k: int) -> np.ndarray:
+    """True where ``values`` is not constant in the (2k+1)² window around a pixel."""
+    size = 2 * k + 1
+    return ndimage.maximum_filter(values, size=size, mode="nearest") != \
+        ndimage.minimum_filter(values, size=size, mode="nearest")
+
+
+def _majority(tally: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per ``hex`` of a (hex, code, n) tally: the code with the most ``n`` (ties: the lower code)."""
+    best = tally.sort_values(["hex", "n", "code"], ascending=[True, False, True], kind="stable")
+    best = best.drop_duplicates("hex")
+    return best["hex"].to_numpy(), best["code"].to_numpy()
+
+
+def _rows(cells, resolution, county, tech, operators, children, covered, deep, covered_fraction) -> pd.DataFrame:
+    keep = np.flatnonzero(children > 0)
+    if keep.size == 0:
+        return pd.DataFrame(columns=list(H3_COLUMNS))
+    ids = np.array([h3.int_to_str(int(c)) for c in cells[keep]], dtype=object)
+    order = np.argsort(ids, kind="stable")
+    keep, ids = keep[order], ids[order]
+    frames = []
+    for i, op in enumerate(operators):
+        n = children[keep]
+        cov, dp = covered[i, keep], deep[i, keep]
+        frames.append(pd.DataFrame({
+            "h3_index": ids, "resolution": np.int8(resolution), "county_code": county[keep], "tech": tech,
+            "operator": op, "children": n.astype(np.int32), "covered_children": cov.astype(np.int32),
+            "deep_children": dp.astype(np.int32), "coverage_pct": 100.0 * cov / n, "deep_coverage_pct": 100.0 * dp / n,
+            "covered": cov >= covered_fraction * n,
+        }))
+    frame = pd.concat(frames, ignore_index=True)
+    rank = {op: j for j, op in enumerate(sorted(operators, key=lambda o: (o != ALL_OPERATORS, o)))}
+    frame["_rank"] = frame["operator"].map(rank)
+    frame = frame.sort_values(["h3_index", "_rank"], kind="stable").drop(columns=["_rank"])
+    return frame.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- streaming outputs
+
+
+class _Sinks:
+    """The four open output files of one technology, each written to a temporary file and renamed at close."""
+
+    def __init__(self, stack: contextlib.ExitStack, paths: H3Outputs):
+        self._tmp = {}
+        for name in ("res9_parquet", "res9_csv", "res8_parquet", "res8_csv"):
+            self._tmp[name] = stack.enter_context(atomic_output(getattr(paths, name)))
+        self._parquet = {r: pq.ParquetWriter(self._tmp[f"res{r}_parquet"], _SCHEMA, compression="zstd")
+                         for r in (H3_RESOLUTION, PUBLIC_RESOLUTION)}
+        self._csv = {}
+        for r in (H3_RESOLUTION, PUBLIC_RESOLUTION):
+            handle = open(self._tmp[f"res{r}_csv"], "wb")  # noqa: SIM115
+            handle.write(("\ufeff" + ",".join(H3_COLUMNS) + "\n").encode("utf-8"))
+            self._csv[r] = handle
+        stack.callback(self._abort)
+        self._closed = False
+
+    def write(self, res9: pd.DataFrame, res8: pd.DataFrame) -> None:
+        for resolution, frame in ((H3_RESOLUTION, res9), (PUBLIC_RESOLUTION, res8)):
+            if not len(frame):
+                continue
+            frame = frame.loc[:, list(H3_COLUMNS)]
+            table = pa.Table.from_pandas(frame, schema=_SCHEMA, preserve_index=False)
+            self._parquet[resolution].write_table(table)
+            for name in _PCT_COLUMNS:
+                table = table.set_column(table.schema.get_field_index(name), name, pc.round(table[name], 1))
+            pacsv.write_csv(table, self._csv[resolution], write_options=_CSV_OPTIONS)
+
+    def close(self) -> None:
+        for writer in self._parquet.values():
+            writer.close()
+        for handle in self._csv.values():
+            handle.close()
+        self._closed = True
+
+    def _abort(self) -> None:
+        if not self._closed:  # an error: close the handles so the temporary files can be removed
+            self.close()
+
+
+__all__ = ["CHILD_RESOLUTION", "DEFAULT_BLOCK_PX", "DEFAULT_COVERED_FRACTION", "H3Outputs", "H3_COLUMNS",
+           "H3_RESOLUTION", "PUBLIC_RESOLUTION", "h3_paths", "read_h3", "write_h3"]
