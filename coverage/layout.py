@@ -106,3 +106,19 @@ class RunLayout:
 
     def gaps_csv(self, tech: str) -> Path:
         return self.stats_dir / f"gaps_{tech}.csv"
+
+    @property
+    def challenge_dir(self) -> Path:
+        return self.root / "challenge"
+
+    @property
+    def challenge_csv(self) -> Path:
+        return self.challenge_dir / "hexes.csv"
+
+    @property
+    def challenge_gpkg(self) -> Path:
+        return self.challenge_dir / "hexes.gpkg"
+
+    @property
+    def challenge_tests_csv(self) -> Path:
+        return self.challenge_dir / "tests.csv"
