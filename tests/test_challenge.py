@@ -318,6 +318,7 @@ def test_write_challenge_csv_and_gpkg(run, tmp_path):
     assert area_km2 == pytest.approx(h3.cell_area(INLAND, "km^2"), rel=0.01)
     tests = pd.read_csv(written["tests_csv"], encoding="utf-8-sig")
     assert len(tests) == 9 and tests["counted"].all()
+    assert tests["excluded"].isna().all()  # empty, not neutralised into "'"
 
 
 def test_challenge_config_validated():

@@ -626,7 +626,7 @@ def _excel_safe(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v[:1] in "=+-@" else v)
+            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v and v[0] in "=+-@" else v)
     return out
 
 
@@ -670,6 +670,8 @@ def run_challenge(run_dir: str | os.PathLike, tests: Sequence[str | os.PathLike]
         with atomic_output(layout.challenge_dir / "rejects.csv", overwrite=True) as tmp:
             _excel_safe(pd.concat(rejects, ignore_index=True)).to_csv(tmp, index=False, encoding="utf-8-sig")
         written["rejects_csv"] = layout.challenge_dir / "rejects.csv"
+    else:  # no stale rejects of an earlier challenge
+        (layout.challenge_dir / "rejects.csv").unlink(missing_ok=True)
     return {"result": result, "written": written,
             "rows_read": intake.rows_read + (answer.rows_read if answer is not None else 0),
             "rejected": rejected_rows,

@@ -161,7 +161,7 @@ def generate(run_dir: Path, out_dir: Path) -> dict:
     writer.writerow(HEADERS)
     for row, x, y in zip(rows, lon, lat, strict=True):
         writer.writerow([row["time"], f"{x:.6f}", f"{y:.6f}", "GCJ-02", OPERATOR_NAME, "NB-IoT",
-                         "" if row["rsrp"] is None else f"{row['rsrp']:.1f}",
+                         "无服务" if row["rsrp"] is None else f"{row['rsrp']:.1f}",
                          "" if row["sinr"] is None else f"{row['sinr']:.1f}", row["pci"], "", "875",
                          SETTING_ZH[row["setting"]]])
     out_dir.mkdir(parents=True, exist_ok=True)
