@@ -383,8 +383,8 @@ def _challenge_table_html(opts: _Options, county_code: str) -> str:
         f'<td>{int(row["negative_tests"])}/{int(row["tests"])}</td><td>{int(row["point_hexes"])}/7</td>'
         f'<td>{_esc(STATUS_LABELS.get(row["status"], row["status"]))}</td></tr>'
         for _, row in mine.iterrows())
-    head = ("<tr><th>H3 res-8</th><th>技术·运营商 tech · operator</th><th>未达标 negative / tests</th>"
-            "<th>子六边形 point-hexes</th><th>状态 status</th></tr>")
+    head = ("<tr><th>H3 res-8</th><th>技术·运营商 tech · operator</th><th>未达标/测试 negative/tests</th>"
+            "<th>子格 point-hexes</th><th>状态 status</th></tr>")
     return (f'<h2>受质疑区域 Challenged areas ({len(mine)})</h2>'
             f'<div id="covmap-challenges"><table class="covmap-challenges">{head}{rows}</table></div>')
 
