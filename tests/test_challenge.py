@@ -141,9 +141,9 @@ def test_service_threshold_is_the_cell_edge_level():
     assert service_threshold_dbm(NBIOT, 3.0) == pytest.approx(-134.79)
 
 
-def test_hours_apart_on_the_clock():
-    assert max_hours_apart(np.array([8.0, 11.99])) == pytest.approx(3.99)
-    assert max_hours_apart(np.array([22.5, 2.0])) == pytest.approx(3.5)
+def test_hours_apart_in_time_of_day():
+    assert max_hours_apart(np.array([8.0, 11.99, 9.0])) == pytest.approx(3.99)
+    assert max_hours_apart(np.array([21.5, 6.0])) == pytest.approx(15.5)  # within one day's window
     assert max_hours_apart(np.array([9.0])) == 0.0
 
 

@@ -35,7 +35,8 @@ Tests are grouped per H3 resolution-8 hexagon × technology × operator. A group
   seven (the FCC's "accessible" point-hexes are those with a road, which the run
   does not know);
 * temporal: two negative tests at least ``min_hours_apart`` (4 h) apart in time of
-  day, on any dates (the difference on the 24-hour clock);
+  day, on any dates (the latest time of day less the earliest; the day window
+  never crosses midnight);
 * testing: at least ``min_negative_tests`` (5) negative tests, and at least the
   number a one-sided binomial test at ``confidence`` (95 %) needs to find the
   negative share above ``1 − cell_edge_reliability`` (10 %) of the technology
@@ -153,27 +154,20 @@ def service_threshold_dbm(profile, tolerance_db: float = 0.0) -> float:
 
 
 def max_hours_apart(hours: np.ndarray) -> float:
-    """Largest difference in time of day between two of ``hours`` (0-24), on the 24-hour clock, h.
+    """Largest difference in time of day between two of ``hours``, h: the latest less the earliest.
+
+    The day window (06:00-22:00; ``day_start_hour < day_end_hour``) never crosses
+    midnight, so the times of day of counted tests are ordered within one day.
 
     Examples
     --------
     >>> max_hours_apart(np.array([7.0, 9.5, 13.0]))
     6.0
-    >>> max_hours_apart(np.array([23.0, 1.0]))
-    2.0
+    >>> max_hours_apart(np.array([9.0]))
+    0.0
     """
-    hours = np.sort(np.asarray(hours, dtype=float) % 24.0)
-    if len(hours) < 2:
-        return 0.0
-    # the farthest from each time is the one nearest to it + 12 h
-    opposite = (hours + 12.0) % 24.0
-    idx = np.searchsorted(hours, opposite)
-    best = 0.0
-    for step in (-1, 0):
-        cand = hours[(idx + step) % len(hours)]
-        diff = np.abs(cand - hours)
-        best = max(best, float(np.max(np.minimum(diff, 24.0 - diff))))
-    return best
+    hours = np.asarray(hours, dtype=float)
+    return float(hours.max() - hours.min()) if len(hours) >= 2 else 0.0
 
 
 # ---------------------------------------------------------------- results
@@ -354,17 +348,19 @@ def _screen(tests, role: str, layout: RunLayout, settings, profiles, data_date: 
     frame["h3_res9"] = cells9
     frame["h3_res8"] = [h3.cell_to_parent(c, hex_res) if c else "" for c in cells9]
 
-    reasons: list[list[str]] = [[] for _ in range(len(frame))]
+    excluded = np.full(len(frame), "", dtype=object)
 
     def exclude(mask, reason):
-        for i in np.flatnonzero(np.asarray(mask)):
-            reasons[i].append(reason)
+        mask = np.asarray(mask, dtype=bool)
+        excluded[mask] = np.where(excluded[mask] == "", reason, excluded[mask] + "; " + reason)
 
     exclude(~frame["setting"].isin(COUNTED_SETTINGS), "not outdoors or in a vehicle")
-    hours = (times.dt.hour + times.dt.minute / 60.0 + times.dt.second / 3600.0).to_numpy()
+    hours = _hours(times)
+    frame["hour_of_day"] = hours
     exclude((hours < settings.day_start_hour) | (hours > settings.day_end_hour),
             f"outside {_clock(settings.day_start_hour)}-{_clock(settings.day_end_hour)} local time")
-    age_days = np.array([(t.date() - data_date).days for t in times])
+    local_days = times.dt.tz_localize(None).dt.normalize().reset_index(drop=True)
+    age_days = (local_days - pd.Timestamp(data_date)).dt.days.to_numpy()
     exclude(np.abs(age_days) > settings.max_test_age_days,
             f"more than {settings.max_test_age_days} days from the data date {data_date.isoformat()}")
     exclude(~frame["tech"].isin(list(profiles)), "technology not in the run")
@@ -386,8 +382,8 @@ def _screen(tests, role: str, layout: RunLayout, settings, profiles, data_date: 
     frame["threshold_dbm"] = frame["tech"].map(thresholds).astype(float)
     rsrp = frame["rsrp_dbm"].to_numpy()
     frame["negative"] = np.isnan(rsrp) | (rsrp < frame["threshold_dbm"].to_numpy())
-    frame["excluded"] = ["; ".join(r) for r in reasons]
-    frame["counted"] = frame["excluded"] == ""
+    frame["excluded"] = excluded
+    frame["counted"] = excluded == ""
     return frame
 
 
@@ -421,21 +417,20 @@ def _thresholds(cells9: Iterable[str], hours: np.ndarray, count: int, required_p
     return _Verdict(not reasons, points, apart, tuple(reasons))
 
 
-def _land_children(hex_ids: Sequence[str], counties, point_res: int) -> dict[str, int]:
+def _land_children(hex_ids: Sequence[str], counties, point_res: int) -> np.ndarray:
     """Res-(n+1) children of each hexagon that overlap land (a county polygon); all 7 without boundaries."""
     import h3
     import shapely
 
+    children = [h3.cell_to_children(h, point_res) for h in hex_ids]
     if counties is None or counties.empty:
-        return {h: len(h3.cell_to_children(h, point_res)) for h in hex_ids}
-    tree = shapely.STRtree(counties.geometry.values)
-    out = {}
-    for hex_id in hex_ids:
-        children = h3.cell_to_children(hex_id, point_res)
-        polygons = [shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in children]
-        hits, _ = tree.query(polygons, predicate="intersects")
-        out[hex_id] = len(set(hits.tolist()))
-    return out
+        return np.array([len(c) for c in children], dtype=np.int64)
+    owner = np.repeat(np.arange(len(hex_ids)), [len(c) for c in children])
+    polygons = _hex_polygons([c for kids in children for c in kids])
+    hits, _ = shapely.STRtree(counties.geometry.values).query(polygons, predicate="intersects")
+    on_land = np.zeros(len(polygons), dtype=bool)
+    on_land[hits] = True
+    return np.bincount(owner[on_land], minlength=len(hex_ids)).astype(np.int64)
 
 
 def _hex_counties(hex_ids: Sequence[str], counties) -> dict[str, tuple[str, str]]:
@@ -457,51 +452,90 @@ def _hex_counties(hex_ids: Sequence[str], counties) -> dict[str, tuple[str, str]
 
 
 def _judge(screened: pd.DataFrame, rebuttal: pd.DataFrame | None, settings, profiles, counties) -> pd.DataFrame:
+    """One row per res-8 hexagon × technology × operator with counted tests (see the module docstring)."""
     point_res = settings.hex_resolution + 1
-    counted = screened[screened["counted"]]
-    keys = ["h3_res8", "tech", "operator"]
-    hex_ids = sorted(set(counted["h3_res8"]))
-    land = _land_children(hex_ids, counties, point_res)
-    county_of = _hex_counties(hex_ids, counties)
-    by_group = dict(tuple(rebuttal[rebuttal["counted"]].groupby(keys))) if rebuttal is not None else {}
-    rows = []
-    for (hex_id, tech, operator), group in counted.groupby(keys, sort=True):
-        profile = profiles[tech]
-        allowed = 1.0 - profile.cell_edge_reliability
-        n_tests, negatives = len(group), group[group["negative"]]
-        required = int(required_negative_tests(n_tests, allowed, settings.confidence, settings.min_negative_tests))
-        required_points = min(settings.min_point_hexes, max(land[hex_id], 1))
-        verdict = _thresholds(negatives["h3_res9"], _hours(negatives["time"]), len(negatives), required_points,
-                              required, settings, "negative")
-        status = CHALLENGED if verdict.met else INSUFFICIENT
-        reason = ("all three thresholds met" if verdict.met else "; ".join(verdict.reasons))
-        answer = by_group.get((hex_id, tech, operator))
-        rebuttal_tests = rebuttal_positives = 0
-        if answer is not None:
-            answer = answer[answer["time"] > group["time"].max()]
-            rebuttal_tests = len(answer)
+    counted = screened[screened["counted"]].reset_index(drop=True)
+    if counted.empty:
+        return pd.DataFrame(columns=list(HEX_COLUMNS))
+    keys = counted["h3_res8"] + "|" + counted["tech"] + "|" + counted["operator"]
+    gid, labels = pd.factorize(keys, sort=True)
+    n_groups = len(labels)
+    first = np.unique(gid, return_index=True)[1]
+    hex_of, tech_of = counted["h3_res8"].to_numpy()[first], counted["tech"].to_numpy()[first]
+    operator_of = counted["operator"].to_numpy()[first]
+    negative = counted["negative"].to_numpy(dtype=bool)
+    tests = np.bincount(gid, minlength=n_groups)
+    negatives = np.bincount(gid[negative], minlength=n_groups)
+    cell_code = pd.factorize(counted["h3_res9"])[0]
+    pairs = np.unique(np.stack([gid[negative], cell_code[negative]]), axis=1)
+    point_hexes = np.bincount(pairs[0], minlength=n_groups)
+    hours = counted["hour_of_day"].to_numpy()
+    by_group = pd.DataFrame({"g": gid[negative], "h": hours[negative]}).groupby("g")["h"]
+    apart = np.zeros(n_groups)
+    spread = by_group.max() - by_group.min()
+    apart[spread.index.to_numpy()] = spread.to_numpy()
+
+    allowed = np.array([1.0 - profiles[t].cell_edge_reliability for t in tech_of])
+    required = np.asarray(required_negative_tests(tests, allowed, settings.confidence, settings.min_negative_tests))
+    unique_hexes, hex_index = np.unique(hex_of, return_inverse=True)
+    land = _land_children(list(unique_hexes), counties, point_res)[hex_index]
+    required_points = np.minimum(settings.min_point_hexes, np.maximum(land, 1))
+    geographic = point_hexes >= required_points
+    temporal = apart >= settings.min_hours_apart
+    testing = negatives >= required
+    met = geographic & temporal & testing
+    county_of = _hex_counties(list(unique_hexes), counties)
+
+    status = np.where(met, CHALLENGED, INSUFFICIENT).astype(object)
+    reason = np.empty(n_groups, dtype=object)
+    for i in range(n_groups):
+        if met[i]:
+            reason[i] = "all three thresholds met"
+            continue
+        missed = []
+        if not geographic[i]:
+            missed.append(f"geographic: negative tests in {point_hexes[i]} of the {required_points[i]} point-hexes needed")
+        if not temporal[i]:
+            missed.append(f"temporal: negative tests {apart[i]:.1f} h apart, {settings.min_hours_apart:g} h needed")
+        if not testing[i]:
+            missed.append(f"testing: {negatives[i]} negative tests, {required[i]} needed")
+        reason[i] = "; ".join(missed)
+
+    rebuttal_tests = np.zeros(n_groups, dtype=np.int64)
+    rebuttal_positives = np.zeros(n_groups, dtype=np.int64)
+    if rebuttal is not None and rebuttal["counted"].any():
+        answers = rebuttal[rebuttal["counted"]]
+        group_of_label = {label: i for i, label in enumerate(labels)}
+        last_time = counted.groupby(gid)["time"].max()
+        answer_keys = answers["h3_res8"] + "|" + answers["tech"] + "|" + answers["operator"]
+        for label, answer in answers.groupby(answer_keys.to_numpy()):
+            i = group_of_label.get(label)
+            if i is None:
+                continue
+            answer = answer[answer["time"] > last_time.loc[i]]
             positives = answer[~answer["negative"]]
-            rebuttal_positives = len(positives)
-            if verdict.met and rebuttal_tests:
-                status, reason = _rebut(group, answer, positives, required_points, allowed, settings)
-        rows.append({
-            "h3_res8": hex_id, "tech": tech, "operator": operator, "tests": n_tests,
-            "negative_tests": len(negatives), "point_hexes": verdict.point_hexes, "status": status,
-            "reason": reason, "required_negative_tests": required, "required_point_hexes": required_points,
-            "land_point_hexes": land[hex_id], "hours_apart": round(verdict.hours_apart, 2),
-            "rebuttal_tests": rebuttal_tests, "rebuttal_positive_tests": rebuttal_positives,
-            "county_code": county_of[hex_id][0], "county_name": county_of[hex_id][1],
-        })
-    return pd.DataFrame(rows, columns=list(HEX_COLUMNS))
+            rebuttal_tests[i], rebuttal_positives[i] = len(answer), len(positives)
+            if met[i] and len(answer):
+                status[i], reason[i] = _rebut(int(tests[i]), int(negatives[i]), answer, positives,
+                                              int(required_points[i]), float(allowed[i]), settings)
+
+    return pd.DataFrame({
+        "h3_res8": hex_of, "tech": tech_of, "operator": operator_of, "tests": tests,
+        "negative_tests": negatives, "point_hexes": point_hexes, "status": status, "reason": reason,
+        "required_negative_tests": required, "required_point_hexes": required_points, "land_point_hexes": land,
+        "hours_apart": np.round(apart, 2), "rebuttal_tests": rebuttal_tests,
+        "rebuttal_positive_tests": rebuttal_positives,
+        "county_code": [county_of[h][0] for h in hex_of], "county_name": [county_of[h][1] for h in hex_of],
+    }, columns=list(HEX_COLUMNS))
 
 
-def _rebut(challenge: pd.DataFrame, answer: pd.DataFrame, positives: pd.DataFrame, required_points: int,
-           allowed: float, settings) -> tuple[str, str]:
+def _rebut(challenge_tests: int, challenge_negatives: int, answer: pd.DataFrame, positives: pd.DataFrame,
+           required_points: int, allowed: float, settings) -> tuple[str, str]:
     """``(status, reason)`` of a challenged group given the operator's later tests."""
-    verdict = _thresholds(positives["h3_res9"], _hours(positives["time"]), len(positives), required_points,
-                          settings.min_negative_tests, settings, "positive")
-    combined_tests = len(challenge) + len(answer)
-    combined_negatives = int(challenge["negative"].sum() + answer["negative"].sum())
+    verdict = _thresholds(positives["h3_res9"], positives["hour_of_day"].to_numpy(), len(positives),
+                          required_points, settings.min_negative_tests, settings, "positive")
+    combined_tests = challenge_tests + len(answer)
+    combined_negatives = challenge_negatives + int(answer["negative"].sum())
     still = int(required_negative_tests(combined_tests, allowed, settings.confidence, settings.min_negative_tests))
     reasons = list(verdict.reasons)
     if combined_negatives >= still:
