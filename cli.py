@@ -96,6 +96,29 @@ class TerrainSourceType(click.ParamType):
         return path
 
 
+class ManyValuesOption(click.Option):
+    """An option taking one or more values at once: ``--tests a.csv b.csv`` (and repeatable).
+
+    The values run up to the next argument that starts with ``-``; use with
+    ``multiple=True``.
+    """
+
+    def add_to_parser(self, parser, ctx):
+        super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            option = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if option is None:
+                continue
+            take_one = option.process
+
+            def take_many(value, state, take_one=take_one):
+                take_one(value, state)
+                while state.rargs and not state.rargs[0].startswith("-"):
+                    take_one(state.rargs.pop(0), state)
+
+            option.process = take_many
+
+
 # ---------------------------------------------------------------- shared options
 
 out_opt = click.option(
@@ -833,6 +856,63 @@ def measurements_validate_cmd(files, out_dir, crs_items, operator, default_tz, o
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"wrote {out_dir / 'measurements.parquet'} and {out_dir / 'measurement_rejects.csv'}")
     sys.exit(EXIT_FINDINGS if intake.rejected_rows else EXIT_OK)
+
+
+# === challenge (issue 14) ===
+
+
+@main.command("challenge", short_help="Judge challenge tests against a run's map on H3 hexagons.")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--tests", "tests", cls=ManyValuesOption, multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Challenge test files (measurement formats of `covmap evaluate`); one or more.")
+@click.option("--rebuttal", "rebuttal", cls=ManyValuesOption, multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The operators' rebuttal test files; one or more.")
+@click.option("--crs", "crs_items", multiple=True, type=CrsAssignmentType(),
+              help="Coordinate system of files without a 坐标系 column: gcj02 for all, or FILE=gcj02 (repeatable).")
+@config_opt
+def challenge_cmd(run_dir, tests, rebuttal, crs_items, config_path):
+    """Judge public challenge tests against RUN_DIR's predicted coverage (FCC rules on H3).
+
+    A res-8 hexagon of one operator and technology is challenged when its
+    negative tests (below the service threshold, or no service; outdoors or in a
+    vehicle, 06:00-22:00, within a year of the run's data date, inside predicted
+    coverage) lie in 4 of its 7 res-9 point-hexes, are 4 h apart and are at least
+    5 and significantly more than 10 %. An operator's later rebuttal tests that
+    meet the same rules rebut it. Writes RUN_DIR/challenge/hexes.csv, hexes.gpkg
+    and tests.csv; `covmap publish` then shows the challenged hexagons. Exit code
+    0: nothing challenged; 1: some hexagons are challenged (or rows rejected).
+
+    \b
+    Example:
+      covmap challenge runs/sample --tests sample_data/measurements/challenge/challenge_tests_synthetic.csv
+      covmap challenge runs/2024-06 --tests a.csv b.xlsx --rebuttal ct_answer.csv --crs gcj02
+    """
+    from coverage.measure.challenge import run_challenge
+
+    per_file = {str(target): name for target, name in crs_items if target}
+    everywhere = [name for target, name in crs_items if not target]
+    if per_file and everywhere:
+        raise click.UsageError("--crs: give either one crs for all files or FILE=CRS pairs, not both")
+    outcome = run_challenge(run_dir, tests, rebuttal, crs=everywhere[-1] if everywhere else (per_file or None),
+                            config=config_path)
+    result = outcome["result"]
+    counted = int(result.tests["counted"].sum())
+    click.echo(f"{outcome['rows_read']:,} rows read, {outcome['rejected']:,} rejected; {len(result.tests):,} tests, "
+               f"{counted:,} counted (data date {result.data_date})")
+    counts = result.counts()
+    click.echo(f"{len(result.hexes)} hexagons: {counts['challenged']} challenged, {counts['insufficient']} "
+               f"insufficient, {counts['rebutted']} rebutted")
+    for _, row in result.hexes[result.hexes["status"] != "insufficient"].iterrows():
+        click.echo(f"  {row['status']:<10} {row['h3_res8']} {row['tech']:<6} {row['operator']:<3} "
+                   f"{row['negative_tests']}/{row['tests']} negative, {row['point_hexes']} point-hexes "
+                   f"{row['county_name']}")
+    for warning in outcome["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    for path in outcome["written"].values():
+        click.echo(f"wrote {path}")
+    sys.exit(EXIT_FINDINGS if counts["challenged"] or outcome["rejected"] else EXIT_OK)
 
 
 if __name__ == "__main__":

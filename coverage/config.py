@@ -40,6 +40,17 @@ Tables and keys (units in the key names)
     ``"igbp"`` or the path of a TOML class table (relative to the configuration
     file's folder; see :mod:`coverage.terrain.clutter`); ``sweep_step_m``: sampling
     step of the per-site terrain sweep (default 0 = automatic, else 10-2000).
+``[challenge]``
+    The public challenge process on H3 (:mod:`coverage.measure.challenge`), each
+    threshold from the FCC's Broadband Data Collection mobile challenge rules
+    (DA 22-241): ``hex_resolution`` (8), ``min_point_hexes`` (4 of the 7 res-9
+    children), ``min_hours_apart`` (4.0 h), ``min_negative_tests`` (5),
+    ``confidence`` (0.95, of the one-sided binomial test against the failure share
+    ``1 − cell_edge_reliability`` of each technology), ``day_start_hour`` /
+    ``day_end_hour`` (6 / 22, local time), ``max_test_age_days`` (365) and
+    ``rsrp_tolerance_db`` (0: a test is negative below the service threshold minus
+    this). It changes no build stage: it is not part of the configuration's
+    fingerprint.
 
 Example::
 
@@ -159,6 +170,47 @@ class TerrainConfig:
 
 
 @dataclass(frozen=True)
+class ChallengeConfig:
+    """The public challenge process on H3: when the tests contest a hexagon.
+
+    Every default is the FCC's, from the Broadband Data Collection mobile challenge
+    rules (BDC Mobile Technical Requirements Order, DA 22-241, 87 FR 21476, 2022;
+    research note measurements-and-challenge.md §1.2-1.5).
+    """
+
+    # Challenges are judged per H3 resolution-8 hexagon (≈ 0.74 km²); its seven
+    # resolution-9 children are the "point-hexes" (DA 22-241 Technical Appendix).
+    hex_resolution: int = 8
+    # Geographic threshold: negative tests in at least 4 of the 7 point-hexes, or in
+    # all of them that are accessible (here: overlap land) when fewer (DA 22-241).
+    min_point_hexes: int = 4
+    # Temporal threshold: two negative tests whose times of day differ by at least
+    # 4 hours, on any dates (DA 22-241).
+    min_hours_apart: float = 4.0
+    # Testing threshold: at least 5 negative tests (DA 22-241) ...
+    min_negative_tests: int = 5
+    # ... and a negative share that a one-sided binomial test at 95 % confidence finds
+    # above the failure share the 90 % cell-edge probability allows (DA 22-241
+    # Technical Appendix: n = 20 -> 5, n = 100 -> 16).
+    confidence: float = 0.95
+    # Valid tests are taken between 06:00 and 22:00 local time (FCC BDC help centre,
+    # "bulk challenge speed-test data").
+    day_start_hour: float = 6.0
+    day_end_hour: float = 22.0
+    # A test counts for one year (FCC BDC help centre): here within a year of the
+    # run's data date.
+    max_test_age_days: int = 365
+    # A test is negative below the service threshold minus this, dB; 0 as the FCC
+    # (the research note's §5 suggests up to 3 dB for handsets' ±6 dB RSRP accuracy,
+    # TS 36.133).
+    rsrp_tolerance_db: float = 0.0
+
+
+# Tables that change no build stage: left out of Config.fingerprint().
+_NOT_FINGERPRINTED = ("challenge",)
+
+
+@dataclass(frozen=True)
 class Config:
     """Effective configuration: defaults overridden by one TOML file.
 
@@ -166,7 +218,7 @@ class Config:
     ----------
     profiles : dict of str to TechProfile
         ``profiles["nbiot"]``, ``profiles["redcap"]``.
-    grid, gaps, plan, publish, terrain, h3, targets
+    grid, gaps, plan, publish, terrain, h3, targets, challenge
         The other tables.
     source : str or None
         The TOML file read, None for the defaults (not part of the fingerprint).
@@ -180,6 +232,7 @@ class Config:
     terrain: TerrainConfig = TerrainConfig()
     h3: H3Config = H3Config()
     targets: TargetsConfig = TargetsConfig()
+    challenge: ChallengeConfig = ChallengeConfig()
     source: str | None = None
 
     def as_dict(self) -> dict:
@@ -192,11 +245,16 @@ class Config:
         out["terrain"] = asdict(self.terrain)
         out["h3"] = asdict(self.h3)
         out["targets"] = asdict(self.targets)
+        out["challenge"] = asdict(self.challenge)
         return out
 
     def fingerprint(self) -> str:
-        """sha256 of the canonical JSON of :meth:`as_dict` (for reusing results)."""
-        text = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        """sha256 of the canonical JSON of :meth:`as_dict` (for reusing results).
+
+        ``[challenge]`` is left out: it changes no build stage.
+        """
+        data = {k: v for k, v in self.as_dict().items() if k not in _NOT_FINGERPRINTED}
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def to_toml(self) -> str:
@@ -290,6 +348,17 @@ _SECTION_RULES: dict[str, tuple[type, dict[str, tuple]]] = {
         "earth_k_factor": (_NUMBER, 0.5, 10.0, ""),  # sub-refraction to strong super-refraction (ITU-R P.453)
         "clutter_table": (_STR, None, None, ""),  # checked in _terrain_section
         "sweep_step_m": (_NUMBER, 0.0, 2000.0, "m"),  # 0 or 10-2000, checked in _terrain_section
+    }),
+    "challenge": (ChallengeConfig, {
+        "hex_resolution": (_INT, 5, 12, ""),  # H3 res-5 (≈ 250 km²) to res-12 (≈ 300 m²); res+1 are the children
+        "min_point_hexes": (_INT, 1, 7, "point-hexes"),  # of the 7 children
+        "min_hours_apart": (_NUMBER, 0.0, 16.0, "h"),  # at most the 06-22 window
+        "min_negative_tests": (_INT, 1, 1000, "tests"),
+        "confidence": (_NUMBER, 0.5, 0.999, "fraction"),
+        "day_start_hour": (_NUMBER, 0.0, 24.0, "h"),  # start < end, checked in _override_section
+        "day_end_hour": (_NUMBER, 0.0, 24.0, "h"),
+        "max_test_age_days": (_INT, 1, 3660, "days"),
+        "rsrp_tolerance_db": (_NUMBER, 0.0, 20.0, "dB"),
     }),
 }
 # Smallest explicit [terrain] sweep_step_m, m (finer than any DEM covmap reads: 30 m SRTM/Copernicus).
@@ -387,6 +456,9 @@ def _override_section(checker: _Checker, name: str, table: dict):
         if rank not in GAP_RANKS:
             raise checker.fail("[gaps] rank", f"{section.rank!r} is not one of {', '.join(GAP_RANKS)}")
         section = replace(section, rank=rank)
+    if name == "challenge" and not section.day_start_hour < section.day_end_hour:
+        raise checker.fail("[challenge] day_end_hour",
+                           f"{section.day_end_hour!r} h must be after day_start_hour {section.day_start_hour!r} h")
     return section
 
 
@@ -478,6 +550,6 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     return config
 
 
-__all__ = ["CLUTTER_TABLE_NAMES", "Config", "GAP_RANKS", "GapsConfig", "GridConfig", "H3Config", "PlanConfig",
-           "PublishConfig", "TargetsConfig", "TerrainConfig",
+__all__ = ["CLUTTER_TABLE_NAMES", "ChallengeConfig", "Config", "GAP_RANKS", "GapsConfig", "GridConfig", "H3Config",
+           "PlanConfig", "PublishConfig", "TargetsConfig", "TerrainConfig",
            "config_from_dict", "load_config"]

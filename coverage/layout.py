@@ -111,5 +111,22 @@ class RunLayout:
     def change_dir(self) -> Path:
         """What changed since the previous run (``build --previous``; see :mod:`coverage.compare`)."""
         return self.root / "change"
+
     def gap_areas_csv(self, tech: str) -> Path:
         return self.stats_dir / f"gap_areas_{tech}.csv"
+
+    @property
+    def challenge_dir(self) -> Path:
+        return self.root / "challenge"
+
+    @property
+    def challenge_csv(self) -> Path:
+        return self.challenge_dir / "hexes.csv"
+
+    @property
+    def challenge_gpkg(self) -> Path:
+        return self.challenge_dir / "hexes.gpkg"
+
+    @property
+    def challenge_tests_csv(self) -> Path:
+        return self.challenge_dir / "tests.csv"

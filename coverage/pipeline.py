@@ -507,8 +507,11 @@ def build(
 
     # -- publish
     site_dir = Path(publish_dir) if publish_dir is not None else layout.root / "site"
+    # a `covmap challenge` since the last build changes the pages (challenged hexagons)
+    challenge_fp = sha256_file(layout.challenge_gpkg) if layout.challenge_gpkg.is_file() else None
     publish_fp = fingerprint("publish", __version__, aggregate_fp, str(site_dir.resolve()), edition,
-                             publish_operator, config_fp, *([compare_fp] if compare_fp else []))
+                             publish_operator, config_fp, *([compare_fp] if compare_fp else []),
+                             *([challenge_fp] if challenge_fp else []))
 
     def publish_work():
         from coverage.publish import write_site

@@ -348,6 +348,57 @@ def gaps_geojson(gaps, county_code: str, operator: str, limit: int, tolerance_de
     return {"type": "FeatureCollection", "features": features}
 
 
+# ---------------------------------------------------------------- challenged hexagons
+
+#: Statuses of ``challenge/hexes.gpkg`` the published pages carry (``insufficient`` stays in the run).
+PUBLISHED_CHALLENGE_STATUSES = ("challenged", "rebutted")
+
+
+def read_challenges(run_dir: str | os.PathLike):
+    """The run's challenged and rebutted hexagons (``challenge/hexes.gpkg``), or None when it has none.
+
+    Columns kept: h3_res8, tech, operator, tests, negative_tests, point_hexes,
+    status, county_code, county_name and the hexagon (EPSG:4326). Nothing about
+    sites is in that layer.
+    """
+    path = RunLayout(run_dir).challenge_gpkg
+    if not path.is_file():
+        return None
+    frame = _read_layer(path, "hexes")
+    if frame is None or frame.empty:
+        return None
+    missing = [c for c in ("h3_res8", "tech", "operator", "tests", "negative_tests", "point_hexes", "status")
+               if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"{path} layer 'hexes' lacks columns {missing}")
+    frame = frame[frame["status"].isin(PUBLISHED_CHALLENGE_STATUSES)].copy()
+    for col in ("county_code", "county_name"):
+        frame[col] = frame[col].fillna("").astype(str) if col in frame.columns else ""
+    return frame.sort_values(["county_code", "tech", "operator", "h3_res8"]).reset_index(drop=True)
+
+
+def challenges_geojson(hexes, tech: str, decimals: int = COORD_DECIMALS, gcj02: bool = False,
+                       clearance=None) -> dict:
+    """The challenged hexagons of one technology as GeoJSON (rebutted ones are not drawn).
+
+    Properties: ``h`` H3 id, ``o`` operator code, ``n`` tests, ``k`` negative tests,
+    ``p`` point-hexes with a negative test.
+    """
+    empty = {"type": "FeatureCollection", "features": []}
+    if hexes is None or hexes.empty:
+        return empty
+    mine = hexes[(hexes["tech"] == tech) & (hexes["status"] == "challenged")]
+    if mine.empty:
+        return empty
+    geoms = display_geometries(mine.geometry.values, 0.0, decimals, gcj02, clearance)
+    features = []
+    for geom, (_, row) in zip(geoms, mine.iterrows(), strict=True):
+        props = {"h": str(row["h3_res8"]), "o": str(row["operator"]), "n": int(row["tests"]),
+                 "k": int(row["negative_tests"]), "p": int(row["point_hexes"])}
+        features.append({"type": "Feature", "properties": props, "geometry": shapely.geometry.mapping(geom)})
+    return {"type": "FeatureCollection", "features": features}
+
+
 # ---------------------------------------------------------------- the class overlay
 
 

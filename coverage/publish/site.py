@@ -4,7 +4,7 @@ Layout of ``out_dir``::
 
     index.html                 national map, every county
     provinces/<code>.html      one province's counties
-    counties/<code>.html       one county: townships, class overlay, largest gaps
+    counties/<code>.html       one county: townships, class overlay, largest gaps, challenged hexagons
     gaps.html                  operator edition only: the operator's gap table
     targets.html, downloads/   the 2027 targets and the H3 / targets tables (:mod:`.opendata`)
     assets/                    Leaflet, covmap.js/.css (+ markercluster), licences
@@ -140,6 +140,7 @@ class _Options:
     change_since: str | None = None  # data date of the previous run, when the site has change pages
     change_dir: Path | None = None  # the comparison folder (its change rasters for the county pages)
     plan: tuple | None = None  # operator edition: coverage.plan.read_plan's proposed sites
+    challenges: object = None  # challenged/rebutted hexagons (GeoDataFrame) when the run has challenge/
 
     @property
     def gcj02(self) -> bool:
@@ -317,7 +318,7 @@ def _method_note(opts: _Options, overlay: bool) -> str:
 
 
 def _header(opts: _Options, depth: int, heading_zh: str, heading_en: str, crumbs: list[tuple[str, str]],
-            overlay: bool = False) -> str:
+            overlay: bool = False, challenges_html: str = "") -> str:
     nav = " › ".join(f'<a href="{_esc(href)}">{_esc(text)}</a>' for text, href in crumbs)
     options_tech = "".join(f'<option value="{t}">{_esc(TECH_LABELS[t])}</option>' for t in opts.techs)
     options_metric = "".join(f'<option value="{k}">{_esc(v)}</option>' for k, v in METRIC_LABELS.items())
@@ -355,8 +356,60 @@ def _header(opts: _Options, depth: int, heading_zh: str, heading_en: str, crumbs
   <h2>图例 Legend: <span id="covmap-current"></span></h2>
   <div class="covmap-legend">{legend}</div>
   {overlay_legend}
+  {_challenge_legend(opts)}{challenges_html}
   <h2>方法说明 Method</h2><div class="covmap-method">{_method_note(opts, overlay)}</div>
 </div>"""
+
+
+CHALLENGE_NOTE = ("质疑：公众实测（室外或车内、06:00–22:00、一年内、预测覆盖区内）低于服务门限或无服务，"
+                  "在H3 8级六边形的7个9级子六边形中至少4个出现、相隔至少4小时、至少5次且比例经单侧二项检验"
+                  "（95 %）显著高于10 %时，该六边形受质疑（参照美国FCC规则）。"
+                  "Challenged: public tests below the service threshold or without service, outdoors or in "
+                  "a vehicle, 06:00–22:00, within a year, inside predicted coverage, in at least 4 of the "
+                  "7 res-9 point-hexes of an H3 res-8 hexagon, 4 h apart, at least 5 and significantly more "
+                  "than 10 % (one-sided binomial test, 95 %), after the FCC's challenge rules.")
+STATUS_LABELS = {"challenged": "受质疑 challenged", "rebutted": "已反驳 rebutted"}
+
+
+def _challenge_legend(opts: _Options) -> str:
+    if opts.challenges is None or opts.challenges.empty:
+        return ""
+    return ('<div class="covmap-legend"><div class="row"><span class="swatch" style="background:rgba(178,24,43,0.35);'
+            'border:2px solid #b2182b"></span>受质疑区域 challenged area (H3)</div></div>'
+            f'<div class="covmap-method"><p>{_esc(CHALLENGE_NOTE)}</p></div>')
+
+
+def _challenge_table_html(opts: _Options, county_code: str) -> str:
+    """The county's challenged and rebutted hexagons, listed in the panel."""
+    hexes = opts.challenges
+    if hexes is None or hexes.empty:
+        return ""
+    mine = hexes[hexes["county_code"] == county_code]
+    rows = "".join(
+        f'<tr class="{_esc(row["status"])}" data-h3="{_esc(row["h3_res8"])}"><td>{_esc(row["h3_res8"])}</td>'
+        f'<td>{_esc(TECH_BY_ID[row["tech"]].label if row["tech"] in TECH_BY_ID else row["tech"])} · '
+        f'{_esc(_op_labels().get(str(row["operator"]).lower(), row["operator"]))}</td>'
+        f'<td>{int(row["negative_tests"])}/{int(row["tests"])}</td><td>{int(row["point_hexes"])}/7</td>'
+        f'<td>{_esc(STATUS_LABELS.get(row["status"], row["status"]))}</td></tr>'
+        for _, row in mine.iterrows())
+    head = ("<tr><th>H3 res-8</th><th>技术·运营商 tech · operator</th><th>未达标/测试 negative/tests</th>"
+            "<th>子格 point-hexes</th><th>状态 status</th></tr>")
+    return (f'<h2>受质疑区域 Challenged areas ({len(mine)})</h2>'
+            f'<div id="covmap-challenges"><table class="covmap-challenges">{head}{rows}</table></div>')
+
+
+def _challenge_scripts(opts: _Options, county_code: str | None = None) -> list[str]:
+    hexes = opts.challenges
+    if hexes is None or hexes.empty:
+        return []
+    if county_code is not None:
+        hexes = hexes[hexes["county_code"] == county_code]
+    scripts = []
+    for tech in opts.techs:
+        data = layers.challenges_geojson(hexes, tech, layers.COORD_DECIMALS, opts.gcj02, opts.clearance)
+        if data["features"]:
+            scripts.append(f'covmap.challenges({{map}}, "{tech}", {safe_json(data)});')
+    return scripts
 
 
 def _js_config(opts: _Options) -> dict:
@@ -403,7 +456,7 @@ def _national_page(opts: _Options, counties, written: dict[str, int]) -> None:
                      ([("2027年目标 2027 targets", opendata.TARGETS_PAGE)] if opendata.has_targets(opts) else []) +
                      _change_crumb(opts, "change.html"))
     scripts = [f'covmap.units({{map}}, {safe_json(data)}, {{"fit": true, "provinceLinks": true, '
-               f'"countyLinks": true, "prefix": ""}});']
+               f'"countyLinks": true, "prefix": ""}});', *_challenge_scripts(opts)]
     _write_page(opts, "index.html", _finish(figure, fmap, opts, header, scripts), written)
 
 
@@ -443,7 +496,7 @@ def _county_page(opts: _Options, county, townships, gaps_by_tech, sites, written
     figure, fmap = _new_page(opts, 1, f"{name} · {TITLE_ZH} {TITLE_EN}", geom.bounds)
     header = _header(opts, 1, f"{name} {TITLE_ZH}", f"{TITLE_EN} — county {code}",
                      [("全国 National", "../index.html"), (province, f"../provinces/{province_code}.html"),
-                      (name, f"{code}.html")], overlay=True)
+                      (name, f"{code}.html")], overlay=True, challenges_html=_challenge_table_html(opts, code))
     scripts = [f'covmap.units({{map}}, {safe_json(data)}, {{"fit": true, "prefix": "../", "fillOpacity": 0.3}});',
                f"covmap.outline({{map}}, {safe_json(shapely.geometry.mapping(outline))});"]
     gap_tolerance = opts.publish_resolution_m / M_PER_DEG
@@ -461,6 +514,7 @@ def _county_page(opts: _Options, county, townships, gaps_by_tech, sites, written
                                    gap_tolerance, layers.COORD_DECIMALS, opts.gcj02, opts.clearance)
         if gaps["features"]:
             scripts.append(f'covmap.gaps({{map}}, "{tech}", {safe_json(gaps)});')
+    scripts.extend(_challenge_scripts(opts, code))
     extra_html, assets = "", ()
     if sites is not None:
         scripts.append(f"covmap.sites({{map}}, {safe_json(_site_rows(sites, opts))});")
@@ -616,7 +670,10 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
     run_dir : path
         A run directory with ``stats/coverage.gpkg`` (layers ``county``, optional
         ``township``, ``gaps_<tech>``), ``raster/<tech>_class.tif``,
-        ``raster/report.json`` and, for the operator edition, ``sectors.parquet``.
+        ``raster/report.json`` and, for the operator edition, ``sectors.parquet``;
+        with ``challenge/hexes.gpkg`` (``covmap challenge``) the pages draw the
+        challenged H3 hexagons and each county page lists its challenged and
+        rebutted ones.
     out_dir : path, default ``"maps"``
         Folder of the site. A folder holding files covmap did not write needs
         ``overwrite``.
@@ -694,6 +751,7 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
         opts = replace(opts, change_since=since_label(read_comparison(change_dir)), change_dir=Path(change_dir))
     if plan is not None:
         opts = replace(opts, plan=plan)
+    opts = replace(opts, challenges=layers.read_challenges(opts.run.root))
     run, out = opts.run, opts.out
     gaps_by_tech = {tech: layers.read_gaps(run.root, tech) for tech in opts.techs}
     if edition == "public":  # the distance to the nearest sector never leaves the run

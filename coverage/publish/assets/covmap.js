@@ -158,6 +158,29 @@
       covmap.techLayer(map, tech, layer);
       return layer;
     },
+    challenges: function (map, tech, data) {
+      var layer = L.geoJSON(data, {
+        style: { color: "#b2182b", weight: 2, fill: true, fillColor: "#b2182b", fillOpacity: 0.35 },
+        onEachFeature: function (feature, item) {
+          item.bindTooltip(function () {
+            var p = feature.properties;
+            var box = el("div", null, "covmap-tip");
+            box.appendChild(el("div", "受质疑区域 Challenged area (" + cfg.techLabels[tech] + ")", "covmap-tip-name"));
+            box.appendChild(el("div", "H3 " + p.h, "covmap-tip-sub"));
+            box.appendChild(el("div", cfg.opLabels[p.o.toLowerCase()] || p.o));
+            box.appendChild(el("div", "未达标测试 negative tests: " + p.k + " / " + p.n));
+            box.appendChild(el("div", "子六边形 point-hexes: " + p.p + " / 7"));
+            return box;
+          }, { sticky: true });
+          item.on("add", function () {
+            var node = item.getElement && item.getElement();
+            if (node) { node.setAttribute("data-h3", feature.properties.h); }
+          });
+        }
+      });
+      covmap.techLayer(map, tech, layer);
+      return layer;
+    },
     techLayer: function (map, tech, layer) {
       techLayers.push({ tech: tech, layer: layer, map: map });
       restyle();
