@@ -205,9 +205,9 @@ def _sniff_delimiter(text: str) -> str:
     return max(counts, key=counts.get) if max(counts.values()) else ","
 
 
-def _find_header(rows: list[list[str]], name: str) -> int:
+def _find_header(rows: list[list[str]], name: str, match=match_columns) -> int:
     for i, row in enumerate(rows[:_HEADER_SCAN_ROWS]):
-        matched = match_columns(row)
+        matched = match(row)
         if "lon" in matched and "lat" in matched:
             return i
     seen = ", ".join(str(c) for c in (rows[0] if rows else [])[:12]) or "nothing"
@@ -217,9 +217,13 @@ def _find_header(rows: list[list[str]], name: str) -> int:
     )
 
 
-def _table_from_rows(rows: list[list[str]], name: str) -> _RawTable:
-    """Header detection, padding and blank-row skipping shared by CSV and XLSX."""
-    h = _find_header(rows, name)
+def _table_from_rows(rows: list[list[str]], name: str, match=match_columns) -> _RawTable:
+    """Header detection, padding and blank-row skipping shared by CSV and XLSX.
+
+    ``match`` maps headers to canonical columns (the submission schema's
+    :func:`coverage.schema.match_columns` unless another schema reads the file).
+    """
+    h = _find_header(rows, name, match)
     header = [str(c).strip() for c in rows[h]]
     n_cols = len(header)
     problems = []
@@ -239,7 +243,7 @@ def _table_from_rows(rows: list[list[str]], name: str) -> _RawTable:
             row = list(row) + [""] * (n_cols - len(row))
         data.append(row)
         numbers.append(source_row)
-    matched = match_columns(header)
+    matched = match(header)
     positions = {name_: header.index(hdr) for name_, hdr in matched.items()}
     if data:
         columns = list(zip(*data, strict=True))
@@ -250,7 +254,7 @@ def _table_from_rows(rows: list[list[str]], name: str) -> _RawTable:
     return _RawTable(name, frame, dict(matched), problems=problems)
 
 
-def _read_csv(path: Path, name: str) -> _RawTable:
+def _read_csv(path: Path, name: str, match=match_columns) -> _RawTable:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -260,20 +264,21 @@ def _read_csv(path: Path, name: str) -> _RawTable:
     try:
         head = list(itertools.islice(csv.reader(io.StringIO(text[:200_000], newline=""), delimiter=sep),
                                      _HEADER_SCAN_ROWS))
-        h = _find_header(head, name)
-        fast = _fast_csv(text, sep, h, head[h], name)
+        h = _find_header(head, name, match)
+        fast = _fast_csv(text, sep, h, head[h], name, match)
         if fast is not None:
             return fast
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
     except csv.Error as exc:
         raise InputReadError(f"{name}: not a readable CSV ({exc})") from exc
-    return _table_from_rows(rows, name)
+    return _table_from_rows(rows, name, match)
 
 
-def _fast_csv(text: str, sep: str, h: int, header: list[str], name: str) -> _RawTable | None:
+def _fast_csv(text: str, sep: str, h: int, header: list[str], name: str,
+              match=match_columns) -> _RawTable | None:
     """pandas' C parser for well-formed files; None when a row has more fields than the first."""
     header = [c.strip() for c in header]
-    matched = match_columns(header)
+    matched = match(header)
     try:
         data = pd.read_csv(io.StringIO(text), sep=sep, header=None, skiprows=h + 1, dtype=str,
                            keep_default_na=False, na_filter=False, skip_blank_lines=False, index_col=False)
@@ -314,7 +319,7 @@ def _cell_text(value: object) -> str:
     return str(value).strip()
 
 
-def _read_excel(path: Path, name: str) -> _RawTable:
+def _read_excel(path: Path, name: str, match=match_columns) -> _RawTable:
     try:
         sheets = pd.read_excel(path, sheet_name=None, header=None, dtype=object, engine="openpyxl")
     except Exception as exc:  # openpyxl raises many types for a corrupt file
@@ -322,7 +327,7 @@ def _read_excel(path: Path, name: str) -> _RawTable:
     for sheet_name, sheet in sheets.items():
         rows = [[_cell_text(v) for v in row] for row in sheet.itertuples(index=False, name=None)]
         try:
-            table = _table_from_rows(rows, name)
+            table = _table_from_rows(rows, name, match)
         except InputReadError:
             continue
         log.debug("%s: using sheet %r", name, sheet_name)
