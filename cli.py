@@ -700,9 +700,14 @@ def _stage_progress(ctx):
 @click.option("--edition", type=click.Choice(["public", "operator"]), default="public", show_default=True)
 @click.option("--operator", "publish_operator", default=None, help="Operator of the operator edition.")
 @click.option("--force", is_flag=True, default=False, help="Recompute every stage, reusing nothing.")
+@click.option("--measurements", "measurements", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Measurement file or folder (repeatable): evaluate the prediction after the statistics.")
+@click.option("--measurements-crs", "measurement_crs_items", multiple=True, type=CrsAssignmentType(),
+              help="Datum of measurement files without one: gcj02 for all, or FILE=gcj02 (repeatable).")
 @click.pass_context
 def build_cmd(ctx, sample, submissions, out_dir, crs_items, townships, population, config_path, resolution_m,
-              techs, scheduler, dem, clutter, publish_dir, edition, publish_operator, force):
+              techs, scheduler, dem, clutter, publish_dir, edition, publish_operator, force, measurements,
+              measurement_crs_items):
     """Run validate -> predict -> aggregate -> publish, reusing what has not changed.
 
     RUN_DIR/manifest.json records the inputs (sha256; the DEM and land cover too),
@@ -717,6 +722,7 @@ def build_cmd(ctx, sample, submissions, out_dir, crs_items, townships, populatio
       covmap build --sample
       covmap build --submissions submissions/2024-06/ --crs ct_sites.csv=gcj02 --out runs/2024-06
       covmap build --submissions submissions/2024-06/ --out runs/2024-06 --dem copernicus_glo30.vrt
+      covmap build --submissions submissions/2024-06/ --out runs/2024-06 --measurements drive/2024-06/
     """
     from coverage.pipeline import build, sample_job
 
@@ -739,7 +745,8 @@ def build_cmd(ctx, sample, submissions, out_dir, crs_items, townships, populatio
         result = build(submissions, out_dir, crs=crs or "wgs84", townships=townships, population=population,
                        config=config_path, resolution_m=resolution_m, techs=techs, scheduler=scheduler,
                        dem=dem, clutter=clutter, publish_dir=publish_dir, edition=edition, publish_operator=publish_operator,
-                       progress=report, force=force)
+                       progress=report, force=force, measurements=list(measurements) or None,
+                       measurement_crs=_crs_assignments(measurement_crs_items, "--measurements-crs"))
     finally:
         close()
     _echo_build_summary(result)
@@ -755,6 +762,13 @@ def _echo_build_summary(result):
         for operator, figures in by_operator.items():
             click.echo(f"{tech:<7} {operator:<4} coverage {figures['coverage_pct']:5.1f} %, "
                        f"{figures['counties_ge_95pct']} counties >= 95 %, {figures['counties_lt_50pct']} < 50 %")
+    evaluated = (result.manifest.get("stages", {}).get("evaluate") or {}).get("detail")
+    if evaluated:
+        click.echo(f"measurements read {evaluated['rows_read']:,}: {evaluated['rejected']:,} rejected; "
+                   f"{evaluated['bins']:,} bins")
+        for tech, h in evaluated["by_tech"].items():
+            click.echo(f"{tech:<7} {h['n_bins']:>7,} bins  mean error {_db(h['mean_error_db'])}  "
+                       f"RMSE {_rms(h['rmse_db'])}  precision {_pct(h['precision'])}")
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"map: {result.site_index}")

@@ -227,6 +227,21 @@ class MeasurementFiles:
 ACCEPTED_SUFFIX = ".parquet"
 
 
+#: File endings a folder of measurements contributes (the intake's formats and accepted tables).
+MEASUREMENT_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx", ".xml", ".xml.gz", ".parquet")
+
+
+def _expand_folders(paths: list[Path]) -> list[Path]:
+    out = []
+    for path in paths:
+        if path.is_dir():
+            out += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+                          and p.name.lower().endswith(MEASUREMENT_SUFFIXES))
+        else:
+            out.append(path)
+    return out
+
+
 def read_measurement_files(paths, crs=None) -> MeasurementFiles:
     """Read measurement files: accepted GeoParquet tables as they are, the rest through the intake.
 
@@ -234,7 +249,8 @@ def read_measurement_files(paths, crs=None) -> MeasurementFiles:
     ----------
     paths : path or sequence of paths
         ``.parquet`` files hold accepted measurements (the intake's output); any
-        other file or folder goes to :func:`coverage.measure.read_measurements`.
+        other file goes to :func:`coverage.measure.read_measurements`. A folder
+        contributes its files ending in :data:`MEASUREMENT_SUFFIXES`, recursively.
     crs : None, str or mapping
         Datum of the raw files, as ``read_measurements``'s ``crs``.
 
@@ -245,9 +261,9 @@ def read_measurement_files(paths, crs=None) -> MeasurementFiles:
     """
     import geopandas as gpd
 
-    paths = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+    paths = _expand_folders([Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths])
     if not paths:
-        raise InputReadError("no measurement file given")
+        raise InputReadError("no measurement file given (or the folders hold none)")
     accepted = [p for p in paths if p.suffix.lower() == ACCEPTED_SUFFIX]
     raw = [p for p in paths if p.suffix.lower() != ACCEPTED_SUFFIX]
     frames, rejects, rows_read, warnings = [], [], 0, []
@@ -604,7 +620,9 @@ def accepted_measurements(run_dir, measurements, crs=None, write: bool = True) -
     if write:
         out = evaluation_dir(run_dir)
         out.mkdir(parents=True, exist_ok=True)
-        write_csv_bom(files.rejects, out / "measurement_rejects.csv")
+        from coverage.measure import write_measurement_rejects
+
+        write_measurement_rejects(files.rejects, out / "measurement_rejects.csv", overwrite=True)
     return files
 
 
@@ -677,7 +695,8 @@ def write_evaluation(run_dir, evaluation: Evaluation, n_measurements: int | None
     paths.append(write_csv_bom(evaluation.summary, out / "summary.csv"))
     paths.append(write_csv_bom(evaluation.confusion, out / "confusion.csv"))
     document = {"measurements": n_measurements, "bins": int(len(evaluation.bins)),
-                "bins_used": int(evaluation.bins["enough_samples"].sum()), "by_tech": evaluation.headline}
+                "bins_used": int(evaluation.bins["enough_samples"].sum()), "by_tech": evaluation.headline,
+                "prediction": prediction_fingerprint(read_run_report(run_dir))}
     with atomic_output(out / "evaluation.json") as tmp:
         tmp.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     paths.append(out / "evaluation.json")
@@ -685,13 +704,31 @@ def write_evaluation(run_dir, evaluation: Evaluation, n_measurements: int | None
     return paths
 
 
+def prediction_fingerprint(report: dict) -> str:
+    """sha256 of the layer fingerprints of a prediction report: which prediction an evaluation compared."""
+    import hashlib
+
+    layers = sorted((tech, layer.get("operator"), layer.get("fingerprint"))
+                    for tech, entry in report.get("techs", {}).items() for layer in entry.get("layers", []))
+    return hashlib.sha256(json.dumps(layers).encode("utf-8")).hexdigest()
+
+
 def read_headline(run_dir: str | os.PathLike) -> dict | None:
-    """``evaluation/evaluation.json`` of a run, or None when it was not evaluated (or unreadable)."""
+    """``evaluation/evaluation.json`` of a run if it compared the run's current prediction, else None.
+
+    None too when the run was not evaluated or a file is unreadable: an evaluation
+    of an earlier prediction (before a calibrated rebuild) says nothing of this one.
+    """
     path = evaluation_dir(run_dir) / "evaluation.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        document = json.loads(path.read_text(encoding="utf-8"))
+        current = prediction_fingerprint(read_run_report(run_dir))
+    except (OSError, ValueError, InputReadError):
         return None
+    if document.get("prediction") != current:
+        log.info("%s compared an earlier prediction; not used", path)
+        return None
+    return document
 
 
 __all__ = ["Evaluation", "MeasurementFiles", "SUMMARY_COLUMNS", "attach_prediction", "bin_measurements", "compare_bins",
