@@ -190,3 +190,29 @@ def test_calibration_round_trips_through_toml():
     again = config_from_dict(tomllib.loads(config.to_toml()))
     assert again.calibration.corrections == {("nbiot", "B8", "urban"): (2.5, -1.25)}
     assert again.fingerprint() == config.fingerprint() != load_config().fingerprint()
+
+
+def test_the_terrain_kernel_applies_the_corrections_too(tmp_path):
+    """Over a constant DEM (the terrain kernel, flat ground): the same 3 dB + 5 dB/decade drop as flat earth."""
+    from conftest import write_constant_dem_tif
+
+    from coverage.predict import predict
+
+    dem = write_constant_dem_tif(tmp_path / "dem.tif", 117.5, 24.0, 118.7, 25.0, elevation_m=10.0)
+    single = make_sectors(rows=[{"lon": 118.10, "lat": 24.50, "environment": "urban"}])
+    config = dataclasses.replace(
+        load_config(), calibration=CalibrationConfig(corrections={("nbiot", "B8", "urban"): (3.0, 5.0)}))
+    runs = {}
+    for name, cfg in (("plain", None), ("corrected", config)):
+        runs[name] = tmp_path / name
+        predict(single, runs[name], techs=("nbiot",), resolution_m=200, config=cfg, scheduler="synchronous",
+                tile_size_px=128, dem=dem)
+    before, after = _by_global_pixel(runs["plain"]), _by_global_pixel(runs["corrected"])
+    shared = sorted(set(before) & set(after))
+    x = np.array([(c + 0.5) * 200.0 for c, _ in shared])
+    y = np.array([-(r + 0.5) * 200.0 for _, r in shared])
+    sx, sy = project_lonlat(np.array([118.10]), np.array([24.50]))
+    d_km = np.maximum(np.hypot(x - sx[0], y - sy[0]), 100.0) / 1000.0
+    drop = np.array([before[k] - after[k] for k in shared])
+    assert len(shared) > 1000
+    assert np.abs(drop - (3.0 + 5.0 * np.log10(d_km))).max() < 2.0 / 128
