@@ -92,7 +92,9 @@ def _write_intake_csv(measurements: gpd.GeoDataFrame, path: Path) -> None:
     pd.DataFrame({
         "测试时间": measurements["time"].dt.strftime("%Y-%m-%d %H:%M:%S"), "经度": np.round(lon, 6),
         "纬度": np.round(lat, 6), "坐标系": "GCJ-02", "运营商": measurements["operator"].map(names),
-        "网络制式": measurements["tech"].map(techs), "RSRP(dBm)": measurements["rsrp_dbm"].round(2),
+        "网络制式": measurements["tech"].map(techs),
+        # a test without service is written 无服务, as the intake asks (a blank is rejected)
+        "RSRP(dBm)": measurements["rsrp_dbm"].round(2).astype(object).where(measurements["rsrp_dbm"].notna(), "无服务"),
     }).to_csv(path, index=False, encoding="utf-8")
 
 
