@@ -188,3 +188,23 @@ def test_cli_evaluate_run_without_prediction_exit_2(runner, tmp_path):
     result = runner.invoke(main, ["evaluate", str(tmp_path), "--measurements", str(path)])
     assert result.exit_code == 2
     assert "report.json" in result.output
+
+
+def test_cli_evaluate_reads_the_intakes_chinese_header_csv(run_dir, runner, tmp_path):
+    """The real-shaped GCJ-02 drive-test CSV through the intake: its three CT NB-IoT rows (~25 m apart) fall in
+    the run's pixels with a prediction; the other operators' rows have no layer here."""
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data" / "measurements_drive_gcj02.csv"
+    config = tmp_path / "one.toml"
+    config.write_text("[evaluation]\nmin_samples_per_bin = 1\n")
+    result = runner.invoke(main, ["evaluate", str(run_dir), "--measurements", str(data), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "measurements read 6: 6 accepted, 0 rejected" in result.output
+    bins = pd.read_parquet(run_dir / "evaluation" / "bins.parquet")
+    ct = bins[(bins["operator"] == "CT") & (bins["tech"] == "nbiot")]
+    assert 1 <= len(ct) <= 2 and ct["n_samples"].sum() == 3
+    assert set(ct["measured_dbm"]) <= {-95.5, -96.0, -97.25, -95.75, -96.625}  # the samples or medians of two
+    assert (ct["band"] == "B5").all() and np.isfinite(ct["predicted_dbm"]).all()
+    rejects = (run_dir / "evaluation" / "measurement_rejects.csv").read_bytes()
+    assert rejects.startswith(b"\xef\xbb\xbf") and rejects.count(b"\n") == 1  # header only
