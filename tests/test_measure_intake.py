@@ -403,3 +403,14 @@ def test_round_trip_and_validate_to_dir(tmp_path):
     rejects = (out / "measurement_rejects.csv").read_bytes()
     assert rejects.startswith(b"\xef\xbb\xbf") and b"'=HYPERLINK" in rejects
     validate_measurements_to_dir([DRIVE_CSV], out, outline=CHINA_BOX)  # the tool's run directory: replaced
+
+
+def test_readme_measurement_table_matches_the_schema():
+    import re
+
+    from coverage.measure.schema import schema_markdown
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- measurement schema table:.*?-->\n(.*?)\n<!-- end of measurement schema table -->",
+                      text, re.S)
+    assert block is not None and block.group(1).strip() == schema_markdown().strip()

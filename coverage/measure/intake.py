@@ -282,6 +282,7 @@ def _per_file(value, paths, normalise, what: str) -> dict[str, str | None]:
 
 
 _OFFSET = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+_COMMON_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y.%m.%d_%H.%M.%S", "%Y/%m/%d %H:%M:%S")  # G-NetTrack's second
 _DATE_ONLY = re.compile(r"\s*\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?\s*")
 _LOOSE_TIME = re.compile(
     r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\s*[T_ ]?\s*"
@@ -315,16 +316,50 @@ def parse_times(text: pd.Series, default_tz: str = schema.DEFAULT_TIMEZONE) -> t
     """
     text = text.astype("str").fillna("").str.strip()
     n = len(text)
-    out = pd.Series(pd.NaT, index=text.index, dtype=f"datetime64[ns, {schema.DEFAULT_TIMEZONE}]")
-    if n == 0:
-        return out, np.zeros(0, dtype=bool)
+    utc_ns = np.full(n, _NAT_NS, dtype=np.int64)
+    todo = np.ones(n, dtype=bool)
+    # the common forms by strptime in C; only the rest by the slower rules below
+    for fmt in _COMMON_TIME_FORMATS:
+        if not todo.any():
+            break
+        positions = np.flatnonzero(todo)
+        parsed = pd.to_datetime(text.iloc[positions], format=fmt, errors="coerce")
+        ok = parsed.notna().to_numpy()
+        utc_ns[positions[ok]] = _utc_ns(parsed[ok], default_tz)
+        todo[positions[ok]] = False
+    if todo.any():
+        positions = np.flatnonzero(todo)
+        utc_ns[positions] = _parse_times_slowly(text.iloc[positions], default_tz)
+    times = pd.DatetimeIndex(utc_ns.view("datetime64[ns]")).tz_localize("UTC").tz_convert(schema.DEFAULT_TIMEZONE)
+    out = pd.Series(times, index=text.index)
+    bad = (utc_ns == _NAT_NS) & (text != "").to_numpy()
+    return out, bad
+
+
+_NAT_NS = np.iinfo(np.int64).min
+
+
+def _utc_ns(parsed: pd.Series, default_tz: str) -> np.ndarray:
+    """Nanoseconds since 1970 UTC of parsed times; naive ones are local time in ``default_tz``."""
+    if parsed.dt.tz is None:
+        try:
+            parsed = parsed.dt.tz_localize(default_tz, ambiguous="NaT", nonexistent="NaT")
+        except Exception as exc:  # an unknown zone name
+            raise ArgumentError(f"default_tz {default_tz!r} is not a time zone ({exc})") from exc
+    naive_utc = parsed.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
+    return naive_utc.to_numpy().view(np.int64)
+
+
+def _parse_times_slowly(text: pd.Series, default_tz: str) -> np.ndarray:
+    """ISO 8601 with or without an offset, then the loose forms of :func:`_canonical_time` (UTC ns)."""
+    out = np.full(len(text), _NAT_NS, dtype=np.int64)
     # a date and a time of day, the year first (a date alone, a clock alone or '-100' are not times)
     candidate = (text.str.match(r"(?:19|20)\d{2}\D") & ~text.str.fullmatch(_DATE_ONLY)).to_numpy(dtype=bool)
     with_offset = candidate & text.str.contains(_OFFSET, regex=True).to_numpy(dtype=bool)
     naive = candidate & ~with_offset
     if with_offset.any():
-        parsed = pd.to_datetime(text[with_offset], format="ISO8601", utc=True, errors="coerce")
-        out[with_offset] = parsed.dt.tz_convert(schema.DEFAULT_TIMEZONE).astype(out.dtype)
+        out[with_offset] = _utc_ns(pd.to_datetime(text[with_offset], format="ISO8601", utc=True, errors="coerce"),
+                                   default_tz)
     if naive.any():
         sub = text[naive]
         parsed = pd.to_datetime(sub, format="ISO8601", errors="coerce")
@@ -332,13 +367,8 @@ def parse_times(text: pd.Series, default_tz: str = schema.DEFAULT_TIMEZONE) -> t
         if failed.any():
             retry = sub[failed].map(_canonical_time)
             parsed[failed] = pd.to_datetime(retry, format="ISO8601", errors="coerce").to_numpy()
-        try:
-            local = parsed.dt.tz_localize(default_tz, ambiguous="NaT", nonexistent="NaT")
-        except Exception as exc:  # an unknown zone name
-            raise ArgumentError(f"default_tz {default_tz!r} is not a time zone ({exc})") from exc
-        out[naive] = local.dt.tz_convert(schema.DEFAULT_TIMEZONE).astype(out.dtype)
-    bad = out.isna().to_numpy() & (text != "").to_numpy()
-    return out, bad
+        out[naive] = _utc_ns(parsed, default_tz)
+    return out
 
 
 # ---------------------------------------------------------------- validation
@@ -354,10 +384,10 @@ def _validate(raw: pd.DataFrame, header_of, problems: pd.DataFrame, *, outline, 
     reader_bad = rej.bad.copy()
 
     def at(series: pd.Series):
-        return lambda p: series.to_numpy(dtype=object)[p]
+        return lambda p: series.iloc[p].to_numpy(dtype=object)
 
     def quoted(series: pd.Series):
-        return lambda p: np.array([repr(v) for v in series.to_numpy(dtype=object)[p]], dtype=object)
+        return lambda p: np.array([repr(v) for v in series.iloc[p].to_numpy(dtype=object)], dtype=object)
 
     # --- time
     time_text = raw["time"]
@@ -499,21 +529,20 @@ def _validate(raw: pd.DataFrame, header_of, problems: pd.DataFrame, *, outline, 
                 f"{tolerance_m / 1000:g} km", "outside boundary")
 
     table = pd.DataFrame({
-        "time": times.array, "operator": op.to_numpy(dtype=object), "tech": tech.to_numpy(dtype=object),
+        "time": times.array, "operator": op.array, "tech": tech.array,
         "rsrp_dbm": np.where(no_service, np.nan, num["rsrp_dbm"]), "sinr_db": num["sinr_db"],
         "pci": pd.array(np.where(blank["pci"], np.nan, num["pci"]), dtype="Float64").round().astype("Int64")
         if n else pd.array([], dtype="Int64"),
-        "cell_id": ingest._normalise_ids(raw["cell_id"]).to_numpy(dtype=object),
-        "band": raw["band"].to_numpy(dtype=object),
+        "cell_id": ingest._normalise_ids(raw["cell_id"]).array, "band": raw["band"].array,
         "earfcn": pd.array(np.where(blank["earfcn"], np.nan, num["earfcn"]), dtype="Float64").round()
         .astype("Int64") if n else pd.array([], dtype="Int64"),
-        "source_kind": source_kind.to_numpy(dtype=object), "setting": setting.to_numpy(dtype=object),
+        "source_kind": source_kind.array, "setting": setting.array,
         "external_antenna": external.to_numpy(dtype=bool),
         "position_accuracy_m": num["position_accuracy_m"],
-        "source_file": raw["source_file"].to_numpy(dtype=object),
+        "source_file": raw["source_file"].array,
         "source_row": raw["source_row"].to_numpy(dtype=np.int64), "lon": lon, "lat": lat,
     })
-    _check_duplicates(table, rej, header_of("time"), time_text.to_numpy(dtype=object))
+    _check_duplicates(table, rej, header_of("time"), time_text)
 
     accepted = table.loc[~rej.bad]
     measurements = gpd.GeoDataFrame(
@@ -526,27 +555,35 @@ def _validate(raw: pd.DataFrame, header_of, problems: pd.DataFrame, *, outline, 
 _DUPLICATE_KEY = ("time", "operator", "tech", "lon", "lat", "rsrp_dbm", "cell_id")
 
 
-def _check_duplicates(table: pd.DataFrame, rej, header: np.ndarray, value: np.ndarray) -> None:
+def _check_duplicates(table: pd.DataFrame, rej, header: np.ndarray, value: pd.Series) -> None:
     """Reject repeats of (time, operator, tech, position to 1e-6°, RSRP, cell) among rows that passed.
 
-    The first is kept (a log submitted twice, or two files overlapping in time).
+    The first is kept (a log submitted twice, or two files overlapping in time). The
+    rows are hashed first, so only rows sharing a hash are compared by their values.
     """
     candidates = np.flatnonzero(~rej.bad)
     key = table.iloc[candidates][list(_DUPLICATE_KEY)].assign(
         lon=table["lon"].iloc[candidates].round(6), lat=table["lat"].iloc[candidates].round(6),
         rsrp_dbm=table["rsrp_dbm"].iloc[candidates].fillna(1.0),  # no service is a value too
     )
-    dup = key.duplicated(keep="first").to_numpy()
+    hashed = pd.util.hash_pandas_object(key, index=False)
+    shared = hashed.duplicated(keep=False).to_numpy()
+    if not shared.any():
+        return
+    sub = key.loc[shared]
+    dup = sub.duplicated(keep="first").to_numpy()
     if not dup.any():
         return
-    where = table["source_file"].iloc[candidates] + " row " + table["source_row"].iloc[candidates].astype(str)
-    first_where = where.groupby([key[c] for c in _DUPLICATE_KEY], sort=False, dropna=False).transform("first")
+    pos = candidates[shared]
+    where = table["source_file"].iloc[pos].astype(str) + " row " + table["source_row"].iloc[pos].astype(str)
+    where.index = sub.index
+    first_where = where.groupby([sub[c] for c in _DUPLICATE_KEY], sort=False, dropna=False).transform("first")
     mask = np.zeros(len(table), dtype=bool)
-    mask[candidates[dup]] = True
+    mask[pos[dup]] = True
     reason = np.empty(len(table), dtype=object)
-    reason[candidates] = ("duplicate of " + first_where + " (same time, place, operator, technology and signal; "
-                          "that one is kept)").to_numpy(dtype=object)
-    rej.add(mask, header, value, reason, "duplicate")
+    reason[pos] = ("duplicate of " + first_where + " (same time, place, operator, technology and signal; "
+                   "that one is kept)").to_numpy(dtype=object)
+    rej.add(mask, header, lambda p: value.iloc[p].to_numpy(dtype=object), reason, "duplicate")
 
 
 # ---------------------------------------------------------------- entry points
