@@ -679,11 +679,142 @@ class CrsAssignmentType(click.ParamType):
         return (target or None, crs)
 
 
-def _stage_progress(ctx, with_compare: bool = False):
+# === evaluate, calibrate (issue 14) ===
+
+
+def _crs_assignments(crs_items, option="--crs"):
+    """``--crs`` values -> one crs for all files, a {file: crs} mapping, or None."""
+    per_file = {str(target): name for target, name in crs_items if target}
+    everywhere = [name for target, name in crs_items if not target]
+    if per_file and everywhere:
+        raise click.UsageError(f"{option}: give either one crs for all files or FILE=CRS pairs, not both")
+    return everywhere[-1] if everywhere else (per_file or None)
+
+
+measurements_opt = click.option(
+    "--measurements", "measurements", multiple=True, required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Measurement file or folder (repeatable): drive tests, handset tests, MR/MDT; .parquet = already accepted.",
+)
+measurement_crs_opt = click.option(
+    "--crs", "crs_items", multiple=True, type=CrsAssignmentType(),
+    help="Datum of measurement files without one: gcj02 for all, or FILE=gcj02 for one (repeatable).",
+)
+
+
+def _steps_progress(ctx, label):
+    bar = progress_bar(0, label, ctx)
+    bar.unit = "step"
+
+    def progress(done, total):
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return bar, progress
+
+
+@main.command(short_help="Compare a run's prediction with measurements (RUN_DIR/evaluation/).")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@measurements_opt
+@measurement_crs_opt
+@config_opt
+@click.pass_context
+def evaluate(ctx, run_dir, measurements, crs_items, config_path):
+    """Bin measurements to the run's pixels and compare them with the predicted signal.
+
+    Writes RUN_DIR/evaluation/: bins.parquet, summary.csv (mean error =
+    predicted - measured, σ, RMSE, MAE, P10/P50/P90, precision, recall per group),
+    confusion.csv (±3 dB uncertain band), evaluation.json and report.html.
+    Exit code 1 when measurement rows were rejected (evaluation/measurement_rejects.csv).
+
+    \b
+    Examples:
+      covmap evaluate runs/2024-06 --measurements drive/2024-06/ --crs drive/2024-06/xm.csv=gcj02
+    """
+    from coverage.measure.evaluate import evaluate_run
+
+    bar, progress = _steps_progress(ctx, "evaluate")
+    with bar:
+        result = evaluate_run(run_dir, list(measurements), config=config_path, crs=_crs_assignments(crs_items),
+                              progress=progress)
+    accepted = result.rows_read - result.rejected
+    click.echo(f"measurements read {result.rows_read:,}: {accepted:,} accepted, {result.rejected:,} rejected")
+    used = int(result.bins["enough_samples"].sum())
+    click.echo(f"{len(result.bins):,} bins, {used:,} with enough samples")
+    for tech, h in result.headline.items():
+        click.echo(f"{tech:<7} {h['n_bins']:>7,} bins  mean error {_db(h['mean_error_db'])}  "
+                   f"RMSE {_rms(h['rmse_db'])}  precision {_pct(h['precision'])}  recall {_pct(h['recall'])}")
+    if not result.headline:
+        click.echo("no bin with enough samples for any technology", err=True)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for path in result.paths:
+        click.echo(f"  {path}")
+    sys.exit(EXIT_FINDINGS if result.rejected else EXIT_OK)
+
+
+def _db(value) -> str:
+    return "   n/a" if value is None else f"{value:+6.2f} dB"
+
+
+def _rms(value) -> str:
+    return "  n/a" if value is None else f"{value:5.2f} dB"
+
+
+def _pct(value) -> str:
+    return "  n/a" if value is None else f"{value:5.1f} %"
+
+
+@main.command(short_help="Fit path-loss corrections to measurements; write a TOML for --config.")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@measurements_opt
+@measurement_crs_opt
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The calibrated configuration (TOML) to write.")
+@config_opt
+@overwrite_opt
+@click.pass_context
+def calibrate(ctx, run_dir, measurements, crs_items, out_path, config_path, overwrite):
+    """Fit per technology × band × environment the path-loss offset and slope (and σ) on spatial blocks.
+
+    One block in five (2 km squares) is held out; the figures before and after are
+    those of the held-out bins. Writes --out only when the held-out RMSE improves
+    (then exit 0); otherwise writes nothing but RUN_DIR/evaluation/calibration.csv
+    and exits 1. `covmap build --config OUT.toml` then predicts with the corrections.
+
+    \b
+    Examples:
+      covmap calibrate runs/2024-06 --measurements drive/2024-06/ --out calibrated.toml
+      covmap build --submissions submissions/2024-06/ --out runs/2024-06 --config calibrated.toml
+    """
+    from coverage.measure.calibrate import calibrate_run
+
+    result = calibrate_run(run_dir, list(measurements), out_path, config=config_path,
+                           crs=_crs_assignments(crs_items), overwrite=overwrite)
+    click.echo(f"{'tech':<7} {'band':<5} {'environment':<12} {'status':<24} {'train':>6} {'test':>6} "
+               f"{'offset':>7} {'slope':>6} {'ME before':>9} {'ME after':>9} {'RMSE before':>11} {'RMSE after':>10}")
+    for row in result.groups.itertuples(index=False):
+        click.echo(f"{row.tech:<7} {row.band:<5} {row.environment:<12} {row.status:<24} {row.n_train:>6} "
+                   f"{row.n_test:>6} {_num(row.loss_offset_db):>7} {_num(row.loss_slope_db_per_decade):>6} "
+                   f"{_num(row.test_mean_error_before_db):>9} {_num(row.test_mean_error_after_db):>9} "
+                   f"{_num(row.test_rmse_before_db):>11} {_num(row.test_rmse_after_db):>10}")
+    for path in result.paths:
+        click.echo(f"  {path}")
+    if not result.improved:
+        click.echo(f"the held-out error did not improve: {out_path} not written", err=True)
+        sys.exit(EXIT_FINDINGS)
+
+
+def _num(value) -> str:
+    return "" if value != value else f"{value:.2f}"  # NaN: blank
+
+
+def _stage_progress(ctx, with_compare: bool = False, with_evaluate: bool = False):
     """One bar across the stages: '[2/4] predict' with that stage's steps."""
     from coverage.pipeline import STAGES
 
-    stages = [name for name in STAGES if name != "compare" or with_compare]
+    optional = {"compare": with_compare, "evaluate": with_evaluate}
+    stages = [name for name in STAGES if optional.get(name, True)]
     state = {"bar": None, "stage": None}
 
     def report(stage, done, total):
@@ -732,9 +863,14 @@ def _stage_progress(ctx, with_compare: bool = False):
               help="Last month's run directory: adds RUN_DIR/change (as `covmap compare`) and the site's "
                    "'change since' pages.")
 @click.option("--force", is_flag=True, default=False, help="Recompute every stage, reusing nothing.")
+@click.option("--measurements", "measurements", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Measurement file or folder (repeatable): evaluate the prediction after the statistics.")
+@click.option("--measurements-crs", "measurement_crs_items", multiple=True, type=CrsAssignmentType(),
+              help="Datum of measurement files without one: gcj02 for all, or FILE=gcj02 (repeatable).")
 @click.pass_context
 def build_cmd(ctx, sample, submissions, out_dir, crs_items, townships, population, config_path, resolution_m,
-              techs, scheduler, dem, clutter, publish_dir, edition, publish_operator, previous, force):
+              techs, scheduler, dem, clutter, publish_dir, edition, publish_operator, previous, force, measurements,
+              measurement_crs_items):
     """Run validate -> predict -> aggregate -> publish, reusing what has not changed.
 
     RUN_DIR/manifest.json records the inputs (sha256; the DEM and land cover too),
@@ -750,6 +886,7 @@ def build_cmd(ctx, sample, submissions, out_dir, crs_items, townships, populatio
       covmap build --submissions submissions/2024-06/ --crs ct_sites.csv=gcj02 --out runs/2024-06
       covmap build --submissions submissions/2024-06/ --out runs/2024-06 --dem copernicus_glo30.vrt
       covmap build --submissions submissions/2024-06/ --out runs/2024-06 --previous runs/2024-05
+      covmap build --submissions submissions/2024-06/ --out runs/2024-06 --measurements drive/2024-06/
     """
     from coverage.pipeline import build, sample_job
 
@@ -767,12 +904,13 @@ def build_cmd(ctx, sample, submissions, out_dir, crs_items, townships, populatio
         if per_file and everywhere:
             raise click.UsageError("--crs: give either one crs for all files or FILE=CRS pairs, not both")
         crs = everywhere[-1] if everywhere else per_file
-    report, close = _stage_progress(ctx, with_compare=previous is not None)
+    report, close = _stage_progress(ctx, with_compare=previous is not None, with_evaluate=bool(measurements))
     try:
         result = build(submissions, out_dir, crs=crs or "wgs84", townships=townships, population=population,
                        config=config_path, resolution_m=resolution_m, techs=techs, scheduler=scheduler,
                        dem=dem, clutter=clutter, publish_dir=publish_dir, edition=edition, publish_operator=publish_operator,
-                       progress=report, force=force, previous=previous)
+                       progress=report, force=force, previous=previous, measurements=list(measurements) or None,
+                       measurement_crs=_crs_assignments(measurement_crs_items, "--measurements-crs"))
     finally:
         close()
     _echo_build_summary(result)
@@ -788,6 +926,13 @@ def _echo_build_summary(result):
         for operator, figures in by_operator.items():
             click.echo(f"{tech:<7} {operator:<4} coverage {figures['coverage_pct']:5.1f} %, "
                        f"{figures['counties_ge_95pct']} counties >= 95 %, {figures['counties_lt_50pct']} < 50 %")
+    evaluated = (result.manifest.get("stages", {}).get("evaluate") or {}).get("detail")
+    if evaluated:
+        click.echo(f"measurements read {evaluated['rows_read']:,}: {evaluated['rejected']:,} rejected; "
+                   f"{evaluated['bins']:,} bins")
+        for tech, h in evaluated["by_tech"].items():
+            click.echo(f"{tech:<7} {h['n_bins']:>7,} bins  mean error {_db(h['mean_error_db'])}  "
+                       f"RMSE {_rms(h['rmse_db'])}  precision {_pct(h['precision'])}")
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"map: {result.site_index}")

@@ -51,6 +51,18 @@ Tables and keys (units in the key names)
     ``rsrp_tolerance_db`` (0: a test is negative below the service threshold minus
     this). It changes no build stage: it is not part of the configuration's
     fingerprint.
+``[evaluation]``
+    Comparing the prediction with measurements (:mod:`coverage.measure.evaluate`)
+    and calibrating it (:mod:`coverage.measure.calibrate`): ``min_samples_per_bin``
+    (default 3, 1-10000), ``uncertain_db`` (default 3.0, 0-20),
+    ``min_bins_per_group`` (default 30, 2-1000000), ``holdout_block_m`` (default
+    2000, 100-100000), ``holdout_every`` (default 5, 2-100).
+``[calibration.<tech>.<band>]``
+    Fitted corrections of the path loss per technology, band and environment,
+    written by ``covmap calibrate``: ``<environment> = { loss_offset_db = …,
+    loss_slope_db_per_decade = … }`` (offset −40…40 dB; slope −15…15 dB/decade,
+    applied to the log-distance models only: Hata and COST-231 Hata; see
+    :class:`CalibrationConfig`). Absent = no correction.
 
 Example::
 
@@ -207,7 +219,62 @@ class ChallengeConfig:
 
 
 # Tables that change no build stage: left out of Config.fingerprint().
-_NOT_FINGERPRINTED = ("challenge",)
+_NOT_FINGERPRINTED = ("challenge", "evaluation")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Comparing the prediction with measurements, and calibrating it."""
+
+    # Fewest samples in a bin (pixel × operator × technology) for it to count: the
+    # median of 3 discards one outlier; a drive test at 1 sample/s and 40 km/h leaves
+    # ~9 samples per 100 m pixel (research note §2.2, Lee's 36-50 samples per 40λ
+    # are averaged within each pixel).
+    min_samples_per_bin: int = 3
+    # Half-width of the "uncertain" band around the coverage threshold, dB: the
+    # ±3 dB of the issue (UE RSRP accuracy is ±6 dB, TS 36.133; research note §2.2).
+    uncertain_db: float = 3.0
+    # Fewest training bins for a calibration group (technology × band × environment);
+    # fewer keep the defaults (research note §2.4: a minimum per class before tuning).
+    min_bins_per_group: int = 30
+    # Edge of the square spatial blocks held out together, m: errors are correlated
+    # over hundreds of metres, so blocks of kilometres keep test bins apart from
+    # training bins (research note §2.4).
+    holdout_block_m: float = 2000.0
+    # One block in this many is held out (5: 20 % of the blocks).
+    holdout_every: int = 5
+
+
+# Limits of a fitted correction: ±40 dB of offset is already a wrong EIRP, not a model;
+# ±15 dB/decade keeps the corrected slope of every log-distance model positive (Hata's
+# is 44.9 − 6.55 log10(hb) ≥ 27.2 dB/decade up to 500 m masts), so the loss still grows
+# with distance, which the kernel's bounds rely on.
+CALIBRATION_OFFSET_LIMIT_DB = 40.0
+CALIBRATION_SLOPE_LIMIT_DB_PER_DECADE = 15.0
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Fitted path-loss corrections per (technology, band, environment).
+
+    ``corrections[(tech, band, environment)] = (loss_offset_db,
+    loss_slope_db_per_decade)``: the sector's path loss becomes
+    ``L(d) + loss_offset_db + loss_slope_db_per_decade · log10(d / 1 km)`` (the K1
+    and K2 corrections of a Standard Propagation Model tuning; research note §2).
+    The slope applies to the log-distance models (Hata, COST-231 Hata) only.
+    """
+
+    corrections: dict = field(default_factory=dict)
+
+    def correction(self, tech: str, band: str, environment: str) -> tuple[float, float]:
+        return self.corrections.get((tech, band, environment), (0.0, 0.0))
+
+    def as_dict(self) -> dict:
+        out: dict = {}
+        for (tech, band, env), (offset, slope) in sorted(self.corrections.items()):
+            out.setdefault(tech, {}).setdefault(band, {})[env] = {
+                "loss_offset_db": offset, "loss_slope_db_per_decade": slope}
+        return out
 
 
 @dataclass(frozen=True)
@@ -233,6 +300,8 @@ class Config:
     h3: H3Config = H3Config()
     targets: TargetsConfig = TargetsConfig()
     challenge: ChallengeConfig = ChallengeConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
     source: str | None = None
 
     def as_dict(self) -> dict:
@@ -246,12 +315,16 @@ class Config:
         out["h3"] = asdict(self.h3)
         out["targets"] = asdict(self.targets)
         out["challenge"] = asdict(self.challenge)
+        out["evaluation"] = asdict(self.evaluation)
+        # only when set: a configuration without corrections keeps its fingerprint (and its layers)
+        if self.calibration.corrections:
+            out["calibration"] = self.calibration.as_dict()
         return out
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON of :meth:`as_dict` (for reusing results).
 
-        ``[challenge]`` is left out: it changes no build stage.
+        ``[challenge]`` and ``[evaluation]`` are left out: they change no prediction, statistic or page.
         """
         data = {k: v for k, v in self.as_dict().items() if k not in _NOT_FINGERPRINTED}
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -268,6 +341,9 @@ class Config:
         else:
             lines.append("# effective configuration: built-in defaults")
         for table, values in self.as_dict().items():
+            if table == "calibration":
+                lines.extend(_calibration_toml(values))
+                continue
             scalars = {k: v for k, v in values.items() if not isinstance(v, dict)}
             subtables = {k: v for k, v in values.items() if isinstance(v, dict)}
             lines.append("")
@@ -284,6 +360,18 @@ class Config:
                 lines.append(f"[{table}.{key}]")
                 lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in sub.items())
         return "\n".join(lines) + "\n"
+
+
+def _calibration_toml(values: dict) -> list[str]:
+    lines = []
+    for tech, bands in values.items():
+        for band, envs in bands.items():
+            lines.append("")
+            lines.append(f"[calibration.{_toml_key(tech)}.{_toml_key(band)}]")
+            for env, pair in envs.items():
+                inner = ", ".join(f"{k} = {_toml_value(float(v))}" for k, v in pair.items())
+                lines.append(f"{_toml_key(env)} = {{ {inner} }}")
+    return lines
 
 
 def _toml_key(key: str) -> str:
@@ -360,6 +448,18 @@ _SECTION_RULES: dict[str, tuple[type, dict[str, tuple]]] = {
         "max_test_age_days": (_INT, 1, 3660, "days"),
         "rsrp_tolerance_db": (_NUMBER, 0.0, 20.0, "dB"),
     }),
+    "evaluation": (EvaluationConfig, {
+        "min_samples_per_bin": (_INT, 1, 10_000, "samples"),
+        "uncertain_db": (_NUMBER, 0.0, 20.0, "dB"),
+        "min_bins_per_group": (_INT, 2, 1_000_000, "bins"),
+        "holdout_block_m": (_NUMBER, 100.0, 100_000.0, "m"),
+        "holdout_every": (_INT, 2, 100, "blocks"),
+    }),
+}
+_CALIBRATION_RULES = {
+    "loss_offset_db": (_NUMBER, -CALIBRATION_OFFSET_LIMIT_DB, CALIBRATION_OFFSET_LIMIT_DB, "dB"),
+    "loss_slope_db_per_decade": (_NUMBER, -CALIBRATION_SLOPE_LIMIT_DB_PER_DECADE,
+                                 CALIBRATION_SLOPE_LIMIT_DB_PER_DECADE, "dB/decade"),
 }
 # Smallest explicit [terrain] sweep_step_m, m (finer than any DEM covmap reads: 30 m SRTM/Copernicus).
 _MIN_SWEEP_STEP_M = 10.0
@@ -486,6 +586,28 @@ def _terrain_section(checker: _Checker, section: TerrainConfig) -> TerrainConfig
     return replace(section, clutter_table=str(path))
 
 
+def _calibration_section(checker: _Checker, table: dict, profiles: dict) -> CalibrationConfig:
+    """[calibration.<tech>.<band>] <environment> = {loss_offset_db, loss_slope_db_per_decade}."""
+    corrections = {}
+    for tech, bands in table.items():
+        if tech not in PROFILES:
+            raise checker.unknown(f"[calibration] {tech}", tech, PROFILES)
+        for band, envs in _table(checker, f"[calibration.{tech}]", bands).items():
+            if band not in profiles[tech].bands:
+                raise checker.unknown(f"[calibration.{tech}] {band}", band, profiles[tech].bands)
+            for env, pair in _table(checker, f"[calibration.{tech}.{band}]", envs).items():
+                key = f"[calibration.{tech}.{band}] {env}"
+                if env not in ENVIRONMENTS:
+                    raise checker.unknown(key, env, ENVIRONMENTS)
+                values = {"loss_offset_db": 0.0, "loss_slope_db_per_decade": 0.0}
+                for name, value in _table(checker, key, pair).items():
+                    if name not in _CALIBRATION_RULES:
+                        raise checker.unknown(f"{key}.{name}", name, _CALIBRATION_RULES)
+                    values[name] = checker.value(f"{key}.{name}", value, *_CALIBRATION_RULES[name])
+                corrections[(tech, band, env)] = (values["loss_offset_db"], values["loss_slope_db_per_decade"])
+    return CalibrationConfig(corrections=corrections)
+
+
 def config_from_dict(data: dict, source: str = "<config>") -> Config:
     """Validate parsed TOML data (a dict of tables) and apply it to the defaults.
 
@@ -498,14 +620,19 @@ def config_from_dict(data: dict, source: str = "<config>") -> Config:
     checker = _Checker(source)
     profiles = dict(PROFILES)
     sections = {}
-    allowed = (*PROFILES, *_SECTION_RULES)
+    allowed = (*PROFILES, *_SECTION_RULES, "calibration")
     for name, value in data.items():
+        if name == "calibration":
+            continue  # after the profiles, whose bands it names
         if name in PROFILES:
             profiles[name] = _override_profile(checker, name, PROFILES[name], _table(checker, f"[{name}]", value))
         elif name in _SECTION_RULES:
             sections[name] = _override_section(checker, name, _table(checker, f"[{name}]", value))
         else:
             raise checker.unknown(name, name, allowed)
+    if "calibration" in data:
+        sections["calibration"] = _calibration_section(checker, _table(checker, "[calibration]", data["calibration"]),
+                                                       profiles)
     return Config(profiles=profiles, source=None if source == "<config>" else source, **sections)
 
 
@@ -550,6 +677,6 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     return config
 
 
-__all__ = ["CLUTTER_TABLE_NAMES", "ChallengeConfig", "Config", "GAP_RANKS", "GapsConfig", "GridConfig", "H3Config",
-           "PlanConfig", "PublishConfig", "TargetsConfig", "TerrainConfig",
+__all__ = ["CLUTTER_TABLE_NAMES", "CalibrationConfig", "ChallengeConfig", "Config", "EvaluationConfig", "GAP_RANKS",
+           "GapsConfig", "GridConfig", "H3Config", "PlanConfig", "PublishConfig", "TargetsConfig", "TerrainConfig",
            "config_from_dict", "load_config"]

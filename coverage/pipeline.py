@@ -49,7 +49,8 @@ from coverage.schema import TECH_IDS
 
 log = logging.getLogger(__name__)
 
-STAGES = ("validate", "predict", "aggregate", "compare", "publish")  # compare only with previous=
+# compare only with previous=, evaluate only with measurements=
+STAGES = ("validate", "predict", "aggregate", "compare", "evaluate", "publish")
 SUBMISSION_SUFFIXES = (".csv", ".txt", ".xlsx", ".xlsm", ".geojson", ".json", ".gpkg", ".shp")
 PACKAGES_RECORDED = (
     "numpy", "pandas", "geopandas", "shapely", "pyproj", "pyogrio", "pyarrow", "rasterio",
@@ -308,6 +309,8 @@ def build(
     dem=None,
     clutter=None,
     previous: str | os.PathLike | None = None,
+    measurements=None,
+    measurement_crs=None,
 ) -> BuildResult:
     """Run validate → predict → aggregate → publish into ``out_dir``, reusing what is unchanged.
 
@@ -358,6 +361,14 @@ def build(
         and the site gets a "change since <its data date>" view. It must be on the
         same grid (resolution) as this run.
 
+    measurements : path, folder or iterable of them, optional
+        Drive tests, handset tests, MR/MDT exports (``covmap evaluate``'s
+        ``--measurements``): after the statistics the ``evaluate`` stage compares
+        them with the prediction (``RUN_DIR/evaluation/``) and every published page
+        says how well the map matched them; without, the pages say "not measured".
+    measurement_crs : str or mapping, optional
+        Datum of measurement files without one (as ``read_measurements``'s ``crs``).
+
     The DEM's and the land cover's sha256 (not their paths) are part of the
     predict stage's fingerprint: a changed file recomputes predict and the stages
     after it, the same file at another path recomputes nothing. Each is hashed
@@ -406,6 +417,7 @@ def build(
         "townships": _input_entry(townships),
         "population": _input_entry(population),
         "config": _input_entry(config),
+        "measurements": _measurement_entries(measurements),
         "dem": dem_entry or {"source": "none"},
         "clutter": clutter_entry or {"source": "none"},
     }
@@ -505,13 +517,34 @@ def build(
 
         job.run("compare", compare_fp, compare_work, str(previous_dir))
 
-    # -- publish
+    # -- evaluate (with measurements only)
+    if measurements is not None:
+        evaluate_fp = fingerprint("evaluate", __version__, aggregate_fp, inputs["measurements"],
+                                  _jsonable(measurement_crs), config_fp)
+
+        def evaluate_work():
+            from coverage.measure.evaluate import evaluate_run
+
+            tick = job.tick("evaluate")
+            result = evaluate_run(layout.root, [entry["path"] for entry in inputs["measurements"]], config=effective,
+                                  crs=measurement_crs, progress=tick)
+            return result.paths, {"rows_read": result.rows_read, "rejected": result.rejected,
+                                  "bins": int(len(result.bins)), "by_tech": result.headline,
+                                  "warnings": list(result.warnings)}
+
+        job.run("evaluate", evaluate_fp, evaluate_work, "the measurements")
+    else:
+        manifest.clear_stage("evaluate")
+
+    # -- publish (its pages say how well the current prediction matched measurements, if it was evaluated)
+    from coverage.measure.evaluate import read_headline
+
     site_dir = Path(publish_dir) if publish_dir is not None else layout.root / "site"
     # a `covmap challenge` since the last build changes the pages (challenged hexagons)
     challenge_fp = sha256_file(layout.challenge_gpkg) if layout.challenge_gpkg.is_file() else None
     publish_fp = fingerprint("publish", __version__, aggregate_fp, str(site_dir.resolve()), edition,
-                             publish_operator, config_fp, *([compare_fp] if compare_fp else []),
-                             *([challenge_fp] if challenge_fp else []))
+                             publish_operator, config_fp, _jsonable(read_headline(layout.root)),
+                             *([compare_fp] if compare_fp else []), *([challenge_fp] if challenge_fp else []))
 
     def publish_work():
         from coverage.publish import write_site
@@ -598,6 +631,22 @@ def _crs_by_file(paths: Sequence[Path], crs: str | Mapping[str, str]) -> dict[st
     given = {str(Path(k)): v for k, v in crs.items()}
     by_name = {Path(k).name: v for k, v in crs.items()}
     return {str(p): given.get(str(p), by_name.get(p.name, "wgs84")) for p in paths}
+
+
+def _measurement_entries(measurements) -> list[dict] | None:
+    """Manifest entries (path, sha256) of the measurement files, folders expanded; None without."""
+    if measurements is None:
+        return None
+    from coverage.measure.evaluate import _expand_folders
+
+    items = [measurements] if isinstance(measurements, (str, os.PathLike)) else list(measurements)
+    for item in items:
+        if not Path(item).exists():
+            raise InputReadError(f"{item}: no such measurement file or folder")
+    files = _expand_folders([Path(item) for item in items])
+    if not files:
+        raise InputReadError(f"{', '.join(map(str, items))}: no measurement file")
+    return [_input_entry(path) for path in files]
 
 
 def _input_entry(path) -> dict | None:

@@ -61,6 +61,10 @@ SECTOR_FIELDS = (
 
 
 # ---------------------------------------------------------------- the kernel
+# Optional per-sector array: the calibrated correction of the log-distance slope, dB/decade
+# (absent = 0; set by prepare_sectors from [calibration], part of the layers' fingerprint
+# through the configuration's).
+CALIBRATED_SLOPE_FIELD = "loss_slope_db_per_decade"
 
 # Bump when the kernel's maths changes: it is part of every layer's fingerprint, so a
 # run reusing layers never mixes the outputs of two kernels.
@@ -152,6 +156,18 @@ def _loss_from_coefficients(kind, model, d2d_m, h_ue_m, c0, c1, c2, c3, c4, c5, 
         return nlos
     p = los_probability(model, d, max(h_ue_m, _MIN_HEIGHT_M))
     return p * los + (1.0 - p) * nlos
+
+
+@njit(cache=True, inline="always")
+def _calibrated_slope(kind, c1, loss_slope_db_per_decade):
+    """The log-distance slope with a calibration's correction (``[calibration]``; other kinds keep ``c1``).
+
+    The correction stays within ±15 dB/decade (coverage.config), so the slope stays
+    positive and the loss grows with distance, as the block bounds assume.
+    """
+    if kind == _LOSS_LOG_DISTANCE:
+        return c1 + loss_slope_db_per_decade
+    return c1
 
 
 # rsrp is written in steps of 1/128 dB (a power of two: exact in float32, whose low
@@ -302,7 +318,7 @@ def _best_server_kernel(
     x_m, y_m, rs_eirp_dbm, height_m, freq_mhz, model_id,
     azimuth_deg, beamwidth_deg, downtilt_deg, vertical_beamwidth_deg,
     front_to_back_db, sla_v_db, reach_m, ue_height_m, block_px,
-    best_dbm, best_sector,
+    loss_slope_db_per_decade, best_dbm, best_sector,
 ):
     """Best server of each pixel of one tile, block by block with bounds.
 
@@ -340,7 +356,7 @@ def _best_server_kernel(
             model_id[s], freq_mhz[s], height_m[s], ue_height_m)
         kinds[s] = kind
         coefs[s, 0] = k0
-        coefs[s, 1] = k1
+        coefs[s, 1] = _calibrated_slope(kind, k1, loss_slope_db_per_decade[s])
         coefs[s, 2] = k2
         coefs[s, 3] = k3
         coefs[s, 4] = k4
@@ -537,12 +553,20 @@ def predict_tile(
         arrays["x_m"], arrays["y_m"], arrays["rs_eirp_dbm"], arrays["height_m"], arrays["freq_mhz"],
         arrays["model_id"], arrays["azimuth_deg"], arrays["beamwidth_deg"], arrays["downtilt_deg"],
         arrays["vertical_beamwidth_deg"], arrays["front_to_back_db"], arrays["sla_v_db"],
-        arrays["reach_m"], np.float64(ue_height_m), np.int64(block_px), best_dbm, best_sector,
+        arrays["reach_m"], np.float64(ue_height_m), np.int64(block_px), loss_slope_array(sectors, arrays["x_m"].size),
+        best_dbm, best_sector,
     )
     rsrp = np.empty((height_px, width_px), dtype=np.float32)
     cls = np.empty((height_px, width_px), dtype=np.uint8)
     _classify_kernel(best_dbm, best_sector, arrays["outdoor_dbm"], arrays["deep_dbm"], rsrp, cls)
     return rsrp, cls, int(evaluations)
+
+
+def loss_slope_array(sectors: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    """The sectors' ``loss_slope_db_per_decade`` (a calibration's, :mod:`coverage.measure.calibrate`), else zeros."""
+    if CALIBRATED_SLOPE_FIELD in sectors:
+        return np.ascontiguousarray(sectors[CALIBRATED_SLOPE_FIELD], dtype=np.float64)
+    return np.zeros(n, dtype=np.float64)
 
 
 def _kernel_arrays(sectors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

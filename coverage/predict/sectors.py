@@ -8,6 +8,7 @@ configuration and the technologies / operators asked for.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import pandas as pd
 
 from coverage.errors import ConfigError, CRSMismatchError, SchemaError
 from coverage.grid import grid_north_bearing_deg, project_lonlat
-from coverage.predict.kernel import SECTOR_FIELDS
+from coverage.predict.kernel import CALIBRATED_SLOPE_FIELD, SECTOR_FIELDS
 from coverage.radio import ENVIRONMENTS
 from coverage.schema import OPERATORS, TECH_IDS, normalise_operator, normalise_tech
 
@@ -152,6 +153,42 @@ def _validity_warnings(tech, model_id, freq_mhz, height_m, reach_m, ue_height_m)
     return [f"{tech}: {line}" for line in validity_summary(model_id, freq_mhz, height_m, ue_height_m, reach_m)]
 
 
+# Farthest distance a slope correction is bounded over, km: beyond the reach of any
+# sector (the radio horizon of a 500 m mast over a 4/3 Earth is ~95 km).
+_SLOPE_BOUND_KM = 100.0
+
+
+def _calibration_arrays(config, tech, profile, freq_codes, freq_uniques, environment, model_id):
+    """Per-sector ``[calibration]`` corrections: (loss_offset_db, loss_slope_db_per_decade, extra_budget_db).
+
+    None without corrections for ``tech`` (the arrays and rasters are then exactly
+    those of an uncalibrated run). The slope is kept only for the log-distance models
+    (the kernel applies it there alone); ``extra_budget_db`` is the most the slope
+    can lower the loss between 100 m (the Hata models' flat near field) and
+    :data:`_SLOPE_BOUND_KM`, added to the reach's budget so that no pixel the
+    corrected loss reaches is left out.
+    """
+    from coverage.radio.pathloss import COST231_HATA_RURAL, OKUMURA_HATA_URBAN
+
+    calibration = getattr(config, "calibration", None)
+    corrections = getattr(calibration, "corrections", None) or {}
+    if not any(key[0] == tech for key in corrections):
+        return None
+    band = np.array([profile.band_of(f) for f in freq_uniques], dtype=object)[freq_codes]
+    pairs = pd.MultiIndex.from_arrays([band, environment])
+    codes, uniques = pd.factorize(pairs)
+    table = np.array([corrections.get((tech, b, e), (0.0, 0.0)) for b, e in uniques], dtype=np.float64)
+    table = table.reshape(-1, 2)[codes]
+    log_distance = (OKUMURA_HATA_URBAN <= model_id) & (model_id <= COST231_HATA_RURAL)
+    slope = np.where(log_distance, table[:, 1], 0.0)
+    dropped = int(np.count_nonzero((table[:, 1] != 0.0) & ~log_distance))
+    if dropped:
+        log.warning("%s: the calibrated slope of %d sector(s) is ignored: their model is not log-distance",
+                    tech, dropped)
+    extra_budget_db = np.maximum(np.maximum(-slope * math.log10(_SLOPE_BOUND_KM), slope), 0.0)
+    return table[:, 0], slope, extra_budget_db
+
+
 def prepare_sectors(sectors, tech: str, config, environment=None, terrain=None) -> PreparedTech:
     """Kernel arrays of one technology's sectors (projected, defaulted, with reach).
 
@@ -205,14 +242,20 @@ def prepare_sectors(sectors, tech: str, config, environment=None, terrain=None) 
     freq_codes, freq_uniques = pd.factorize(freq)
     rs_offset_db = np.array([profile.rs_offset_db(f) for f in freq_uniques], dtype=np.float64)[freq_codes]
     rs_eirp = values["eirp_dbm"] - rs_offset_db
+    calibrated = _calibration_arrays(config, tech, profile, freq_codes, freq_uniques, environment, model_id)
+    if calibrated is not None:
+        loss_offset_db, loss_slope, extra_budget_db = calibrated
+        rs_eirp = rs_eirp - loss_offset_db
     env_codes = pd.Categorical(environment, categories=ENVIRONMENTS).codes
     thresholds = [profile.thresholds_dbm(env) for env in ENVIRONMENTS]
     outdoor = np.array([t["outdoor"] for t in thresholds], dtype=np.float64)[env_codes]
     deep = np.array([t["deep"] for t in thresholds], dtype=np.float64)[env_codes]
     ue_height_m = float(profile.ue_height_m)
     terrain_arrays = {}
+    # the reach's budget: with a slope correction, the most the loss can fall anywhere in reach
+    reach_eirp = rs_eirp if calibrated is None else rs_eirp + extra_budget_db
     if terrain is None:
-        model_reach = _reach_m(model_id, rs_eirp - outdoor, freq, values["height_m"], ue_height_m)
+        model_reach = _reach_m(model_id, reach_eirp - outdoor, freq, values["height_m"], ue_height_m)
         horizon = radio_horizon_m(values["height_m"], ue_height_m)
         reach = np.minimum(model_reach, horizon)
         capped = int(np.count_nonzero(model_reach > horizon))
@@ -221,7 +264,7 @@ def prepare_sectors(sectors, tech: str, config, environment=None, terrain=None) 
 
         terrain_arrays, reach, capped = sector_terrain(
             terrain, tech, profile, lon_deg, lat_deg, np.asarray(x_m, dtype=np.float64),
-            np.asarray(y_m, dtype=np.float64), values, environment, rs_eirp, ue_height_m)
+            np.asarray(y_m, dtype=np.float64), values, environment, reach_eirp, ue_height_m)
     warnings += _validity_warnings(tech, model_id, freq, values["height_m"], reach, ue_height_m)
     arrays = {
         "x_m": np.asarray(x_m, dtype=np.float64),
@@ -241,6 +284,8 @@ def prepare_sectors(sectors, tech: str, config, environment=None, terrain=None) 
         "deep_dbm": deep,
         **terrain_arrays,
     }
+    if calibrated is not None:
+        arrays[CALIBRATED_SLOPE_FIELD] = loss_slope
     codes = sectors["operator"].to_numpy(dtype=object)
     operators = [op.code for op in OPERATORS if (codes == op.code).any()]
     operator_index = np.full(n, -1, dtype=np.int64)

@@ -44,6 +44,7 @@ from coverage.predict.kernel import (
     _BOUND_SLACK_DB,
     _LOSS_TR38901,
     _RSRP_STEPS_PER_DB,
+    _calibrated_slope,
     _horizontal_gain_db,
     _loss_from_coefficients,
     _off_boresight_range_deg,
@@ -304,7 +305,7 @@ def best_server_terrain_kernel(
     azimuth_deg, beamwidth_deg, downtilt_deg, vertical_beamwidth_deg,
     front_to_back_db, sla_v_db, reach_m, ue_height_m, block_px,
     table_of, t_i0, t_j0, t_ni, t_nj, t_off, t_db, t_vis, k_lattice,
-    z_rx, pixel_env, pixel_extra_db,
+    z_rx, pixel_env, pixel_extra_db, loss_slope_db_per_decade,
     best_dbm, best_sector, best_env,
 ):
     """Best server of each pixel of one tile over terrain; returns the pairs evaluated.
@@ -340,7 +341,7 @@ def best_server_terrain_kernel(
                 model_by_env[s, e], freq_mhz[s], height_m[s], ue_height_m)
             kinds[s, e] = kind
             coefs[s, e, 0] = k0
-            coefs[s, e, 1] = k1
+            coefs[s, e, 1] = _calibrated_slope(kind, k1, loss_slope_db_per_decade[s])
             coefs[s, e, 2] = k2
             coefs[s, e, 3] = k3
             coefs[s, e, 4] = k4

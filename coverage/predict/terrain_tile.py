@@ -182,7 +182,7 @@ def predict_tile_terrain(sectors, setup, tech_terrain, terrain: TileTerrain, col
     and the terrain ones (:data:`coverage.predict.terrain_sites.TERRAIN_FIELDS`) of
     one operator's candidate sectors. Returns ``(rsrp, class, evaluations, samples)``.
     """
-    from coverage.predict.kernel import PRUNE_BLOCK_PX
+    from coverage.predict.kernel import PRUNE_BLOCK_PX, loss_slope_array
     from coverage.predict.terrain_kernel import best_server_terrain_kernel, classify_by_environment
 
     block_px = PRUNE_BLOCK_PX if block_px is None else block_px
@@ -202,7 +202,8 @@ def predict_tile_terrain(sectors, setup, tech_terrain, terrain: TileTerrain, col
         f64["front_to_back_db"], f64["sla_v_db"], f64["reach_m"], np.float64(ue_height_m), np.int64(block_px),
         tables.table_of, tables.i0, tables.j0, tables.ni, tables.nj, tables.offset, tables.values_db,
         tables.visible, np.int64(setup.lattice_k),
-        terrain.ground_m, terrain.pixel_env, terrain.pixel_extra_db, best_dbm, best_sector, best_env,
+        terrain.ground_m, terrain.pixel_env, terrain.pixel_extra_db, loss_slope_array(sectors, f64["x_m"].size),
+        best_dbm, best_sector, best_env,
     )
     rsrp = np.empty((size_px, size_px), dtype=np.float32)
     cls = np.empty((size_px, size_px), dtype=np.uint8)

@@ -141,6 +141,7 @@ class _Options:
     change_dir: Path | None = None  # the comparison folder (its change rasters for the county pages)
     plan: tuple | None = None  # operator edition: coverage.plan.read_plan's proposed sites
     challenges: object = None  # challenged/rebutted hexagons (GeoDataFrame) when the run has challenge/
+    measured: dict | None = None  # evaluation/evaluation.json of the run's prediction, None: not measured
 
     @property
     def gcj02(self) -> bool:
@@ -312,9 +313,42 @@ def _method_note(opts: _Options, overlay: bool) -> str:
     if overlay:
         parts.append(f"栅格按 {opts.publish_resolution_m:g} m 众数重采样 Raster overlay: mode of each "
                      f"{opts.publish_resolution_m:g} m cell.")
+    parts.append(measured_note(opts.measured, opts.techs))
     if opts.gcj02:
         parts.append("叠加图层已转换为GCJ-02以对齐高德底图 Overlays shifted to GCJ-02 to match the Gaode base map.")
     return "".join(f"<p>{_esc(p)}</p>" for p in parts)
+
+
+def measured_note(measured: dict | None, techs) -> str:
+    """The method note's sentence on how well the map matched measurements (``covmap evaluate``).
+
+    Examples
+    --------
+    >>> measured_note(None, ("nbiot",))
+    '实测检验 Measurements: not measured (the map has not been compared with field tests).'
+    >>> measured_note({"by_tech": {"nbiot": {"n_bins": 1200, "mean_error_db": 1.234, "rmse_db": 6.5,
+    ...                                      "precision": 88.04, "recall": 91.0}}}, ("nbiot", "redcap"))
+    '实测检验 Measurements: NB-IoT 1,200 bins, mean error +1.2 dB (predicted − measured), RMSE 6.5 dB, precision 88.0 %; 5G RedCap not measured.'
+    """
+    by_tech = (measured or {}).get("by_tech") or {}
+    if not by_tech:
+        return "实测检验 Measurements: not measured (the map has not been compared with field tests)."
+    parts = []
+    for tech in techs:
+        label = TECH_BY_ID[tech].label if tech in TECH_BY_ID else tech
+        h = by_tech.get(tech)
+        if not h or not h.get("n_bins"):
+            parts.append(f"{label} not measured")
+            continue
+        text = f"{label} {int(h['n_bins']):,} bins"
+        if h.get("mean_error_db") is not None:
+            text += f", mean error {float(h['mean_error_db']):+.1f} dB (predicted − measured)"
+        if h.get("rmse_db") is not None:
+            text += f", RMSE {float(h['rmse_db']):.1f} dB"
+        if h.get("precision") is not None:
+            text += f", precision {float(h['precision']):.1f} %"
+        parts.append(text)
+    return "实测检验 Measurements: " + "; ".join(parts) + "."
 
 
 def _header(opts: _Options, depth: int, heading_zh: str, heading_en: str, crumbs: list[tuple[str, str]],
@@ -644,6 +678,8 @@ def _site_clearance(run: RunLayout, gcj02: bool) -> SiteClearance | None:
 def _options_for(run_dir, out_dir, counties=None, edition="public", operator_code=None, basemap="none",
                  tianditu_key=None, data_date=None, data_version=None, publish_resolution_m=500.0) -> _Options:
     """The resolved options of one publication (also used by ``bench/publish.py``)."""
+    from coverage.measure.evaluate import read_headline
+
     run = RunLayout(run_dir)
     if counties is None:
         counties = layers.read_units(run.root, "county")
@@ -654,7 +690,7 @@ def _options_for(run_dir, out_dir, counties=None, edition="public", operator_cod
     return _Options(run=run, out=Path(out_dir), edition=edition, operator=operator_code, basemap=basemap,
                     tianditu_key=tianditu_key, info=layers.read_run_info(run.root, data_date, data_version),
                     publish_resolution_m=max(float(publish_resolution_m), float(grid_res)),
-                    techs=techs, thresholds=thresholds)
+                    techs=techs, thresholds=thresholds, measured=read_headline(run.root))
 
 
 def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", edition: str = "public",
