@@ -205,9 +205,9 @@ def _sniff_delimiter(text: str) -> str:
     return max(counts, key=counts.get) if max(counts.values()) else ","
 
 
-def _find_header(rows: list[list[str]], name: str) -> int:
+def _find_header(rows: list[list[str]], name: str, match=match_columns) -> int:
     for i, row in enumerate(rows[:_HEADER_SCAN_ROWS]):
-        matched = match_columns(row)
+        matched = match(row)
         if "lon" in matched and "lat" in matched:
             return i
     seen = ", ".join(str(c) for c in (rows[0] if rows else [])[:12]) or "nothing"
@@ -217,9 +217,9 @@ def _find_header(rows: list[list[str]], name: str) -> int:
     )
 
 
-def _table_from_rows(rows: list[list[str]], name: str) -> _RawTable:
+def _table_from_rows(rows: list[list[str]], name: str, match=match_columns) -> _RawTable:
     """Header detection, padding and blank-row skipping shared by CSV and XLSX."""
-    h = _find_header(rows, name)
+    h = _find_header(rows, name, match)
     header = [str(c).strip() for c in rows[h]]
     n_cols = len(header)
     problems = []
@@ -239,7 +239,7 @@ def _table_from_rows(rows: list[list[str]], name: str) -> _RawTable:
             row = list(row) + [""] * (n_cols - len(row))
         data.append(row)
         numbers.append(source_row)
-    matched = match_columns(header)
+    matched = match(header)
     positions = {name_: header.index(hdr) for name_, hdr in matched.items()}
     if data:
         columns = list(zip(*data, strict=True))
@@ -250,7 +250,7 @@ def _table_from_rows(rows: list[list[str]], name: str) -> _RawTable:
     return _RawTable(name, frame, dict(matched), problems=problems)
 
 
-def _read_csv(path: Path, name: str) -> _RawTable:
+def _read_csv(path: Path, name: str, match=match_columns) -> _RawTable:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -260,20 +260,21 @@ def _read_csv(path: Path, name: str) -> _RawTable:
     try:
         head = list(itertools.islice(csv.reader(io.StringIO(text[:200_000], newline=""), delimiter=sep),
                                      _HEADER_SCAN_ROWS))
-        h = _find_header(head, name)
-        fast = _fast_csv(text, sep, h, head[h], name)
+        h = _find_header(head, name, match)
+        fast = _fast_csv(text, sep, h, head[h], name, match)
         if fast is not None:
             return fast
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
     except csv.Error as exc:
         raise InputReadError(f"{name}: not a readable CSV ({exc})") from exc
-    return _table_from_rows(rows, name)
+    return _table_from_rows(rows, name, match)
 
 
-def _fast_csv(text: str, sep: str, h: int, header: list[str], name: str) -> _RawTable | None:
+def _fast_csv(text: str, sep: str, h: int, header: list[str], name: str,
+              match=match_columns) -> _RawTable | None:
     """pandas' C parser for well-formed files; None when a row has more fields than the first."""
     header = [c.strip() for c in header]
-    matched = match_columns(header)
+    matched = match(header)
     try:
         data = pd.read_csv(io.StringIO(text), sep=sep, header=None, skiprows=h + 1, dtype=str,
                            keep_default_na=False, na_filter=False, skip_blank_lines=False, index_col=False)
@@ -314,7 +315,7 @@ def _cell_text(value: object) -> str:
     return str(value).strip()
 
 
-def _read_excel(path: Path, name: str) -> _RawTable:
+def _read_excel(path: Path, name: str, match=match_columns) -> _RawTable:
     try:
         sheets = pd.read_excel(path, sheet_name=None, header=None, dtype=object, engine="openpyxl")
     except Exception as exc:  # openpyxl raises many types for a corrupt file
@@ -322,7 +323,7 @@ def _read_excel(path: Path, name: str) -> _RawTable:
     for sheet_name, sheet in sheets.items():
         rows = [[_cell_text(v) for v in row] for row in sheet.itertuples(index=False, name=None)]
         try:
-            table = _table_from_rows(rows, name)
+            table = _table_from_rows(rows, name, match)
         except InputReadError:
             continue
         log.debug("%s: using sheet %r", name, sheet_name)
@@ -342,7 +343,7 @@ def _crs_name_of_layer(crs) -> str | None:
     return None
 
 
-def _read_vector(path: Path, name: str) -> _RawTable:
+def _read_vector(path: Path, name: str, match=match_columns) -> _RawTable:
     import pyogrio
 
     try:
@@ -363,7 +364,7 @@ def _read_vector(path: Path, name: str) -> _RawTable:
             default_crs, crs_fixed = chinacrs.WGS84, True
             warnings.append(f"{name}: reprojected from {source_crs} to WGS-84")
     attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-    headers = match_columns([str(c) for c in attrs.columns])
+    headers = match([str(c) for c in attrs.columns])
     frame = pd.DataFrame({c: attrs[h].map(_cell_text).astype(object) for c, h in headers.items()})
     geom = gdf.geometry.array
     problems = []
@@ -392,8 +393,8 @@ def _read_vector(path: Path, name: str) -> _RawTable:
     frame["lon"], frame["lat"] = lon_text.to_numpy(), lat_text.to_numpy()
     headers["lon"] = headers["lat"] = "geometry"
     if has_attr:
-        headers["lon"], headers["lat"] = "geometry/" + match_columns(attrs.columns)["lon"], (
-            "geometry/" + match_columns(attrs.columns)["lat"])
+        headers["lon"], headers["lat"] = "geometry/" + match(attrs.columns)["lon"], (
+            "geometry/" + match(attrs.columns)["lat"])
     frame["source_row"] = np.arange(1, len(frame) + 1, dtype=np.int64)
     return _RawTable(name, frame, headers, default_crs=default_crs, crs_fixed=crs_fixed, problems=problems,
                      warnings=warnings)
@@ -422,18 +423,40 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     return _read_any(Path(path), str(path)).frame
 
 
-def _read_any(path: Path, name: str) -> _RawTable:
+def read_raw_table(path: str | os.PathLike, match=match_columns) -> _RawTable:
+    """Read one file of any supported format with a caller's column matcher (no validation).
+
+    The readers of submissions serve other point tables too (``coverage.lookup``):
+    ``match`` maps a header row to ``{canonical name: header}`` and must find
+    ``lon`` and ``lat`` (:func:`coverage.schema.match_columns` by default).
+
+    Returns
+    -------
+    _RawTable
+        ``frame`` (canonical columns as text, plus ``source_row``), ``headers``,
+        ``default_crs`` of a vector layer, ``crs_fixed`` when it was reprojected,
+        and reader-level ``problems`` (position, column, value, reason, check).
+
+    Raises
+    ------
+    InputReadError
+        As :func:`read_table`.
+    """
+    return _read_any(Path(path), str(path), match)
+
+
+def _read_any(path: Path, name: str, match=match_columns) -> _RawTable:
     if not path.exists():
         raise InputReadError(f"{name}: no such file")
     if path.is_dir():
         raise InputReadError(f"{name}: is a directory, not a submission file")
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
-        return _read_csv(path, name)
+        return _read_csv(path, name, match)
     if suffix in EXCEL_SUFFIXES:
-        return _read_excel(path, name)
+        return _read_excel(path, name, match)
     if suffix in VECTOR_SUFFIXES:
-        return _read_vector(path, name)
+        return _read_vector(path, name, match)
     if suffix == ".xls":
         raise InputReadError(f"{name}: old .xls workbooks are not supported; save it as .xlsx or CSV")
     raise InputReadError(

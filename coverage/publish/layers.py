@@ -361,32 +361,61 @@ class Overlay:
     classes: np.ndarray  # the aggregated classes, 255 outside the unit (top row first)
 
 
-def class_overlay(class_path: str | os.PathLike, geometry, publish_resolution_m: float,
-                  gcj02: bool = False) -> Overlay | None:
-    """The coverage classes inside one unit as a web-mercator PNG overlay.
+@dataclass(frozen=True)
+class ClassGrid:
+    """The coverage classes of one unit at the published resolution, in EPSG:3857.
+
+    Cell ``[row, col]`` spans x ``west_x + col·cell_3857`` … ``+ cell_3857`` and y
+    ``north_y − row·cell_3857`` … ``− cell_3857`` (metres of EPSG:3857); its
+    class is the mode of the source pixels, :data:`CLASS_NODATA` outside the unit.
+    Both the map's overlay and the public answers of :mod:`coverage.lookup` read
+    it, so a point's published class is the same wherever it is shown.
+    """
+
+    classes: np.ndarray  # uint8, top row first
+    west_x: float
+    north_y: float
+    cell_3857: float
+    cell_m: float  # on the ground at the unit's centre latitude
+
+    def cells_of(self, lon_deg, lat_deg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, col, inside) of WGS-84 points; row/col are clipped where not inside."""
+        xy = _lonlat_to_3857(np.column_stack([np.asarray(lon_deg, float), np.asarray(lat_deg, float)]))
+        col = np.floor((xy[:, 0] - self.west_x) / self.cell_3857).astype(np.int64)
+        row = np.floor((self.north_y - xy[:, 1]) / self.cell_3857).astype(np.int64)
+        height, width = self.classes.shape
+        inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
+        return np.clip(row, 0, height - 1), np.clip(col, 0, width - 1), inside
+
+    def class_at(self, lon_deg, lat_deg) -> np.ndarray:
+        """Class of each WGS-84 point (:data:`CLASS_NODATA` off the grid or outside the unit)."""
+        row, col, inside = self.cells_of(lon_deg, lat_deg)
+        return np.where(inside, self.classes[row, col], CLASS_NODATA).astype(np.uint8)
+
+
+def class_grid(class_path: str | os.PathLike, geometry, publish_resolution_m: float) -> ClassGrid | None:
+    """The coverage classes inside one unit, aggregated to the published resolution.
 
     The class raster (equal-area CRS) is warped straight onto an EPSG:3857 grid
     whose cells are ``publish_resolution_m`` on the ground (at the unit's centre
     latitude) or the source resolution if coarser, with the *mode* rule (the most
-    frequent class of the source cells), then cells outside ``geometry`` are
-    made transparent.
+    frequent class of the source cells), then cells outside ``geometry`` (all
+    touched cells kept) are set to :data:`CLASS_NODATA`. This is the only place
+    the public edition's raster resolution is made.
 
     Parameters
     ----------
     class_path : path
-        ``raster/<tech>_class.tif`` (uint8, 0/1/2, nodata 255).
+        ``raster/<tech>[_<op>]_class.tif`` (uint8, 0/1/2, nodata 255).
     geometry : shapely geometry, EPSG:4326
         The unit (a county) to clip to.
     publish_resolution_m : float, metres
-        The finest cell the page may carry.
-    gcj02 : bool, default False
-        Shift the bounds by the GCJ-02 offset at the centre (approximate: the
-        offset varies by a few metres across a county, far below one cell).
+        The finest cell the public edition may carry.
 
     Returns
     -------
-    Overlay or None
-        None when the raster is missing or does not meet the unit.
+    ClassGrid or None
+        None when the raster is missing or the geometry empty.
     """
     import rasterio
     from rasterio.enums import Resampling
@@ -414,13 +443,45 @@ def class_overlay(class_path: str | os.PathLike, geometry, publish_resolution_m:
     geom_3857 = shapely.transform(geometry, _lonlat_to_3857)
     outside = geometry_mask([geom_3857], out_shape=classes.shape, transform=dst_transform, all_touched=True)
     classes[outside] = CLASS_NODATA
+    return ClassGrid(classes=classes, west_x=x0, north_y=y1, cell_3857=cell_3857, cell_m=cell_ground_m)
+
+
+def class_overlay(class_path: str | os.PathLike, geometry, publish_resolution_m: float,
+                  gcj02: bool = False) -> Overlay | None:
+    """The coverage classes inside one unit (:func:`class_grid`) as a web-mercator PNG overlay.
+
+    Parameters
+    ----------
+    class_path : path
+        ``raster/<tech>_class.tif`` (uint8, 0/1/2, nodata 255).
+    geometry : shapely geometry, EPSG:4326
+        The unit (a county) to clip to.
+    publish_resolution_m : float, metres
+        The finest cell the page may carry.
+    gcj02 : bool, default False
+        Shift the bounds by the GCJ-02 offset at the centre (approximate: the
+        offset varies by a few metres across a county, far below one cell).
+
+    Returns
+    -------
+    Overlay or None
+        None when the raster is missing or does not meet the unit.
+    """
+    from rasterio.warp import transform_bounds
+
+    grid = class_grid(class_path, geometry, publish_resolution_m)
+    if grid is None:
+        return None
+    classes = grid.classes
     if not np.isin(classes, list(OVERLAY_RGBA)).any():
         return None
     rgba = np.zeros((*classes.shape, 4), dtype=np.uint8)
     for value, colour in OVERLAY_RGBA.items():
         rgba[classes == value] = colour
-    x1_grid = x0 + width * cell_3857
-    y0_grid = y1 - height * cell_3857
+    height, width = classes.shape
+    x0, y1 = grid.west_x, grid.north_y
+    x1_grid = x0 + width * grid.cell_3857
+    y0_grid = y1 - height * grid.cell_3857
     w, s, e, n = transform_bounds("EPSG:3857", "EPSG:4326", x0, y0_grid, x1_grid, y1)
     if gcj02:
         from coverage.chinacrs import wgs84_to_gcj02
@@ -430,7 +491,7 @@ def class_overlay(class_path: str | os.PathLike, geometry, publish_resolution_m:
         dlon, dlat = float(glon) - clon, float(glat) - clat
         w, e, s, n = w + dlon, e + dlon, s + dlat, n + dlat
     bounds = [[round(s, 6), round(w, 6)], [round(n, 6), round(e, 6)]]
-    return Overlay(png=_png_bytes(rgba), bounds=bounds, cell_m=cell_ground_m, classes=classes)
+    return Overlay(png=_png_bytes(rgba), bounds=bounds, cell_m=grid.cell_m, classes=classes)
 
 
 def _lonlat_to_3857(xy: np.ndarray) -> np.ndarray:
