@@ -546,6 +546,14 @@ def _parse_numbers(text: pd.Series, degrees: bool = False) -> tuple[np.ndarray, 
     return values, blank, bad
 
 
+def parse_degrees(text: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coordinates as submissions accept them (decimal, ``116.4°``, DMS, ``24.5N``), float64 degrees.
+
+    Returns (values, blank mask, unparsable-or-infinite mask); ``text`` is stripped text.
+    """
+    return _parse_numbers(text, degrees=True)
+
+
 def _fast_float(text: pd.Series, blank: np.ndarray) -> np.ndarray:
     """float64 of text; NaN where blank or unparsable (Arrow's cast when every value parses)."""
     import pyarrow as pa

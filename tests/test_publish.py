@@ -327,7 +327,7 @@ def test_overlay_classes_and_clipping(run_dir):
     assert w <= 110.2 and e >= 110.4 and s <= 30.0 and n >= 30.2
     # the cell holding the site at (110.2877, 30.1262) is deep; one 0.05 degree west of the county is outside
     def cell(lon, lat):
-        from coverage.publish.layers import _lonlat_to_3857
+        from coverage.lookup import lonlat_to_3857 as _lonlat_to_3857
 
         (x, y), = _lonlat_to_3857(np.array([[lon, lat]]))
         (x0, y1), = _lonlat_to_3857(np.array([[w, n]]))

@@ -12,8 +12,9 @@ Display rules
 * Coverage figures are rounded to one decimal and put in one array per unit, in
   the order of :func:`figure_keys`; the page's script picks the entry to colour by.
 * The public edition never carries a site position nor a distance to a sector
-  (``nearest_sector_km``); the class overlay is aggregated with a mode rule to
-  ``publish_resolution_m`` cells at least, never finer.
+  (``nearest_sector_km``); the class overlay draws :func:`coverage.lookup.class_grid`
+  (a mode rule to ``publish_resolution_m`` cells at least, never finer), the grid
+  the location box and the public lookup answer from.
 * With a GCJ-02 base map every overlay is shifted to GCJ-02 (vector vertices one
   by one; the raster overlay by the shift at its centre, which differs from the
   shift at its edges by well under one overlay cell at county scale).
@@ -35,11 +36,11 @@ from coverage.errors import EmptyCoverageError, InputReadError, SchemaError
 from coverage.layout import (
     ALL_OPERATORS,
     CLASS_DEEP,
-    CLASS_NODATA,
     CLASS_NONE,
     CLASS_OUTDOOR,
     RunLayout,
 )
+from coverage.lookup import class_grid
 from coverage.schema import OPERATORS, TECH_IDS
 
 log = logging.getLogger(__name__)
@@ -361,91 +362,6 @@ class Overlay:
     classes: np.ndarray  # the aggregated classes, 255 outside the unit (top row first)
 
 
-@dataclass(frozen=True)
-class ClassGrid:
-    """The coverage classes of one unit at the published resolution, in EPSG:3857.
-
-    Cell ``[row, col]`` spans x ``west_x + col·cell_3857`` … ``+ cell_3857`` and y
-    ``north_y − row·cell_3857`` … ``− cell_3857`` (metres of EPSG:3857); its
-    class is the mode of the source pixels, :data:`CLASS_NODATA` outside the unit.
-    Both the map's overlay and the public answers of :mod:`coverage.lookup` read
-    it, so a point's published class is the same wherever it is shown.
-    """
-
-    classes: np.ndarray  # uint8, top row first
-    west_x: float
-    north_y: float
-    cell_3857: float
-    cell_m: float  # on the ground at the unit's centre latitude
-
-    def cells_of(self, lon_deg, lat_deg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(row, col, inside) of WGS-84 points; row/col are clipped where not inside."""
-        xy = _lonlat_to_3857(np.column_stack([np.asarray(lon_deg, float), np.asarray(lat_deg, float)]))
-        col = np.floor((xy[:, 0] - self.west_x) / self.cell_3857).astype(np.int64)
-        row = np.floor((self.north_y - xy[:, 1]) / self.cell_3857).astype(np.int64)
-        height, width = self.classes.shape
-        inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
-        return np.clip(row, 0, height - 1), np.clip(col, 0, width - 1), inside
-
-    def class_at(self, lon_deg, lat_deg) -> np.ndarray:
-        """Class of each WGS-84 point (:data:`CLASS_NODATA` off the grid or outside the unit)."""
-        row, col, inside = self.cells_of(lon_deg, lat_deg)
-        return np.where(inside, self.classes[row, col], CLASS_NODATA).astype(np.uint8)
-
-
-def class_grid(class_path: str | os.PathLike, geometry, publish_resolution_m: float) -> ClassGrid | None:
-    """The coverage classes inside one unit, aggregated to the published resolution.
-
-    The class raster (equal-area CRS) is warped straight onto an EPSG:3857 grid
-    whose cells are ``publish_resolution_m`` on the ground (at the unit's centre
-    latitude) or the source resolution if coarser, with the *mode* rule (the most
-    frequent class of the source cells), then cells outside ``geometry`` (all
-    touched cells kept) are set to :data:`CLASS_NODATA`. This is the only place
-    the public edition's raster resolution is made.
-
-    Parameters
-    ----------
-    class_path : path
-        ``raster/<tech>[_<op>]_class.tif`` (uint8, 0/1/2, nodata 255).
-    geometry : shapely geometry, EPSG:4326
-        The unit (a county) to clip to.
-    publish_resolution_m : float, metres
-        The finest cell the public edition may carry.
-
-    Returns
-    -------
-    ClassGrid or None
-        None when the raster is missing or the geometry empty.
-    """
-    import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.features import geometry_mask
-    from rasterio.transform import from_origin
-    from rasterio.warp import reproject, transform_bounds
-
-    class_path = Path(class_path)
-    if not class_path.exists() or geometry is None or geometry.is_empty:
-        return None
-    with rasterio.open(class_path) as src:
-        src_res_m = float(max(abs(src.res[0]), abs(src.res[1])))
-        cell_ground_m = max(float(publish_resolution_m), src_res_m)
-        west, south, east, north = geometry.bounds
-        lat0 = math.radians((south + north) / 2.0)
-        cell_3857 = cell_ground_m / math.cos(lat0)
-        x0, y0, x1, y1 = transform_bounds("EPSG:4326", "EPSG:3857", west, south, east, north)
-        width = max(1, math.ceil((x1 - x0) / cell_3857))
-        height = max(1, math.ceil((y1 - y0) / cell_3857))
-        dst_transform = from_origin(x0, y1, cell_3857, cell_3857)
-        classes = np.full((height, width), CLASS_NODATA, dtype=np.uint8)
-        src_nodata = src.nodata if src.nodata is not None else CLASS_NODATA
-        reproject(rasterio.band(src, 1), classes, src_nodata=src_nodata, dst_transform=dst_transform,
-                  dst_crs="EPSG:3857", dst_nodata=CLASS_NODATA, resampling=Resampling.mode)
-    geom_3857 = shapely.transform(geometry, _lonlat_to_3857)
-    outside = geometry_mask([geom_3857], out_shape=classes.shape, transform=dst_transform, all_touched=True)
-    classes[outside] = CLASS_NODATA
-    return ClassGrid(classes=classes, west_x=x0, north_y=y1, cell_3857=cell_3857, cell_m=cell_ground_m)
-
-
 def class_overlay(class_path: str | os.PathLike, geometry, publish_resolution_m: float,
                   gcj02: bool = False) -> Overlay | None:
     """The coverage classes inside one unit (:func:`class_grid`) as a web-mercator PNG overlay.
@@ -492,13 +408,6 @@ def class_overlay(class_path: str | os.PathLike, geometry, publish_resolution_m:
         w, e, s, n = w + dlon, e + dlon, s + dlat, n + dlat
     bounds = [[round(s, 6), round(w, 6)], [round(n, 6), round(e, 6)]]
     return Overlay(png=_png_bytes(rgba), bounds=bounds, cell_m=grid.cell_m, classes=classes)
-
-
-def _lonlat_to_3857(xy: np.ndarray) -> np.ndarray:
-    radius_m = 6378137.0
-    lon = np.radians(xy[:, 0])
-    lat = np.radians(np.clip(xy[:, 1], -85.05112878, 85.05112878))
-    return np.column_stack([radius_m * lon, radius_m * np.log(np.tan(np.pi / 4 + lat / 2))])
 
 
 def _png_bytes(rgba: np.ndarray) -> bytes:
