@@ -852,3 +852,77 @@ def write_answers(answers: pd.DataFrame, csv_path: str | os.PathLike, parquet_pa
         with open(tmp, "wb") as handle:
             handle.write("\ufeff".encode())
             pacsv.write_csv(table, handle, pacsv.WriteOptions(quoting_style="needed"))
+
+
+# ---------------------------------------------------------------- the map's data
+
+#: Letters of the classes in the run-length text of :func:`grid_data` (the page's ``covmap.js`` reads them).
+RUN_LETTERS = {CLASS_NONE: "n", CLASS_OUTDOOR: "o", CLASS_DEEP: "d", CLASS_NODATA: "x"}
+#: Decimals of the grid origin published for the page (1e-7° ≈ 1 cm, far below a cell).
+GRID_ORIGIN_DECIMALS = 7
+
+
+def run_length_text(classes: np.ndarray) -> str:
+    """The classes, row by row, as runs: a letter of :data:`RUN_LETTERS` and its count when above 1.
+
+    Examples
+    --------
+    >>> run_length_text(np.array([[255, 255, 0], [1, 2, 2]], dtype=np.uint8))
+    'x2nod2'
+    """
+    flat = np.asarray(classes, dtype=np.uint8).ravel()
+    if not len(flat):
+        return ""
+    flat = np.where(np.isin(flat, list(RUN_LETTERS)), flat, CLASS_NODATA)
+    starts = np.r_[0, np.flatnonzero(np.diff(flat)) + 1]
+    lengths = np.diff(np.r_[starts, len(flat)])
+    letters = [RUN_LETTERS[int(v)] for v in flat[starts]]
+    return "".join(ch if n == 1 else f"{ch}{n}" for ch, n in zip(letters, lengths.tolist(), strict=True))
+
+
+def grid_data(grids: Mapping[str, ClassGrid], too_close: Callable[[float, float], bool] | None = None) -> dict | None:
+    """One unit's published grids as the compact data the map's location box reads.
+
+    Parameters
+    ----------
+    grids : mapping
+        ``{"<tech>_<op>": ClassGrid}`` of one unit (one lattice: same origin and cell).
+    too_close : callable(lon, lat) -> bool, optional
+        True when a published coordinate would lie near a submitted site (the
+        public edition); the grid then grows by whole rows and columns of
+        :data:`CLASS_NODATA` at its north-west corner until its origin is clear.
+        The lattice, hence every point's cell, stays the same.
+
+    Returns
+    -------
+    dict or None
+        ``lon``/``lat`` of the north-west corner (WGS-84), ``cell`` (EPSG:3857
+        metres), ``m`` (ground metres), ``w``, ``h`` and ``g``: per layer the
+        :func:`run_length_text` of its classes. None without grids.
+    """
+    if not grids:
+        return None
+    first = next(iter(grids.values()))
+    pad = 0
+    while True:
+        x0, y1 = first.west_x - pad * first.cell_3857, first.north_y + pad * first.cell_3857
+        lon, lat = _mercator_to_lonlat(x0, y1)
+        lon, lat = round(lon, GRID_ORIGIN_DECIMALS), round(lat, GRID_ORIGIN_DECIMALS)
+        if too_close is None or not too_close(lon, lat) or pad >= 8:
+            break
+        pad += 1
+    height, width = first.classes.shape
+    runs = {}
+    for key, grid in grids.items():
+        if grid.classes.shape != (height, width) or grid.cell_3857 != first.cell_3857:
+            log.warning("layer %s of a unit is on another lattice; left out of the map's data", key)
+            continue
+        classes = np.pad(grid.classes, ((pad, 0), (pad, 0)), constant_values=CLASS_NODATA)
+        runs[key] = run_length_text(classes)
+    return {"lon": lon, "lat": lat, "cell": round(first.cell_3857, 6), "m": first.cell_m,
+            "w": width + pad, "h": height + pad, "g": runs}
+
+
+def _mercator_to_lonlat(x: float, y: float) -> tuple[float, float]:
+    radius_m = 6378137.0
+    return math.degrees(x / radius_m), math.degrees(2.0 * math.atan(math.exp(y / radius_m)) - math.pi / 2.0)

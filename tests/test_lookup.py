@@ -256,3 +256,20 @@ def test_cli_lookup(runner, run_dir, tmp_path):
     assert result.exit_code == 2 and "missing.csv" in result.output
     result = runner.invoke(main, ["lookup", str(run_dir), str(good), "--out", str(out)])
     assert result.exit_code == 2 and "--overwrite" in result.output
+
+
+def test_public_lookup_files_hold_no_site_coordinates(run_dir, tmp_path):
+    """The public answers add no position of their own (the scan of test_publish finds none near a site)."""
+    from test_publish import coordinate_pairs, near_sites
+
+    lon, lat = np.meshgrid(np.linspace(110.013, 110.387, 23), np.linspace(30.013, 30.387, 23))
+    path = tmp_path / "grid.csv"
+    pd.DataFrame({"经度": lon.ravel(), "纬度": lat.ravel()}).to_csv(path, index=False)
+    assert near_sites(coordinate_pairs(path.read_text()), SITES) == set()  # the points themselves are clear
+    lookup(run_dir, [path], tmp_path / "public")
+    for name in ("lookup.csv", "rejects.csv"):
+        text = (tmp_path / "public" / name).read_text(encoding="utf-8-sig")
+        assert near_sites(coordinate_pairs(text), SITES) == set(), name
+        assert "rsrp" not in text and "CE0" not in text
+    table = pd.read_parquet(tmp_path / "public/lookup.parquet")
+    assert "rsrp_dbm" not in table.columns and (table["resolution_m"] == 500.0).all()

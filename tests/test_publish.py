@@ -212,7 +212,7 @@ def near_sites(pairs: np.ndarray, sites, radius_m: float = 50.0) -> set[str]:
 
 def site_text_files(folder: Path):
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix in {".html", ".js", ".css", ".json", ".md", ".txt", ""}:
+        if path.is_file() and path.suffix in {".html", ".js", ".css", ".json", ".md", ".txt", ".csv", ""}:
             yield path, path.read_text(encoding="utf-8", errors="replace")
 
 
@@ -227,7 +227,8 @@ def test_public_site_pages_and_result(public_site):
     result, out = public_site
     assert result["counties"] == 4 and result["provinces"] == 2
     expected = {"index.html", "provinces/110000.html", "provinces/120000.html",
-                *(f"counties/{c[0]}.html" for c in COUNTIES)}
+                *(f"counties/{c[0]}.html" for c in COUNTIES), "downloads/county.csv", "lookup/index.js",
+                *(f"lookup/{c[0]}.js" for c in COUNTIES)}
     assert set(result["pages"]) == expected
     for rel, size in result["pages"].items():
         assert (out / rel).stat().st_size == size
@@ -357,6 +358,8 @@ def test_operator_edition_only_own_sites_and_gap_table(operator_site):
 def test_names_are_escaped_in_raw_html(public_site, operator_site):
     for _, out in (public_site, operator_site):
         for path, text in site_text_files(out):
+            if path.suffix == ".csv":  # data for Excel, not markup (formulas neutralised)
+                continue
             assert "<img src=x" not in text, path
             assert '<script>console.log("XSS-site")' not in text, path
             assert "</script><script>alert(3)" not in text, path

@@ -364,7 +364,7 @@ class Overlay:
 
 def class_overlay(class_path: str | os.PathLike, geometry, publish_resolution_m: float,
                   gcj02: bool = False) -> Overlay | None:
-    """The coverage classes inside one unit (:func:`class_grid`) as a web-mercator PNG overlay.
+    """The coverage classes inside one unit (:func:`coverage.lookup.class_grid`) as a web-mercator PNG overlay.
 
     Parameters
     ----------
@@ -383,11 +383,14 @@ def class_overlay(class_path: str | os.PathLike, geometry, publish_resolution_m:
     Overlay or None
         None when the raster is missing or does not meet the unit.
     """
+    grid = class_grid(class_path, geometry, publish_resolution_m)
+    return overlay_of_grid(grid, gcj02) if grid is not None else None
+
+
+def overlay_of_grid(grid, gcj02: bool = False) -> Overlay | None:
+    """A :class:`coverage.lookup.ClassGrid` drawn as an RGBA PNG overlay; None when it has no class."""
     from rasterio.warp import transform_bounds
 
-    grid = class_grid(class_path, geometry, publish_resolution_m)
-    if grid is None:
-        return None
     classes = grid.classes
     if not np.isin(classes, list(OVERLAY_RGBA)).any():
         return None
