@@ -631,8 +631,10 @@ def _published_answers(layer: RunLayer, county_geoms, county: np.ndarray, lon, l
     """Class of each point's cell in its county's :func:`class_grid`, and that cell's size (m)."""
     classes = np.full(len(lon), CLASS_NODATA, dtype=np.uint8)
     cell_m = np.full(len(lon), np.nan)
+    if not len(lon):
+        return classes, cell_m
     order = np.argsort(county, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(county[order]) != 0]) if len(order) else np.array([], int)
+    starts = np.flatnonzero(np.r_[True, np.diff(county[order]) != 0])
     for start, stop in zip(starts, np.r_[starts[1:], len(order)], strict=True):
         idx = order[start:stop]
         grid = class_grid(layer.class_path, county_geoms[county[idx[0]]], resolution_m)

@@ -273,3 +273,12 @@ def test_public_lookup_files_hold_no_site_coordinates(run_dir, tmp_path):
         assert "rsrp" not in text and "CE0" not in text
     table = pd.read_parquet(tmp_path / "public/lookup.parquet")
     assert "rsrp_dbm" not in table.columns and (table["resolution_m"] == 500.0).all()
+
+
+def test_every_point_rejected_still_writes_empty_answers(run_dir, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("经度,纬度\nx,30\n140,30\n", encoding="utf-8")
+    for edition, operator in (("public", None), ("operator", "CT")):
+        result = lookup(run_dir, [path], tmp_path / edition, edition=edition, operator=operator)
+        assert (result.rows_read, result.points, result.rejected, result.answers) == (2, 0, 2, 0)
+        assert pd.read_parquet(tmp_path / edition / "lookup.parquet").empty
