@@ -1062,3 +1062,52 @@ def challenge_cmd(run_dir, tests, rebuttal, crs_items, config_path):
 
 if __name__ == "__main__":
     main()
+
+# === lookup (issue 15) ===
+
+
+@main.command("lookup", short_help="Coverage at points: lookup.csv/.parquet and rejects.csv.")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("points", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder of lookup.csv, lookup.parquet and rejects.csv (created).")
+@click.option("--edition", type=click.Choice(["public", "operator"]), default="public", show_default=True,
+              help="public: classes at the published resolution; operator: the operator's own layers at "
+                   "pixel resolution with rsrp_dbm and the CE level.")
+@click.option("--operator", type=OperatorType(), default=None, help="Operator of the operator edition.")
+@click.option("--crs", "crs_items", multiple=True, type=CrsAssignmentType(),
+              help="Datum of lon/lat where a row's 坐标系 is blank: wgs84 (default), cgcs2000, gcj02 (Amap), "
+                   "bd09 (Baidu); FILE=CRS for one file (repeatable).")
+@overwrite_opt
+@click.pass_context
+def lookup_cmd(ctx, run_dir, points, out_dir, edition, operator, crs_items, overwrite):
+    """Answer the predicted coverage at each point of POINTS (CSV, XLSX, GeoJSON, GPKG).
+
+    A points file has 经度/纬度 (lon/lat) and optionally 编号 (id), 名称 (name) and
+    坐标系 (datum per row). OUT/lookup.csv (UTF-8 BOM) and OUT/lookup.parquet hold one
+    row per point × technology × operator (and all): coverage none/outdoor/deep, CE
+    level (NB-IoT) and rsrp_dbm in the operator edition. Rejected rows go to
+    OUT/rejects.csv with reasons. Exit code 0: every point answered; 1: some rejected.
+
+    \b
+    Examples:
+      covmap lookup runs/2024-06 meters.xlsx --out lookup/ --crs gcj02
+      covmap lookup runs/2024-06 sites.csv --out lookup-ct/ --edition operator --operator 中国电信
+    """
+    from coverage.lookup import lookup
+
+    crs = {str(f): c for f, c in crs_items if f is not None}
+    every = [c for f, c in crs_items if f is None]
+    default_crs = every[-1] if every else "wgs84"
+    crs_arg = {str(p): crs.get(str(p), default_crs) for p in points}
+    with progress_bar(0, "lookup", ctx, unit="layer") as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = lookup(run_dir, points, out_dir, edition=edition, operator=operator, crs=crs_arg,
+                        overwrite=overwrite, progress=progress)
+    click.echo(f"{result.rows_read:,} points read: {result.points:,} answered, {result.rejected:,} rejected; "
+               f"{result.answers:,} rows ({len(result.layers)} layers, {result.edition} edition)")
+    click.echo(f"wrote {result.files['csv']}, {result.files['parquet']} and {result.files['rejects']}")
+    sys.exit(EXIT_FINDINGS if result.rejected else EXIT_OK)

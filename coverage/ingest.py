@@ -377,7 +377,7 @@ def _geojson_repeated_keys(path: Path) -> list[str]:
     return sorted(repeated)
 
 
-def _read_vector(path: Path, name: str) -> _RawTable:
+def _read_vector(path: Path, name: str, match=match_columns) -> _RawTable:
     import pyogrio
 
     try:
@@ -400,7 +400,7 @@ def _read_vector(path: Path, name: str) -> _RawTable:
     attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
     repeated_keys = _geojson_repeated_keys(path) if path.suffix.lower() in (".geojson", ".json") else []
     _refuse_repeated_columns([*(str(c) for c in attrs.columns), *(k for k in repeated_keys if k in attrs)], name)
-    headers = match_columns([str(c) for c in attrs.columns])
+    headers = match([str(c) for c in attrs.columns])
     frame = pd.DataFrame({c: attrs[h].map(_cell_text).astype(object) for c, h in headers.items()})
     geom = gdf.geometry.array
     problems = []
@@ -429,8 +429,8 @@ def _read_vector(path: Path, name: str) -> _RawTable:
     frame["lon"], frame["lat"] = lon_text.to_numpy(), lat_text.to_numpy()
     headers["lon"] = headers["lat"] = "geometry"
     if has_attr:
-        headers["lon"], headers["lat"] = "geometry/" + match_columns(attrs.columns)["lon"], (
-            "geometry/" + match_columns(attrs.columns)["lat"])
+        headers["lon"], headers["lat"] = "geometry/" + match(attrs.columns)["lon"], (
+            "geometry/" + match(attrs.columns)["lat"])
     frame["source_row"] = np.arange(1, len(frame) + 1, dtype=np.int64)
     return _RawTable(name, frame, headers, default_crs=default_crs, crs_fixed=crs_fixed, problems=problems,
                      warnings=warnings)
@@ -459,18 +459,40 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     return _read_any(Path(path), str(path)).frame
 
 
-def _read_any(path: Path, name: str) -> _RawTable:
+def read_raw_table(path: str | os.PathLike, match=match_columns) -> _RawTable:
+    """Read one file of any supported format with a caller's column matcher (no validation).
+
+    The readers of submissions serve other point tables too (``coverage.lookup``):
+    ``match`` maps a header row to ``{canonical name: header}`` and must find
+    ``lon`` and ``lat`` (:func:`coverage.schema.match_columns` by default).
+
+    Returns
+    -------
+    _RawTable
+        ``frame`` (canonical columns as text, plus ``source_row``), ``headers``,
+        ``default_crs`` of a vector layer, ``crs_fixed`` when it was reprojected,
+        and reader-level ``problems`` (position, column, value, reason, check).
+
+    Raises
+    ------
+    InputReadError
+        As :func:`read_table`.
+    """
+    return _read_any(Path(path), str(path), match)
+
+
+def _read_any(path: Path, name: str, match=match_columns) -> _RawTable:
     if not path.exists():
         raise InputReadError(f"{name}: no such file")
     if path.is_dir():
         raise InputReadError(f"{name}: is a directory, not a submission file")
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
-        return _read_csv(path, name)
+        return _read_csv(path, name, match)
     if suffix in EXCEL_SUFFIXES:
-        return _read_excel(path, name)
+        return _read_excel(path, name, match)
     if suffix in VECTOR_SUFFIXES:
-        return _read_vector(path, name)
+        return _read_vector(path, name, match)
     if suffix == ".xls":
         raise InputReadError(f"{name}: old .xls workbooks are not supported; save it as .xlsx or CSV")
     raise InputReadError(
@@ -558,6 +580,14 @@ def _parse_numbers(text: pd.Series, degrees: bool = False) -> tuple[np.ndarray, 
         values[failed] = retry
     bad = ~blank & ~np.isfinite(values)
     return values, blank, bad
+
+
+def parse_degrees(text: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coordinates as submissions accept them (decimal, ``116.4°``, DMS, ``24.5N``), float64 degrees.
+
+    Returns (values, blank mask, unparsable-or-infinite mask); ``text`` is stripped text.
+    """
+    return _parse_numbers(text, degrees=True)
 
 
 def _fast_float(text: pd.Series, blank: np.ndarray) -> np.ndarray:

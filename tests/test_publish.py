@@ -254,7 +254,8 @@ def test_public_site_pages_and_result(public_site):
     result, out = public_site
     assert result["counties"] == 4 and result["provinces"] == 2
     expected = {"index.html", "provinces/110000.html", "provinces/120000.html", "targets.html",
-                *(f"counties/{c[0]}.html" for c in COUNTIES)}
+                *(f"counties/{c[0]}.html" for c in COUNTIES), "downloads/county.csv", "lookup/index.js",
+                *(f"lookup/{c[0]}.js" for c in COUNTIES)}
     assert set(result["downloads"]) == {
         *(f"downloads/h3_res8_{t}.{ext}" for t in ("nbiot", "redcap") for ext in ("csv", "parquet")),
         "downloads/targets.csv", "downloads/targets_summary.csv"}
@@ -376,7 +377,7 @@ def test_overlay_classes_and_clipping(run_dir):
     assert w <= 110.2 and e >= 110.4 and s <= 30.0 and n >= 30.2
     # the cell holding the site at (110.2877, 30.1262) is deep; one 0.05 degree west of the county is outside
     def cell(lon, lat):
-        from coverage.publish.layers import _lonlat_to_3857
+        from coverage.lookup import lonlat_to_3857 as _lonlat_to_3857
 
         (x, y), = _lonlat_to_3857(np.array([[lon, lat]]))
         (x0, y1), = _lonlat_to_3857(np.array([[w, n]]))

@@ -12,8 +12,9 @@ Display rules
 * Coverage figures are rounded to one decimal and put in one array per unit, in
   the order of :func:`figure_keys`; the page's script picks the entry to colour by.
 * The public edition never carries a site position nor a distance to a sector
-  (``nearest_sector_km``); the class overlay is aggregated with a mode rule to
-  ``publish_resolution_m`` cells at least, never finer.
+  (``nearest_sector_km``); the class overlay draws :func:`coverage.lookup.class_grid`
+  (a mode rule to ``publish_resolution_m`` cells at least, never finer), the grid
+  the location box and the public lookup answer from.
 * With a GCJ-02 base map every overlay is shifted to GCJ-02 (vector vertices one
   by one; the raster overlay by the shift at its centre, which differs from the
   shift at its edges by well under one overlay cell at county scale).
@@ -35,11 +36,11 @@ from coverage.errors import EmptyCoverageError, InputReadError, SchemaError
 from coverage.layout import (
     ALL_OPERATORS,
     CLASS_DEEP,
-    CLASS_NODATA,
     CLASS_NONE,
     CLASS_OUTDOOR,
     RunLayout,
 )
+from coverage.lookup import class_grid
 from coverage.schema import OPERATORS, TECH_IDS
 
 log = logging.getLogger(__name__)
@@ -414,13 +415,7 @@ class Overlay:
 
 def class_overlay(class_path: str | os.PathLike, geometry, publish_resolution_m: float,
                   gcj02: bool = False, palette: dict[int, tuple[int, int, int, int]] | None = None) -> Overlay | None:
-    """The coverage classes inside one unit as a web-mercator PNG overlay.
-
-    The class raster (equal-area CRS) is warped straight onto an EPSG:3857 grid
-    whose cells are ``publish_resolution_m`` on the ground (at the unit's centre
-    latitude) or the source resolution if coarser, with the *mode* rule (the most
-    frequent class of the source cells), then cells outside ``geometry`` are
-    made transparent.
+    """The coverage classes inside one unit (:func:`coverage.lookup.class_grid`) as a web-mercator PNG overlay.
 
     Parameters
     ----------
@@ -442,40 +437,29 @@ def class_overlay(class_path: str | os.PathLike, geometry, publish_resolution_m:
     Overlay or None
         None when the raster is missing or does not meet the unit.
     """
-    import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.features import geometry_mask
-    from rasterio.transform import from_origin
-    from rasterio.warp import reproject, transform_bounds
+    grid = class_grid(class_path, geometry, publish_resolution_m)
+    return overlay_of_grid(grid, gcj02, palette) if grid is not None else None
 
-    class_path = Path(class_path)
-    if not class_path.exists() or geometry is None or geometry.is_empty:
-        return None
-    with rasterio.open(class_path) as src:
-        src_res_m = float(max(abs(src.res[0]), abs(src.res[1])))
-        cell_ground_m = max(float(publish_resolution_m), src_res_m)
-        west, south, east, north = geometry.bounds
-        lat0 = math.radians((south + north) / 2.0)
-        cell_3857 = cell_ground_m / math.cos(lat0)
-        x0, y0, x1, y1 = transform_bounds("EPSG:4326", "EPSG:3857", west, south, east, north)
-        width = max(1, math.ceil((x1 - x0) / cell_3857))
-        height = max(1, math.ceil((y1 - y0) / cell_3857))
-        dst_transform = from_origin(x0, y1, cell_3857, cell_3857)
-        classes = np.full((height, width), CLASS_NODATA, dtype=np.uint8)
-        src_nodata = src.nodata if src.nodata is not None else CLASS_NODATA
-        reproject(rasterio.band(src, 1), classes, src_nodata=src_nodata, dst_transform=dst_transform,
-                  dst_crs="EPSG:3857", dst_nodata=CLASS_NODATA, resampling=Resampling.mode)
-    geom_3857 = shapely.transform(geometry, _lonlat_to_3857)
-    outside = geometry_mask([geom_3857], out_shape=classes.shape, transform=dst_transform, all_touched=True)
-    classes[outside] = CLASS_NODATA
+
+def overlay_of_grid(grid, gcj02: bool = False,
+                    palette: dict[int, tuple[int, int, int, int]] | None = None) -> Overlay | None:
+    """A :class:`coverage.lookup.ClassGrid` drawn as an RGBA PNG overlay; None when it has no class.
+
+    ``palette``: RGBA per class value (default :data:`OVERLAY_RGBA`); other values are transparent.
+    """
+    from rasterio.warp import transform_bounds
+
+    classes = grid.classes
     palette = OVERLAY_RGBA if palette is None else palette
     if not np.isin(classes, list(palette)).any():
         return None
     rgba = np.zeros((*classes.shape, 4), dtype=np.uint8)
     for value, colour in palette.items():
         rgba[classes == value] = colour
-    x1_grid = x0 + width * cell_3857
-    y0_grid = y1 - height * cell_3857
+    height, width = classes.shape
+    x0, y1 = grid.west_x, grid.north_y
+    x1_grid = x0 + width * grid.cell_3857
+    y0_grid = y1 - height * grid.cell_3857
     w, s, e, n = transform_bounds("EPSG:3857", "EPSG:4326", x0, y0_grid, x1_grid, y1)
     if gcj02:
         from coverage.chinacrs import wgs84_to_gcj02
@@ -485,14 +469,7 @@ def class_overlay(class_path: str | os.PathLike, geometry, publish_resolution_m:
         dlon, dlat = float(glon) - clon, float(glat) - clat
         w, e, s, n = w + dlon, e + dlon, s + dlat, n + dlat
     bounds = [[round(s, 6), round(w, 6)], [round(n, 6), round(e, 6)]]
-    return Overlay(png=_png_bytes(rgba), bounds=bounds, cell_m=cell_ground_m, classes=classes)
-
-
-def _lonlat_to_3857(xy: np.ndarray) -> np.ndarray:
-    radius_m = 6378137.0
-    lon = np.radians(xy[:, 0])
-    lat = np.radians(np.clip(xy[:, 1], -85.05112878, 85.05112878))
-    return np.column_stack([radius_m * lon, radius_m * np.log(np.tan(np.pi / 4 + lat / 2))])
+    return Overlay(png=_png_bytes(rgba), bounds=bounds, cell_m=grid.cell_m, classes=classes)
 
 
 def _png_bytes(rgba: np.ndarray) -> bytes:

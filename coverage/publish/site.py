@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import math
 import os
 import shutil
 from dataclasses import dataclass, field, replace
@@ -37,7 +38,8 @@ from jinja2 import Template
 
 from coverage.errors import FileOverwriteError, PublishError
 from coverage.files import atomic_output
-from coverage.layout import ALL_OPERATORS, CLASS_LABELS, RunLayout
+from coverage.layout import ALL_OPERATORS, CLASS_LABELS, CLASS_NODATA, RunLayout
+from coverage.lookup import COVERAGE_NAMES, class_grid, grid_data, run_layers
 from coverage.processes import spawn_pool, worker_count
 from coverage.publish import layers, opendata
 from coverage.publish.clearance import SiteClearance
@@ -142,6 +144,7 @@ class _Options:
     plan: tuple | None = None  # operator edition: coverage.plan.read_plan's proposed sites
     challenges: object = None  # challenged/rebutted hexagons (GeoDataFrame) when the run has challenge/
     measured: dict | None = None  # evaluation/evaluation.json of the run's prediction, None: not measured
+    lookup_layers: tuple = ()  # (key, class raster) of every layer the location box answers for
 
     @property
     def gcj02(self) -> bool:
@@ -352,7 +355,8 @@ def measured_note(measured: dict | None, techs) -> str:
 
 
 def _header(opts: _Options, depth: int, heading_zh: str, heading_en: str, crumbs: list[tuple[str, str]],
-            overlay: bool = False, challenges_html: str = "") -> str:
+            overlay: bool = False, challenges_html: str = "", search: bool = False,
+            downloads: bool = False) -> str:
     nav = " › ".join(f'<a href="{_esc(href)}">{_esc(text)}</a>' for text, href in crumbs)
     options_tech = "".join(f'<option value="{t}">{_esc(TECH_LABELS[t])}</option>' for t in opts.techs)
     options_metric = "".join(f'<option value="{k}">{_esc(v)}</option>' for k, v in METRIC_LABELS.items())
@@ -391,6 +395,7 @@ def _header(opts: _Options, depth: int, heading_zh: str, heading_en: str, crumbs
   <div class="covmap-legend">{legend}</div>
   {overlay_legend}
   {_challenge_legend(opts)}{challenges_html}
+  {_tools_html(opts, depth, search, downloads)}
   <h2>方法说明 Method</h2><div class="covmap-method">{_method_note(opts, overlay)}</div>
 </div>"""
 
@@ -444,6 +449,36 @@ def _challenge_scripts(opts: _Options, county_code: str | None = None) -> list[s
         if data["features"]:
             scripts.append(f'covmap.challenges({{map}}, "{tech}", {safe_json(data)});')
     return scripts
+#: Public statistics offered as CSV downloads (``downloads/<name>.csv``), from the run's stats.
+DOWNLOADS = {"county": "区县统计 county statistics", "township": "乡镇统计 township statistics"}
+#: Columns of the downloads (no sector or site counts: they describe the operators' networks).
+DOWNLOAD_COLUMNS = ("code", "name", "level", "parent", "parent_name", "province_code", "province", "tech",
+                    "operator", "area_km2", "covered_km2", "coverage_pct", "deep_covered_km2",
+                    "deep_coverage_pct", "ce0_pct", "ce1_pct", "ce2_pct", "population", "population_covered_pct")
+
+
+def _tools_html(opts: _Options, depth: int, search: bool, downloads: bool) -> str:
+    """The location box (every page with lookup data), the county search and the download links."""
+    parts = []
+    if opts.lookup_layers:
+        datums = "".join(f'<option value="{k}">{_esc(v)}</option>' for k, v in (
+            ("wgs84", "WGS-84 (GPS)"), ("gcj02", "GCJ-02 高德/腾讯"), ("bd09", "BD-09 百度")))
+        parts.append('<h2>位置查询 Check a location</h2>'
+                     '<input type="text" id="covmap-locate-input" placeholder="经度,纬度 lon,lat">'
+                     f'<select id="covmap-locate-crs">{datums}</select>'
+                     '<button type="button" id="covmap-locate-go">查询 Look up</button> 或点击地图 or click the map'
+                     '<div id="covmap-locate-result"></div>')
+    if search:
+        parts.append('<h2>区县搜索 Find a county</h2>'
+                     '<input type="text" id="covmap-search" placeholder="名称或代码 name or code">'
+                     '<div id="covmap-search-results"></div>')
+    if downloads:
+        prefix = "../" * depth + "downloads/"
+        links = "".join(f'<a href="{prefix}{name}.csv" download>{_esc(label)} (CSV)</a>'
+                        for name, label in DOWNLOADS.items() if (opts.out / "downloads" / f"{name}.csv").exists())
+        if links:
+            parts.append(f'<h2>下载 Downloads</h2><div class="covmap-downloads">{links}</div>')
+    return "".join(parts)
 
 
 def _js_config(opts: _Options) -> dict:
@@ -462,8 +497,11 @@ def _js_config(opts: _Options) -> dict:
 
 
 def _finish(figure: Figure, fmap: folium.Map, opts: _Options, header_html: str, scripts: list[str],
-            extra_html: str = "", extra_assets: tuple[tuple[str, str], ...] = (), config: dict | None = None) -> str:
+            extra_html: str = "", extra_assets: tuple[tuple[str, str], ...] = (), config: dict | None = None,
+            depth: int = 0) -> str:
     figure.html.add_child(_Html(header_html + extra_html))
+    if opts.lookup_layers:
+        scripts = [*scripts, f'covmap.locator({{map}}, {safe_json({"prefix": "../" * depth, "gcj02": opts.gcj02})});']
     name = fmap.get_name()
     for kind, url in extra_assets:  # after Leaflet, which the plugins need
         (fmap.default_js if kind == "js" else fmap.default_css).append((f"covmap_{Path(url).stem}", url))
@@ -488,9 +526,9 @@ def _national_page(opts: _Options, counties, written: dict[str, int]) -> None:
     header = _header(opts, 0, TITLE_ZH, TITLE_EN, [("全国 National", "index.html")] +
                      ([("缺口表 Gap table", "gaps.html")] if opts.edition == "operator" else []) +
                      ([("2027年目标 2027 targets", opendata.TARGETS_PAGE)] if opendata.has_targets(opts) else []) +
-                     _change_crumb(opts, "change.html"))
+                     _change_crumb(opts, "change.html"), search=True, downloads=True)
     scripts = [f'covmap.units({{map}}, {safe_json(data)}, {{"fit": true, "provinceLinks": true, '
-               f'"countyLinks": true, "prefix": ""}});', *_challenge_scripts(opts)]
+               f'"countyLinks": true, "prefix": ""}});', *_challenge_scripts(opts), 'covmap.search({"prefix": ""});']
     _write_page(opts, "index.html", _finish(figure, fmap, opts, header, scripts), written)
 
 
@@ -513,8 +551,8 @@ def _province_page(opts: _Options, code: str, name: str, counties, sites, writte
     if sites is not None:
         scripts.append(f"covmap.sites({{map}}, {safe_json(_site_rows(sites, opts))});")
         assets = _cluster_assets(1)
-    _write_page(opts, f"provinces/{code}.html", _finish(figure, fmap, opts, header, scripts, extra_assets=assets),
-                written)
+    _write_page(opts, f"provinces/{code}.html", _finish(figure, fmap, opts, header, scripts, extra_assets=assets,
+                                                         depth=1), written)
 
 
 def _county_page(opts: _Options, county, townships, gaps_by_tech, sites, written: dict[str, int]) -> None:
@@ -530,12 +568,26 @@ def _county_page(opts: _Options, county, townships, gaps_by_tech, sites, written
     figure, fmap = _new_page(opts, 1, f"{name} · {TITLE_ZH} {TITLE_EN}", geom.bounds)
     header = _header(opts, 1, f"{name} {TITLE_ZH}", f"{TITLE_EN} — county {code}",
                      [("全国 National", "../index.html"), (province, f"../provinces/{province_code}.html"),
-                      (name, f"{code}.html")], overlay=True, challenges_html=_challenge_table_html(opts, code))
+                      (name, f"{code}.html")], overlay=True, challenges_html=_challenge_table_html(opts, code),
+                     downloads=True)
     scripts = [f'covmap.units({{map}}, {safe_json(data)}, {{"fit": true, "prefix": "../", "fillOpacity": 0.3}});',
                f"covmap.outline({{map}}, {safe_json(shapely.geometry.mapping(outline))});"]
     gap_tolerance = opts.publish_resolution_m / M_PER_DEG
+    grids = {key: grid for key, path in opts.lookup_layers
+             if (grid := class_grid(path, geom, opts.publish_resolution_m)) is not None}
+    if grids:
+        too_close = None
+        if opts.clearance is not None:
+            def too_close(lon, lat):
+                return bool(opts.clearance.distance_to_nearest_m([lon], [lat]).min() < opts.clearance.radius_m)
+        data = grid_data(grids, too_close)
+        _write_page(opts, f"lookup/{code}.js", f"covmap.lookupData({safe_json(code)}, {safe_json(data)});\n",
+                    written)
     for tech in opts.techs:
-        overlay = layers.class_overlay(opts.run.coverage_class(tech), geom, opts.publish_resolution_m, opts.gcj02)
+        grid = grids.get(f"{tech}_{ALL_OPERATORS}")
+        if grid is None and f"{tech}_{ALL_OPERATORS}" not in dict(opts.lookup_layers):
+            grid = class_grid(opts.run.coverage_class(tech), geom, opts.publish_resolution_m)
+        overlay = layers.overlay_of_grid(grid, opts.gcj02) if grid is not None else None
         if overlay is not None:
             image = folium.raster_layers.ImageOverlay(
                 "data:image/png;base64," + _b64(overlay.png), bounds=_clear_bounds(overlay.bounds, opts), opacity=1.0,
@@ -556,7 +608,7 @@ def _county_page(opts: _Options, county, townships, gaps_by_tech, sites, written
         extra_html = _gap_table_html(gaps_by_tech, opts, county_code=code, element_id="covmap-tables")
     if opts.plan is not None:
         add_plan_layer(fmap, opts.plan, code, opts.gcj02)
-    text = _finish(figure, fmap, opts, header, scripts, extra_html=extra_html, extra_assets=assets)
+    text = _finish(figure, fmap, opts, header, scripts, extra_html=extra_html, extra_assets=assets, depth=1)
     _write_page(opts, f"counties/{code}.html", text, written)
 
 
@@ -800,8 +852,12 @@ def write_site(run_dir: str | os.PathLike, out_dir: str | os.PathLike = "maps", 
         site_county = _sites_in_counties(sites, counties)
     _prepare_out_dir(out, overwrite)
     _copy_assets(out, edition)
+    opts = replace(opts, lookup_layers=_lookup_layers(run, opts.techs))
+    _write_downloads(opts, written_downloads := {})
 
-    written: dict[str, int] = {}
+    written: dict[str, int] = dict(written_downloads)
+    if opts.lookup_layers:
+        _lookup_index(opts, counties, written)
     _national_page(opts, counties, written)
     provinces = counties.groupby("province_code", sort=True)
     for code, group in provinces:
@@ -896,3 +952,55 @@ def _sites_in_counties(sites, counties):
         point_idx, county_idx = tree.query(points, predicate="within")
         codes[point_idx] = counties["code"].to_numpy()[county_idx]
     return pd.Series(codes, index=sites.index)
+
+
+# ---------------------------------------------------------------- location box data and downloads
+
+
+def _lookup_layers(run: RunLayout, techs) -> tuple:
+    """(``<tech>_<op>``, class raster) of the run's layers of the published technologies."""
+    from coverage.errors import EmptyCoverageError
+
+    try:
+        found = run_layers(run.root)
+    except EmptyCoverageError:
+        return ()
+    return tuple((f"{lay.tech}_{lay.operator}", lay.class_path) for lay in found if lay.tech in techs)
+
+
+def _lookup_index(opts: _Options, counties, written: dict[str, int]) -> None:
+    """``lookup/index.js``: the counties' boxes (grown clear of sites) for the location box to pick from."""
+    units = []
+    for _, county in counties.iterrows():
+        west, south, east, north = county.geometry.bounds
+        if opts.clearance is not None:
+            west, south, east, north = opts.clearance.bounds(west, south, east, north)
+        units.append([str(county["code"]), str(county["name"]), math.floor(west * 1e4) / 1e4,
+                      math.floor(south * 1e4) / 1e4, math.ceil(east * 1e4) / 1e4, math.ceil(north * 1e4) / 1e4])
+    operators = [op for op in layers.OPERATOR_KEYS if any(k.endswith(f"_{op}") for k, _ in opts.lookup_layers)]
+    data = {"units": units, "operators": operators,
+            "classNames": {str(v): COVERAGE_NAMES[v] for v in (0, 1, 2, CLASS_NODATA)},
+            "classLabels": {"none": CLASS_LABELS[0], "outdoor": CLASS_LABELS[1], "deep": CLASS_LABELS[2]}}
+    _write_page(opts, "lookup/index.js", f"covmap.lookupIndex({safe_json(data)});\n", written)
+
+
+def _write_downloads(opts: _Options, written: dict[str, int]) -> None:
+    """``downloads/county.csv`` and ``township.csv``: the public statistics, rounded for people."""
+    import pandas as pd
+
+    from coverage.files import write_csv_bom
+    from coverage.ingest import neutralise_formulas
+
+    for name, path in (("county", opts.run.county_csv), ("township", opts.run.township_csv)):
+        if not path.is_file():
+            continue
+        frame = pd.read_csv(path, encoding="utf-8-sig", dtype={"code": str, "parent": str, "province_code": str})
+        frame = frame[[c for c in DOWNLOAD_COLUMNS if c in frame.columns]]
+        for col in frame.columns:
+            if col.endswith("_km2"):
+                frame[col] = frame[col].round(2)
+            elif col.endswith("_pct"):
+                frame[col] = frame[col].round(1)
+        target = opts.out / "downloads" / f"{name}.csv"
+        write_csv_bom(neutralise_formulas(frame), target, overwrite=True)
+        written[f"downloads/{name}.csv"] = target.stat().st_size
