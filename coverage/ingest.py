@@ -218,9 +218,16 @@ def _find_header(rows: list[list[str]], name: str, match=match_columns) -> int:
     )
 
 
-def _refuse_repeated_columns(headers, name: str) -> None:
-    """Raise RepeatedColumnError when two headers name one column: which one holds the data is
-    the operator's to say (reading the first silently dropped the other)."""
+def _refuse_repeated_columns(headers, name: str, match=match_columns) -> None:
+    """Raise RepeatedColumnError when two headers name one submission column: which one holds the
+    data is the operator's to say (reading the first silently dropped the other).
+
+    Only submissions are checked: other tables read through these readers (measurements,
+    points to look up) have their own schemas, whose exports may carry two headers the
+    submission schema takes as one column (G-NetTrack's ``Operator`` and ``Operatorname``).
+    """
+    if match is not match_columns:
+        return
     repeated = repeated_columns(headers)
     if repeated:
         listed = "; ".join(f"{col} given by {' and '.join(repr(h) for h in found)}" for col, found in repeated.items())
@@ -235,7 +242,7 @@ def _table_from_rows(rows: list[list[str]], name: str, match=match_columns) -> _
     """
     h = _find_header(rows, name, match)
     header = [str(c).strip() for c in rows[h]]
-    _refuse_repeated_columns(header, name)
+    _refuse_repeated_columns(header, name, match)
     n_cols = len(header)
     problems = []
     data = []
@@ -289,7 +296,7 @@ def _fast_csv(text: str, sep: str, h: int, header: list[str], name: str,
               match=match_columns) -> _RawTable | None:
     """pandas' C parser for well-formed files; None when a row has more fields than the first."""
     header = [c.strip() for c in header]
-    _refuse_repeated_columns(header, name)
+    _refuse_repeated_columns(header, name, match)
     matched = match(header)
     try:
         data = pd.read_csv(io.StringIO(text), sep=sep, header=None, skiprows=h + 1, dtype=str,
@@ -399,7 +406,8 @@ def _read_vector(path: Path, name: str, match=match_columns) -> _RawTable:
             warnings.append(f"{name}: reprojected from {source_crs} to WGS-84")
     attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
     repeated_keys = _geojson_repeated_keys(path) if path.suffix.lower() in (".geojson", ".json") else []
-    _refuse_repeated_columns([*(str(c) for c in attrs.columns), *(k for k in repeated_keys if k in attrs)], name)
+    _refuse_repeated_columns([*(str(c) for c in attrs.columns), *(k for k in repeated_keys if k in attrs)], name,
+                             match)
     headers = match([str(c) for c in attrs.columns])
     frame = pd.DataFrame({c: attrs[h].map(_cell_text).astype(object) for c, h in headers.items()})
     geom = gdf.geometry.array
