@@ -66,7 +66,7 @@ WIDE_OPERATORS = (*(op.code for op in OPERATORS), ALL_OPERATORS)
 COVERAGE_GOOD_PCT = 95.0
 COVERAGE_POOR_PCT = 50.0
 UNIT_ATTRIBUTES = ("code", "name", "level", "parent", "parent_name", "province_code", "province")
-CODE_COLUMNS = ("code", "parent", "province_code", "county_code", "unit_code", "gap_id")
+CODE_COLUMNS = ("code", "parent", "province_code", "county_code", "unit_code", "gap_id", "area_id", "gap_ids")
 
 #: Columns of summary.csv.
 SUMMARY_COLUMNS = (
@@ -346,6 +346,26 @@ def county_gaps(run_dir, county=None, operator=None, tech=None) -> pd.DataFrame:
     SchemaError
         ``operator`` or ``tech`` is not recognised.
     """
+    frame = read_layer_tables(run_dir, "gaps", county=county, operator=operator, tech=tech, hint="first")
+    sources = frame.attrs["sources"]
+    frame = frame.sort_values(["area_km2", "gap_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    frame.attrs["sources"] = sources
+    return frame
+
+
+def read_layer_tables(run_dir, kind: str, county=None, operator=None, tech=None, hint: str = "first") -> pd.DataFrame:
+    """A run's per-technology tables ``stats/<kind>_<tech>.csv`` (``gaps``, ``gap_areas``), optionally filtered.
+
+    ``county`` (a code of the run), ``operator`` (any spelling or ``all``) and ``tech``
+    (any spelling; default every technology with such a file) as for :func:`county_gaps`;
+    ``hint`` ends the "run `covmap aggregate`" advice of a missing file. The files'
+    order is kept; ``frame.attrs["sources"]`` lists them.
+
+    Raises
+    ------
+    InputReadError, UnknownUnitError, SchemaError
+        As :func:`county_gaps`.
+    """
     layout = RunLayout(run_dir)
     techs = None
     if tech is not None:
@@ -357,13 +377,14 @@ def county_gaps(run_dir, county=None, operator=None, tech=None) -> pd.DataFrame:
         op = ALL_OPERATORS if str(operator).strip().lower() == ALL_OPERATORS else normalise_operator(operator)
         if op is None:
             raise SchemaError(f"unknown operator {operator!r}")
+    prefix = f"{kind}_"
     if techs is None:
-        techs = sorted(p.stem[len("gaps_"):] for p in layout.stats_dir.glob("gaps_*.csv"))
-    paths = [layout.gaps_csv(t) for t in techs]
+        techs = sorted(p.stem[len(prefix):] for p in layout.stats_dir.glob(f"{prefix}*.csv"))
+    paths = [layout.stats_dir / f"{prefix}{t}.csv" for t in techs]
     missing = [p for p in paths if not p.exists()]
     if not paths or missing:
-        raise InputReadError(f"{missing[0] if missing else layout.stats_dir / 'gaps_*.csv'} not found: "
-                             f"run `covmap aggregate {run_dir}` first")
+        raise InputReadError(f"{missing[0] if missing else layout.stats_dir / f'{prefix}*.csv'} not found: "
+                             f"run `covmap aggregate {run_dir}` {hint}")
     frame = pd.concat([_read_csv(p) for p in paths], ignore_index=True)
     if county is not None:
         county = str(county).strip()
@@ -373,7 +394,6 @@ def county_gaps(run_dir, county=None, operator=None, tech=None) -> pd.DataFrame:
         frame = frame[frame["county_code"] == county]
     if op is not None:
         frame = frame[frame["operator"] == op]
-    frame = frame.sort_values(["area_km2", "gap_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     frame.attrs["sources"] = [str(p) for p in paths]
     return frame
 

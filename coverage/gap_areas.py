@@ -264,35 +264,10 @@ def read_gap_areas(run_dir, county=None, operator=None, tech=None, rank: str | N
     UnknownUnitError, SchemaError
         Unknown county, operator or technology; a rank without its data.
     """
-    from coverage.errors import InputReadError, UnknownUnitError
-    from coverage.layout import ALL_OPERATORS, RunLayout
-    from coverage.schema import normalise_operator, normalise_tech
+    from coverage.aggregate import read_layer_tables
 
-    layout = RunLayout(run_dir)
-    if tech is not None:
-        techs = [normalise_tech(tech)]
-        if techs[0] is None:
-            raise SchemaError(f"unknown technology {tech!r}")
-    else:
-        techs = sorted(p.stem[len("gap_areas_"):] for p in layout.stats_dir.glob("gap_areas_*.csv"))
-    paths = [layout.gap_areas_csv(t) for t in techs]
-    missing = [p for p in paths if not p.exists()]
-    if not paths or missing:
-        raise InputReadError(f"{missing[0] if missing else layout.stats_dir / 'gap_areas_*.csv'} not found: "
-                             f"run `covmap aggregate {run_dir}` again")
-    frame = pd.concat([_read_codes_csv(p) for p in paths], ignore_index=True)
-    if county is not None:
-        county = str(county).strip()
-        known = (set(_read_codes_csv(layout.county_csv)["code"]) if layout.county_csv.exists()
-                 else set(frame["county_code"]))
-        if county not in known:
-            raise UnknownUnitError(f"county {county} is not in run {run_dir} ({len(known)} counties)")
-        frame = frame[frame["county_code"] == county]
-    if operator is not None:
-        op = ALL_OPERATORS if str(operator).strip().lower() == ALL_OPERATORS else normalise_operator(operator)
-        if op is None:
-            raise SchemaError(f"unknown operator {operator!r}")
-        frame = frame[frame["operator"] == op]
+    frame = read_layer_tables(run_dir, "gap_areas", county=county, operator=operator, tech=tech, hint="again")
+    sources = frame.attrs["sources"]
     has_population = bool(frame["population"].notna().any()) if len(frame) else False
     has_built_up = bool(frame["built_up_km2"].notna().any()) if len(frame) else False
     if rank is not None:
@@ -301,13 +276,8 @@ def read_gap_areas(run_dir, county=None, operator=None, tech=None, rank: str | N
         frame = frame.sort_values(["tech", "operator", "county_code", "rank_in_county"], kind="stable")
         frame.attrs["rank"] = None
     frame = frame.reset_index(drop=True)
-    frame.attrs["sources"] = [str(p) for p in paths]
+    frame.attrs["sources"] = sources
     return frame
-
-
-def _read_codes_csv(path) -> pd.DataFrame:
-    codes = ("code", "county_code", "unit_code", "area_id", "gap_ids")
-    return pd.read_csv(path, encoding="utf-8-sig", dtype={c: "string" for c in codes})
 
 
 def format_gap_areas(frame: pd.DataFrame, limit: int | None = 20) -> str:
