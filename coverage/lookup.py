@@ -654,7 +654,7 @@ def _pixel_answers(layer: RunLayer, lon, lat) -> tuple[np.ndarray, np.ndarray, n
         to_raster = Transformer.from_crs("EPSG:4326", src.crs, always_xy=True)
         x, y = to_raster.transform(lon, lat)
         inverse = ~src.transform
-        col_f, row_f = inverse * (np.asarray(x), np.asarray(y))
+        col_f, row_f = inverse @ (np.asarray(x), np.asarray(y))
         row = np.floor(row_f).astype(np.int64)
         col = np.floor(col_f).astype(np.int64)
         res_m = float(max(abs(src.res[0]), abs(src.res[1])))
