@@ -402,9 +402,12 @@ def best_server_terrain_kernel(
                                 directional, ux, uy, beamwidth_deg, front_to_back_db, vertical_beamwidth_deg,
                                 tilt, sla_v_db, ue_height_m, tables, extra_min, extra_max,
                                 candidates, upper)
+                            # strongest bound first: each sector evaluated raises the block's weakest
+                            # best value, which then prunes the rest as a lower bound does
+                            _sort_by_upper(candidates, upper, m)
                             for i in range(m):
                                 if upper[i] < floor_dbm:
-                                    continue
+                                    break
                                 s = candidates[i]
                                 tab = table_of[s]
                                 evaluations += _evaluate_terrain_block(
@@ -414,7 +417,43 @@ def best_server_terrain_kernel(
                                     cos_clip[s], beamwidth_deg[s], vertical_beamwidth_deg[s], tilt[s], sla_v_db[s],
                                     t_i0[tab], t_j0[tab], t_ni[tab], t_off[tab], t_db, t_vis, k_lattice,
                                     z_rx, pixel_env, pixel_extra_db, best_dbm, best_sector, best_env)
+                                floor_dbm = max(floor_dbm, _block_floor(best_dbm, br0, br1, bc0, bc1))
     return evaluations
+
+
+@njit(cache=True, nogil=True)
+def _sort_by_upper(candidates, upper, m):
+    """Sort the first ``m`` candidates by their upper bound, strongest first (insertion sort: m is small)."""
+    for i in range(1, m):
+        u = upper[i]
+        c = candidates[i]
+        j = i - 1
+        while j >= 0 and upper[j] < u:
+            upper[j + 1] = upper[j]
+            candidates[j + 1] = candidates[j]
+            j -= 1
+        upper[j + 1] = u
+        candidates[j + 1] = c
+
+
+@njit(cache=True, nogil=True)
+def _block_floor(best_dbm, r0, r1, c0, c1):
+    """The weakest best value of a block so far: no sector bounded below it can change a pixel there."""
+    lo = math.inf
+    for r in range(r0, r1 + 1):
+        for c in range(c0, c1 + 1):
+            lo = min(lo, best_dbm[r, c])
+    return lo
+
+
+@njit(cache=True, inline="always")
+def _beats(value, sector, best, best_sector):
+    """Whether ``value`` of ``sector`` replaces a pixel's best: stronger, or as strong with a lower number.
+
+    With the tie rule the result does not depend on the order the sectors are evaluated
+    in (in ascending order, as the flat kernel goes, "stronger" alone gives the same).
+    """
+    return value > best or (value == best and sector < best_sector)
 
 
 @njit(cache=True, nogil=True)
@@ -453,7 +492,8 @@ def _evaluate_terrain_block(
             boresight_dbm = eirp_s - _terrain_loss(kind, models[e], d_m, ue_height_m, coefs[e], visible) \
                 - terrain_db - pixel_extra_db[r, c]
             best = best_dbm[r, c]
-            if not boresight_dbm > best:
+            holder = best_sector[r, c]
+            if not _beats(boresight_dbm, s, best, holder):
                 continue
             a_h = 0.0
             if directional:
@@ -461,21 +501,21 @@ def _evaluate_terrain_block(
                 dot = ex * ux + ey * uy
                 if dot < e_d * cos_clip:
                     value = boresight_dbm + (0.0 - fbr_s)
-                    if value > best:
+                    if _beats(value, s, best, holder):
                         best_dbm[r, c] = value
                         best_sector[r, c] = s
                         best_env[r, c] = e
                     continue
                 phi_deg = math.degrees(math.atan2(abs(ex * uy - ey * ux), dot))
                 a_h = -min(12.0 * (phi_deg / beamwidth_s) ** 2, fbr_s)
-                if not boresight_dbm + a_h > best:
+                if not _beats(boresight_dbm + a_h, s, best, holder):
                     continue
             a_v = 0.0
             if vertical:
                 elevation_deg = math.degrees(math.atan2(h_ts - z_rx[r, c] - ue_height_m, d_m))
                 a_v = -min(12.0 * ((elevation_deg - tilt_s) / vbw_s) ** 2, sla_s)
             value = boresight_dbm + (0.0 - min(-(a_h + a_v), fbr_s))
-            if value > best:
+            if _beats(value, s, best, holder):
                 best_dbm[r, c] = value
                 best_sector[r, c] = s
                 best_env[r, c] = e

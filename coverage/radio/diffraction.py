@@ -191,7 +191,13 @@ def _concave_argmax(i_continuous, n):
 
 @njit(cache=True)
 def smooth_bullington_db(d_km, h_a_m, h_ue_m, sample_km, wavelength, ce):
-    """Bullington loss of the same path over smooth ground, dB.
+    """Bullington loss of the same path over smooth ground, dB (:func:`smooth_bullington_from_db` without a guess)."""
+    return smooth_bullington_from_db(d_km, h_a_m, h_ue_m, sample_km, wavelength, ce, 0)[0]
+
+
+@njit(cache=True)
+def smooth_bullington_from_db(d_km, h_a_m, h_ue_m, sample_km, wavelength, ce, guess):
+    """Bullington loss of the same path over smooth ground, dB, and the profile point of largest ν.
 
     Exactly :func:`bullington_profile_db` over the profile points ``i · sample_km``
     (i = 1, 2, … before ``d_km``) at height 0 with the antennas ``h_a_m`` and
@@ -203,10 +209,15 @@ def smooth_bullington_db(d_km, h_a_m, h_ue_m, sample_km, wavelength, ce):
     covmap counts terrain diffraction as the excess of the real profile's Bullington
     loss over this one: the empirical models already hold the loss over smooth ground
     (on flat land the excess is 0).
+
+    On a line-of-sight path the largest ν is found from ``guess`` (a profile point
+    index, e.g. the previous cell's answer on the same ray; 0: none) by climbing, which
+    gives the binary search's maximum of a unimodal sequence in a step or two when the
+    guess is close. Returns ``(loss_db, index)``, index 0 when the path is not line of sight.
     """
     n = int(math.ceil(d_km / sample_km - 1e-9)) - 1
     if n <= 0:
-        return 0.0
+        return 0.0, 0
     k500 = 500.0 * ce
     # transmitter side: max_i (−h_a/d_i − 500 C_e d_i), concave, maximiser √(h_a / 500 C_e)
     best_a = -math.inf
@@ -217,21 +228,39 @@ def smooth_bullington_db(d_km, h_a_m, h_ue_m, sample_km, wavelength, ce):
     s_tim = k500 * d_km + best_a
     s_tr = (h_ue_m - h_a_m) / d_km
     if s_tim < s_tr:
-        lo = 1
-        hi = n
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if nu_at(0.0, mid * sample_km, d_km, h_a_m, h_ue_m, wavelength, ce) < nu_at(
-                    0.0, (mid + 1) * sample_km, d_km, h_a_m, h_ue_m, wavelength, ce):
-                lo = mid + 1
-            else:
-                hi = mid
-        nu_max = nu_at(0.0, lo * sample_km, d_km, h_a_m, h_ue_m, wavelength, ce)
-        return bullington_correction_db(knife_edge_loss_db(nu_max), d_km)
+        if 1 <= guess <= n:
+            lo = guess
+            nu_max = nu_at(0.0, lo * sample_km, d_km, h_a_m, h_ue_m, wavelength, ce)
+            moved = False
+            while lo < n:
+                ahead = nu_at(0.0, (lo + 1) * sample_km, d_km, h_a_m, h_ue_m, wavelength, ce)
+                if not ahead > nu_max:
+                    break
+                lo += 1
+                nu_max = ahead
+                moved = True
+            while not moved and lo > 1:
+                back = nu_at(0.0, (lo - 1) * sample_km, d_km, h_a_m, h_ue_m, wavelength, ce)
+                if not back > nu_max:
+                    break
+                lo -= 1
+                nu_max = back
+        else:
+            lo = 1
+            hi = n
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if nu_at(0.0, mid * sample_km, d_km, h_a_m, h_ue_m, wavelength, ce) < nu_at(
+                        0.0, (mid + 1) * sample_km, d_km, h_a_m, h_ue_m, wavelength, ce):
+                    lo = mid + 1
+                else:
+                    hi = mid
+            nu_max = nu_at(0.0, lo * sample_km, d_km, h_a_m, h_ue_m, wavelength, ce)
+        return bullington_correction_db(knife_edge_loss_db(nu_max), d_km), lo
     # receiver side: max_i (500 C_e d_i − h_ue/(d − d_i)), concave, maximiser d − √(h_ue / 500 C_e)
     s_rim = -math.inf
     centre = _concave_argmax((d_km - math.sqrt(max(h_ue_m, 1e-9) / k500)) / sample_km, n)
     for i in range(max(centre - 1, 1), min(centre + 2, n + 1)):
         d_i = i * sample_km
         s_rim = max(s_rim, k500 * d_i - h_ue_m / (d_km - d_i))
-    return bullington_from_slopes_db(s_tim, s_rim, d_km, h_a_m, h_ue_m, wavelength)
+    return bullington_from_slopes_db(s_tim, s_rim, d_km, h_a_m, h_ue_m, wavelength), 0

@@ -66,7 +66,7 @@ from coverage.radio.diffraction import (
     knife_edge_loss_db,
     nu_at,
     ramped_effective_height_m,
-    smooth_bullington_db,
+    smooth_bullington_from_db,
 )
 
 # Neighbouring rays are at most this many lattice steps apart at the farthest cell (a
@@ -241,6 +241,7 @@ def sweep_site(
         best_d = 0.0
         best_h = 0.0
         n_hull = 0
+        smooth_at = 0  # the smooth-earth profile point of largest ν of the ray's previous cell
         while q < m and ray[order[q]] == r:
             c = order[q]
             d_m = d_cell[c]
@@ -269,8 +270,8 @@ def sweep_site(
             h_rs = z[j_first + jj, i_first + ii] + h_ue
             g_r = h_rs - 500.0 * ce * d_km * d_km
             # the tail: samples k, k+1, … before the cell, on the exact path
-            ex = math.sin(bearing[c])
-            ey = math.cos(bearing[c])
+            ex = (x_origin + (i_first + ii) * step - sx) / d_m if d_m > 0.0 else 0.0  # sin, cos of the bearing
+            ey = (y_origin - (j_first + jj) * step - sy) / d_m if d_m > 0.0 else 1.0
             tail_a = -math.inf
             tail_rim = -math.inf
             tail_nu = -math.inf
@@ -304,7 +305,9 @@ def sweep_site(
                         rim = max(rim, (hull_g[t] - g_r) / (d_km - hull_d[t]))
                     loss_db = bullington_from_slopes_db(s_tim, rim - 500.0 * ce * d_km, d_km, h_ts, h_rs, wavelength)
                 # only the excess over smooth ground: the empirical models hold that part
-                loss_db = max(loss_db - smooth_bullington_db(d_km, h_a, h_ue, sample_km, wavelength, ce), 0.0)
+                smooth_db, smooth_at = smooth_bullington_from_db(d_km, h_a, h_ue, sample_km, wavelength, ce,
+                                                                 smooth_at)
+                loss_db = max(loss_db - smooth_db, 0.0)
             terrain_db = weight * loss_db
             if hata:
                 h1 = ramped_effective_height_m(h_a, heff_at_bearing(heff_table, math.degrees(bearing[c])), d_km)
