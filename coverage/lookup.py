@@ -41,6 +41,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -755,6 +756,7 @@ class LookupResult:
     answers: int  # rows of lookup.csv
     layers: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)  # read, answer, write (wall seconds)
 
 
 def lookup(run_dir: str | os.PathLike, paths, out_dir: str | os.PathLike, edition: str = "public",
@@ -798,8 +800,13 @@ def lookup(run_dir: str | os.PathLike, paths, out_dir: str | os.PathLike, editio
     targets = {"csv": out / "lookup.csv", "parquet": out / "lookup.parquet", "rejects": out / "rejects.csv"}
     for path in targets.values():
         check_writable(path, overwrite)
+    started = time.perf_counter()
     points = read_points(paths, crs)
+    timings = {"read": time.perf_counter() - started}
+    started = time.perf_counter()
     answers, outside = lookup_points(run_dir, points.frame, edition, operator, publish_resolution_m, progress)
+    timings["answer"] = time.perf_counter() - started
+    started = time.perf_counter()
     lost = points.frame[outside]
     rejects = points.rejects
     if len(lost):
@@ -814,6 +821,7 @@ def lookup(run_dir: str | os.PathLike, paths, out_dir: str | os.PathLike, editio
     from coverage.ingest import write_rejects
 
     write_rejects(rejects, targets["rejects"], overwrite=True)
+    timings["write"] = time.perf_counter() - started
     rejected = int(len(rejects[["source_file", "source_row"]].drop_duplicates()))
     answered = int(len(points.frame) - len(lost))
     if answered + rejected != points.total_read:
@@ -821,7 +829,7 @@ def lookup(run_dir: str | os.PathLike, paths, out_dir: str | os.PathLike, editio
     layer_keys = [f"{t}_{o}" for t, o in answers[["tech", "operator"]].drop_duplicates().itertuples(index=False)]
     return LookupResult(out_dir=out, edition=edition, operator=own,
                         rows_read=points.total_read, points=answered, rejected=rejected, answers=int(len(answers)),
-                        layers=layer_keys, files=targets)
+                        layers=layer_keys, files=targets, timings_s=timings)
 
 
 def write_answers(answers: pd.DataFrame, csv_path: str | os.PathLike, parquet_path: str | os.PathLike,
@@ -837,19 +845,26 @@ def write_answers(answers: pd.DataFrame, csv_path: str | os.PathLike, parquet_pa
     from coverage.files import atomic_output
     from coverage.ingest import neutralise_formulas
 
+    # dictionary pages for the few-valued columns only: the point ids (a million
+    # distinct) and the coordinates compress better plain, in a third of the time
+    few_valued = [name for name, column in answers.items()
+                  if isinstance(column.dtype, pd.CategoricalDtype) and name != "point_id"]
+    table = pa.Table.from_pandas(answers, preserve_index=False)
     with atomic_output(parquet_path, overwrite) as tmp:
-        pq.write_table(pa.Table.from_pandas(answers, preserve_index=False), tmp, compression="zstd")
-    people = answers.copy()
-    for col in ("lon", "lat"):
-        people[col] = people[col].round(CSV_COORD_DECIMALS)
-    if "rsrp_dbm" in people:
-        people["rsrp_dbm"] = people["rsrp_dbm"].astype(np.float64).round(1)
+        pq.write_table(table, tmp, compression="zstd", use_dictionary=few_valued)
+    # the people's table is the same Arrow table with a few columns replaced (no second conversion)
+    for col in ("lon", "lat", "rsrp_dbm"):
+        if col in answers:
+            decimals = 1 if col == "rsrp_dbm" else CSV_COORD_DECIMALS
+            rounded = np.round(answers[col].to_numpy(np.float64), decimals)
+            table = table.set_column(table.schema.get_field_index(col), col, pa.array(rounded, from_pandas=True))
     for col in ("point_id", "name"):  # neutralised once per distinct value, in the categories
-        categories = pd.Series(people[col].cat.categories.astype(object))
+        categories = pd.Series(answers[col].cat.categories.astype(object))
         safe = neutralise_formulas(pd.DataFrame({col: categories}))[col]
         if not categories.equals(safe):
-            people[col] = people[col].cat.rename_categories(safe.to_numpy(object))
-    table = pa.Table.from_pandas(people, preserve_index=False)
+            column = table.column(col).combine_chunks()
+            safe_column = pa.DictionaryArray.from_arrays(column.indices, pa.array(safe.to_numpy(object), pa.string()))
+            table = table.set_column(table.schema.get_field_index(col), col, safe_column)
     with atomic_output(csv_path, overwrite) as tmp:
         with open(tmp, "wb") as handle:
             handle.write("\ufeff".encode())
