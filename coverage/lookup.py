@@ -568,19 +568,22 @@ def lookup_points(run_dir: str | os.PathLike, points: pd.DataFrame, edition: str
     town_codes = np.append(townships["code"].to_numpy(object), "") if townships is not None else np.array([""])
     ce = _ce_thresholds(run_dir)
     n = len(keep)
+    groups = _county_groups(county) if n else None
     blocks = []
     for done, layer in enumerate(layers, start=1):
         full = own is not None and layer.operator == own
         if full:
             classes, rsrp, cell_m = _pixel_answers(layer, lon, lat)
         else:
-            classes, cell_m = _published_answers(layer, counties.geometry.values, county, lon, lat, resolution_m)
+            classes, cell_m = _published_answers(layer, counties.geometry.values, county, lon, lat, resolution_m,
+                                                 groups)
             rsrp = np.full(n, np.nan, dtype=np.float32)
         ce_level = _ce_levels(classes, rsrp, ce.get(layer.tech) if full else None)
         blocks.append((layer, classes, rsrp, ce_level, cell_m))
         if progress is not None:
             progress(done, len(layers))
-    answers = _answer_frame(points.iloc[keep], counties, county, town_codes[town], blocks, edition)
+    answers = _answer_frame(points.iloc[keep], counties, county, town_codes, np.where(town < 0, len(town_codes) - 1,
+                                                                                  town), blocks, edition)
     log.info("answered %d points × %d layers (%s edition); %d points in no county of the run", n, len(layers),
              edition, int(outside.sum()))
     return answers, outside
@@ -627,15 +630,17 @@ def _ce_levels(classes: np.ndarray, rsrp: np.ndarray, thresholds: dict | None) -
     return out
 
 
-def _published_answers(layer: RunLayer, county_geoms, county: np.ndarray, lon, lat,
-                       resolution_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """Class of each point's cell in its county's :func:`class_grid`, and that cell's size (m)."""
+def _published_answers(layer: RunLayer, county_geoms, county: np.ndarray, lon, lat, resolution_m: float,
+                       groups: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Class of each point's cell in its county's :func:`class_grid`, and that cell's size (m).
+
+    ``groups`` is :func:`_county_groups` of ``county`` when the caller has it (one sort for every layer).
+    """
     classes = np.full(len(lon), CLASS_NODATA, dtype=np.uint8)
     cell_m = np.full(len(lon), np.nan)
     if not len(lon):
         return classes, cell_m
-    order = np.argsort(county, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(county[order]) != 0])
+    order, starts = groups if groups is not None else _county_groups(county)
     for start, stop in zip(starts, np.r_[starts[1:], len(order)], strict=True):
         idx = order[start:stop]
         grid = class_grid(layer.class_path, county_geoms[county[idx[0]]], resolution_m)
@@ -644,6 +649,12 @@ def _published_answers(layer: RunLayer, county_geoms, county: np.ndarray, lon, l
         classes[idx] = grid.class_at(lon[idx], lat[idx])
         cell_m[idx] = grid.cell_m
     return classes, cell_m
+
+
+def _county_groups(county: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The points ordered by county (stable) and where each county's run starts in that order."""
+    order = np.argsort(county, kind="stable")
+    return order, np.flatnonzero(np.r_[True, np.diff(county[order]) != 0])
 
 
 def _pixel_answers(layer: RunLayer, lon, lat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -700,12 +711,34 @@ def sample_pixels(src, row: np.ndarray, col: np.ndarray, fill) -> np.ndarray:
 def _categorical(values: np.ndarray, pick: np.ndarray) -> pd.Categorical:
     """``values[pick]`` as a categorical, factorising ``values`` (short) rather than the picked rows (long)."""
     codes, uniques = pd.factorize(np.asarray(values, dtype=object))
-    return pd.Categorical.from_codes(codes[pick], categories=pd.Index(uniques, dtype=object))
+    return _from_codes(codes, uniques, pick)
 
 
-def _answer_frame(points: pd.DataFrame, counties, county: np.ndarray, town_code: np.ndarray, blocks,
-                  edition: str) -> pd.DataFrame:
-    """Point-major answers: point 1's layers, then point 2's …"""
+def _unit_categorical(unit_values: np.ndarray, unit_of_point: np.ndarray, pick: np.ndarray) -> pd.Categorical:
+    """``unit_values[unit_of_point][pick]`` as :func:`_categorical` gives it, factorising the few units only.
+
+    The categories come in the order the points first name them, as factorising the
+    points' values would give them.
+    """
+    present, first = np.unique(unit_of_point, return_index=True)
+    in_order = present[np.argsort(first, kind="stable")]
+    value_codes, uniques = pd.factorize(np.asarray(unit_values, dtype=object)[in_order])
+    code_of_unit = np.full(len(unit_values), -1, dtype=np.int64)
+    code_of_unit[in_order] = value_codes
+    return _from_codes(code_of_unit[unit_of_point], uniques, pick)
+
+
+def _from_codes(codes: np.ndarray, uniques, pick: np.ndarray) -> pd.Categorical:
+    small = np.int8 if len(uniques) < 128 else np.int16 if len(uniques) < 32768 else np.int32
+    return pd.Categorical.from_codes(codes.astype(small)[pick], categories=pd.Index(uniques, dtype=object))
+
+
+def _answer_frame(points: pd.DataFrame, counties, county: np.ndarray, town_codes: np.ndarray, town: np.ndarray,
+                  blocks, edition: str) -> pd.DataFrame:
+    """Point-major answers: point 1's layers, then point 2's …
+
+    ``town`` indexes ``town_codes`` per point (its last entry, '', for no township).
+    """
     n, k = len(points), len(blocks)
     per_point = np.repeat(np.arange(n), k)  # row r answers point r // k, layer r % k
     per_layer = np.tile(np.arange(k), n)
@@ -724,9 +757,9 @@ def _answer_frame(points: pd.DataFrame, counties, county: np.ndarray, town_code:
         "name": _categorical(names, per_point),
         "lon": points["lon"].to_numpy(np.float64)[per_point],
         "lat": points["lat"].to_numpy(np.float64)[per_point],
-        "county_code": _categorical(counties["code"].to_numpy(object)[county], per_point),
-        "county_name": _categorical(counties["name"].to_numpy(object)[county], per_point),
-        "township_code": _categorical(town_code, per_point),
+        "county_code": _unit_categorical(counties["code"].to_numpy(object), county, per_point),
+        "county_name": _unit_categorical(counties["name"].to_numpy(object), county, per_point),
+        "township_code": _unit_categorical(town_codes, town, per_point),
         "tech": _categorical(np.array([b[0].tech for b in blocks], dtype=object), per_layer),
         "operator": _categorical(np.array([b[0].operator for b in blocks], dtype=object), per_layer),
         "coverage": pd.Categorical.from_codes(class_codes[classes], categories=pd.Index(
@@ -734,7 +767,7 @@ def _answer_frame(points: pd.DataFrame, counties, county: np.ndarray, town_code:
         "ce_level": pd.Categorical.from_codes(ce_codes, categories=pd.Index(ce_names, dtype=object)),
         "rsrp_dbm": layered([b[2] for b in blocks], np.float32),
         "resolution_m": layered([b[4] for b in blocks], np.float64),
-    }, columns=list(ANSWER_COLUMNS))
+    }, columns=list(ANSWER_COLUMNS), copy=False)  # fresh arrays: no 2-D float block to copy them into
     if edition == "public":
         frame = frame.drop(columns=["rsrp_dbm"])
     return frame
