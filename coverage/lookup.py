@@ -429,33 +429,47 @@ def read_points(paths: str | os.PathLike | Iterable[str | os.PathLike],
         reject_rows.append(known)
     lon, lon_blank, lon_bad = parse_degrees(raw["lon"])
     lat, lat_blank, lat_bad = parse_degrees(raw["lat"])
-    lon_h, lat_h = raw["_lon_header"].to_numpy(object), raw["_lat_header"].to_numpy(object)
+    # the headers and texts of rejected rows only (a million points rarely have more than a few)
+    def lon_h(p):
+        return raw["_lon_header"].iloc[p].to_numpy(object)
+
+    def lat_h(p):
+        return raw["_lat_header"].iloc[p].to_numpy(object)
+
+    def lon_value(p):
+        return raw["lon"].iloc[p].to_numpy(object)
+
+    def lat_value(p):
+        return raw["lat"].iloc[p].to_numpy(object)
+
     reject(lon_blank, lon_h, "", "longitude missing (经度 is blank)")
     reject(lat_blank, lat_h, "", "latitude missing (纬度 is blank)")
-    reject(lon_bad, lon_h, raw["lon"], lambda p: "longitude is not a number (" + raw["lon"].to_numpy(object)[p] + ")")
-    reject(lat_bad, lat_h, raw["lat"], lambda p: "latitude is not a number (" + raw["lat"].to_numpy(object)[p] + ")")
+    reject(lon_bad, lon_h, lon_value, lambda p: "longitude is not a number (" + lon_value(p) + ")")
+    reject(lat_bad, lat_h, lat_value, lambda p: "latitude is not a number (" + lat_value(p) + ")")
     in_lon = (lon >= _LON_RANGE[0]) & (lon <= _LON_RANGE[1])
     in_lat = (lat >= _LAT_RANGE[0]) & (lat <= _LAT_RANGE[1])
     swapped = ~(in_lon & in_lat) & (lat >= _LON_RANGE[0]) & (lat <= _LON_RANGE[1]) & (lon >= _LAT_RANGE[0]) & (
         lon <= _LAT_RANGE[1])
-    lon_text, lat_text = raw["lon"].to_numpy(object), raw["lat"].to_numpy(object)
 
     def pair(p):
-        return lon_text[p] + ", " + lat_text[p]
+        return lon_value(p) + ", " + lat_value(p)
 
     def pair_h(p):
-        return lon_h[p] + "/" + lat_h[p]
+        return lon_h(p) + "/" + lat_h(p)
 
     reject(swapped, pair_h, pair, "纬度/经度 appear swapped: the longitude looks like a latitude and the "
                                   "latitude like a longitude")
-    reject(~in_lon, lon_h, raw["lon"], "longitude is outside China's extent (73–136°E)")
-    reject(~in_lat, lat_h, raw["lat"], "latitude is outside China's extent (3–54°N)")
-    datum = pd.Series(pd.unique(raw["_crs"]))
-    canonical = dict(zip(datum, datum.map(chinacrs.normalise_crs_name), strict=True))
-    row_crs = raw["_crs"].map(canonical)
-    reject(row_crs.isna(), raw["_crs_header"].to_numpy(object), raw["_crs"],
-           lambda p: "unknown coordinate system " + raw["_crs"].to_numpy(object)[p]
-           + ": use wgs84, cgcs2000, gcj02 or bd09")
+    reject(~in_lon, lon_h, lon_value, "longitude is outside China's extent (73–136°E)")
+    reject(~in_lat, lat_h, lat_value, "latitude is outside China's extent (3–54°N)")
+    from coverage.ingest import _map_unique
+
+    row_crs = _map_unique(raw["_crs"], chinacrs.normalise_crs_name)
+
+    def crs_value(p):
+        return raw["_crs"].iloc[p].to_numpy(object)
+
+    reject(row_crs.isna(), lambda p: raw["_crs_header"].iloc[p].to_numpy(object), crs_value,
+           lambda p: "unknown coordinate system " + crs_value(p) + ": use wgs84, cgcs2000, gcj02 or bd09")
     row_crs = row_crs.to_numpy(object)
     for name in (chinacrs.GCJ02, chinacrs.BD09):
         shift = ~bad & (row_crs == name)
