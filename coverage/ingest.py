@@ -637,6 +637,9 @@ def _parse_numbers(text: pd.Series, degrees: bool = False) -> tuple[np.ndarray, 
         return np.full(len(text), np.nan), blank, np.zeros(len(text), dtype=bool)
     values = _fast_float(text, blank)
     failed = np.isnan(values) & ~blank
+    if failed.any():  # only text with a digit (full-width too) can still be one
+        positions = np.flatnonzero(failed)
+        failed[positions] = text.iloc[positions].str.contains(r"\d", regex=True).to_numpy(dtype=bool)
     if failed.any():
         norm = text[failed].str.normalize("NFKC").str.replace("\u2212", "-", regex=False).str.strip()
         cleaned = norm.str.replace(_UNIT_SUFFIX, "", regex=True)
@@ -664,20 +667,37 @@ def parse_degrees(text: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _parse_numbers(text, degrees=True)
 
 
+_PLAIN_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+_MAYBE_NUMBER = r"(?i)[0-9]|inf|nan"
+
+
 def _fast_float(text: pd.Series, blank: np.ndarray) -> np.ndarray:
-    """float64 of text; NaN where blank or unparsable (Arrow's cast when every value parses)."""
+    """float64 of text; NaN where blank or unparsable.
+
+    Arrow's cast reads the plain decimal numbers (all of them at once when every
+    value is one); pandas reads the few other values (``inf``, ``1,5`` …) as before.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if isinstance(text.dtype, pd.StringDtype) and text.dtype.storage == "pyarrow":
+        arrow_text = pa.array(text.array)  # pandas' Arrow-backed str as it is: no copy to Python objects
+    else:
+        arrow_text = pa.array(text.to_numpy(dtype=object), type=pa.string())
+    nothing = pa.scalar(None, type=arrow_text.type)
     try:
-        if isinstance(text.dtype, pd.StringDtype) and text.dtype.storage == "pyarrow":
-            arrow_text = pa.array(text.array)  # pandas' Arrow-backed str as it is: no copy to Python objects
-            arr = pc.if_else(pa.array(blank), pa.scalar(None, type=arrow_text.type), arrow_text)
-        else:
-            arr = pa.array(text.to_numpy(dtype=object), type=pa.string(), mask=blank)
+        arr = pc.if_else(pa.array(blank), nothing, arrow_text)
         return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pd.to_numeric(text.where(~blank, "nan"), errors="coerce").to_numpy(dtype=np.float64, copy=True)
+        pass
+    plain = pc.match_substring_regex(arrow_text, _PLAIN_NUMBER).to_numpy(zero_copy_only=False) & ~blank
+    values = pc.cast(pc.if_else(pa.array(plain), arrow_text, nothing), pa.float64()).to_numpy(
+        zero_copy_only=False).astype(np.float64, copy=True)
+    # text without a digit is no number (无服务, 'no service'), unless it spells inf or nan
+    other = ~plain & ~blank & pc.match_substring_regex(arrow_text, _MAYBE_NUMBER).to_numpy(zero_copy_only=False)
+    if other.any():
+        values[other] = pd.to_numeric(text[other], errors="coerce").to_numpy(dtype=np.float64, copy=True)
+    return values
 
 
 def _normalise_ids(text: pd.Series) -> pd.Series:

@@ -567,7 +567,7 @@ def _check_duplicates(table: pd.DataFrame, rej, header: np.ndarray, value: pd.Se
     rows are hashed first, so only rows sharing a hash are compared by their values.
     """
     candidates = np.flatnonzero(~rej.bad)
-    key = table.iloc[candidates][list(_DUPLICATE_KEY)].assign(
+    key = table[list(_DUPLICATE_KEY)].iloc[candidates].assign(
         lon=table["lon"].iloc[candidates].round(6), lat=table["lat"].iloc[candidates].round(6),
         rsrp_dbm=table["rsrp_dbm"].iloc[candidates].fillna(1.0),  # no service is a value too
     )
