@@ -345,10 +345,16 @@ def _arrow_csv(raw: bytes, text: str, encoding: str, sep: str, h: int, head: lis
         return None
     if table.num_rows == 0:
         return None
-    blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(table.column(0))), 0)
+    # a blank row is blank in its first column: the other columns are looked at on those rows only
+    candidates = np.flatnonzero(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(table.column(0))), 0).to_numpy())
     for column in table.columns[1:]:
-        blank = pc.and_(blank, pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0))
-    keep = np.flatnonzero(~blank.to_numpy())
+        if not len(candidates):
+            break
+        cells = pc.take(column, pa.array(candidates))
+        candidates = candidates[pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(cells)), 0).to_numpy()]
+    kept = np.ones(table.num_rows, dtype=bool)
+    kept[candidates] = False
+    keep = np.flatnonzero(kept)
     if len(keep) < table.num_rows:
         table = table.take(keep)
     matched = match(header)
