@@ -11,13 +11,16 @@ Usage::
 
     .venv/bin/python bench/lookup.py [--run runs/sample] [--points 1000000] [--out bench/out/lookup]
 
-Prints one line per edition: points, answered, rejected, rows written, wall
-seconds (and the read / answer / write split), peak RSS and the load average.
+Prints per edition: points, answered, rejected, rows written, the read / answer /
+write split :func:`coverage.lookup.lookup` measured, then one ``total`` line: wall and
+CPU seconds, the peak RSS of the call (the points generator's memory is not
+counted) and the load average before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import resource
@@ -78,23 +81,36 @@ def main() -> None:
         print(f"wrote {points_csv} ({points_csv.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s")
     for edition, operator in (("public", None), ("operator", args.operator)):
         out = args.out / edition
-        t0 = time.perf_counter()
-        points = lk.read_points([points_csv])
-        t1 = time.perf_counter()
-        answers, outside = lk.lookup_points(args.run, points.frame, edition, operator)
-        t2 = time.perf_counter()
-        out.mkdir(parents=True, exist_ok=True)
-        lk.write_answers(answers, out / "lookup.csv", out / "lookup.parquet", overwrite=True)
-        t3 = time.perf_counter()
+        gc.collect()
+        _reset_peak_rss()
+        load = os.getloadavg()[0]
+        t0, cpu0 = time.perf_counter(), time.process_time()
         result = lk.lookup(args.run, [points_csv], out, edition=edition, operator=operator, overwrite=True)
-        t4 = time.perf_counter()
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        split = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.timings_s.items())
         print(f"{edition:<8} points {result.rows_read:,}  answered {result.points:,}  rejected {result.rejected:,}  "
-              f"rows {result.answers:,} ({len(result.layers)} layers)  lookup() {t4 - t3:.1f} s  "
-              f"[read {t1 - t0:.1f} s, answer {t2 - t1:.1f} s, write {t3 - t2:.1f} s]  "
-              f"lookup.csv {(out / 'lookup.csv').stat().st_size / 1e6:.0f} MB  peak RSS {peak_mib:,.0f} MiB  "
-              f"load {os.getloadavg()[0]:.2f}")
-        del answers, outside, points
+              f"rows {result.answers:,} ({len(result.layers)} layers)  [{split}]  "
+              f"lookup.csv {(out / 'lookup.csv').stat().st_size / 1e6:.0f} MB")
+        print(f"total lookup() {edition} {wall:.1f} s wall ({cpu:.1f} s CPU), peak RSS {_peak_rss_mib():,.0f} MiB, "
+              f"load {load:.2f} -> {os.getloadavg()[0]:.2f}")
+
+
+def _peak_rss_mib() -> float:
+    """VmHWM of this process since :func:`_reset_peak_rss` (Linux), else the lifetime peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _reset_peak_rss() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

