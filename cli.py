@@ -802,8 +802,8 @@ def calibrate(ctx, run_dir, measurements, crs_items, out_path, config_path, over
                    f"{_num(row.test_mean_error_before_db):>9} {_num(row.test_mean_error_after_db):>9} "
                    f"{_num(row.test_rmse_before_db):>11} {_num(row.test_rmse_after_db):>10}")
     if result.terrain is not None and result.terrain.has_dem:
-        click.echo(f"diffraction weight {result.terrain.diffraction_weight:g} -> "
-                   f"{result.config.terrain.diffraction_weight:g}")
+        click.echo(f"diffraction weight {result.terrain.diffraction_weight:.3f} -> "
+                   f"{result.config.terrain.diffraction_weight:.3f}")
     for path in result.paths:
         click.echo(f"  {path}")
     if not result.improved:
