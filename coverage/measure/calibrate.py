@@ -297,12 +297,14 @@ _UNFITTED_CLASSES = (255,)
 
 
 def fit_joint(residual_db: np.ndarray, columns: np.ndarray, lower, upper, start, ridge: np.ndarray | None = None,
-              scale_db: float | None = None) -> np.ndarray:
+              scale_db=None) -> np.ndarray:
     """Huber fit of ``residual = −columns · p`` within bounds; returns ``p``.
 
     ``columns`` (bins × parameters) is the design matrix; ``ridge`` (per parameter,
     pseudo-bins, 0 = none) adds ``√ridge · p`` residuals pulling a parameter toward 0;
-    ``scale_db`` is Huber's scale (default 1.345 robust σ of the residuals).
+    ``scale_db`` is Huber's scale, one value or one per bin (default 1.345 robust σ
+    of the residuals). Each bin's residual is divided by its scale, so with a scale
+    per group and no shared column the fit is :func:`fit_group` for every group.
 
     Examples
     --------
@@ -318,23 +320,26 @@ def fit_joint(residual_db: np.ndarray, columns: np.ndarray, lower, upper, start,
     residual_db = np.asarray(residual_db, dtype=np.float64)
     columns = np.asarray(columns, dtype=np.float64)
     n_params = columns.shape[1]
-    ridge = np.zeros(n_params) if ridge is None else np.asarray(ridge, dtype=np.float64)
-    penalised = np.flatnonzero(ridge > 0)
-    prior = np.zeros((penalised.size, n_params))
-    prior[np.arange(penalised.size), penalised] = np.sqrt(ridge[penalised])
-    jacobian = np.vstack([columns, prior])
     if scale_db is None:
         centred = residual_db - np.median(residual_db)
         scale_db = HUBER_K * 1.4826 * float(np.median(np.abs(centred)))
-    scale = max(float(scale_db), 0.1)
+    scale = np.maximum(np.broadcast_to(np.asarray(scale_db, dtype=np.float64), residual_db.shape), 0.1)
+    ridge = np.zeros(n_params) if ridge is None else np.asarray(ridge, dtype=np.float64)
+    penalised = np.flatnonzero(ridge > 0)
+    prior = np.zeros((penalised.size, n_params))
+    # a pseudo-bin of the typical scale
+    prior[np.arange(penalised.size), penalised] = np.sqrt(ridge[penalised]) / float(np.median(scale))
+    scaled_residual = residual_db / scale
+    scaled_columns = columns / scale[:, None]
+    jacobian = np.vstack([scaled_columns, prior])
 
     def residuals(p):
-        return np.concatenate([residual_db + columns @ p, prior @ p])
+        return np.concatenate([scaled_residual + scaled_columns @ p, prior @ p])
 
     lower = np.asarray(lower, dtype=np.float64)
     upper = np.asarray(upper, dtype=np.float64)
     start = np.clip(np.asarray(start, dtype=np.float64), lower, upper)
-    result = least_squares(residuals, start, jac=lambda p: jacobian, loss="huber", f_scale=scale,
+    result = least_squares(residuals, start, jac=lambda p: jacobian, loss="huber", f_scale=1.0,
                            bounds=(lower, upper), x_scale="jac")
     return result.x
 
@@ -347,9 +352,10 @@ def calibrate_terrain_bins(bins: pd.DataFrame, config, terrain) -> Calibration:
     with a DEM, one diffraction weight for the run (the kernel reads one ``[terrain]
     diffraction_weight``; Bullington's loss already scales with the wavelength);
     with land cover, per technology an offset for each land-cover class with
-    enough training bins. They are fitted together (one Huber fit, its scale the
-    robust σ of the residuals about their group medians), so that the class offsets
-    and the environment offsets do not take each other's share. Identifiability:
+    enough training bins. They are fitted together (one Huber fit; each bin's
+    residual divided by its group's Huber scale, as :func:`fit_group` scales it, so
+    that without terrain columns the fit is the groups' own), so that the class
+    offsets and the environment offsets do not take each other's share. Identifiability:
     the commonest class of each technology is the reference (offset 0: the
     environment offsets are the model's error there, the class offsets differences
     from it), and each class offset carries a ridge of :data:`CLASS_PRIOR_BINS`
@@ -385,6 +391,7 @@ def calibrate_terrain_bins(bins: pd.DataFrame, config, terrain) -> Calibration:
 
     group_rows = {}
     in_fit = np.zeros(n, dtype=bool)
+    row_scale = np.ones(n)
     for (tech, band, env), index in used.groupby(["tech", "site_band", "environment"]).indices.items():
         mine = np.zeros(n, dtype=bool)
         mine[index] = True
@@ -398,6 +405,8 @@ def calibrate_terrain_bins(bins: pd.DataFrame, config, terrain) -> Calibration:
             continue
         in_fit |= mine
         median = float(np.median(residual[mine & train]))
+        # fit_group's Huber scale, per group (1.345 robust σ of its training residuals)
+        row_scale[mine] = HUBER_K * 1.4826 * float(np.median(np.abs(residual[mine & train] - median)))
         add("offset", key, mine.astype(np.float64), -CALIBRATION_OFFSET_LIMIT_DB, CALIBRATION_OFFSET_LIMIT_DB,
             first=-median)
         fit_slope = (_log_distance_model(tech, band, env, profile)
@@ -448,11 +457,8 @@ def calibrate_terrain_bins(bins: pd.DataFrame, config, terrain) -> Calibration:
     params = np.zeros(len(names))
     if names and fit_rows.any():
         design = np.column_stack(columns)
-        medians = pd.Series(residual[fit_rows]).groupby(
-            used.loc[fit_rows, ["tech", "site_band", "environment"]].astype(str).agg("|".join, axis=1).to_numpy()
-        ).transform("median").to_numpy()
-        scale = HUBER_K * 1.4826 * float(np.median(np.abs(residual[fit_rows] - medians)))
-        params = fit_joint(residual[fit_rows], design[fit_rows], lower, upper, start, np.asarray(ridge), scale)
+        params = fit_joint(residual[fit_rows], design[fit_rows], lower, upper, start, np.asarray(ridge),
+                           row_scale[fit_rows])
     fitted = dict(zip(names, params.tolist(), strict=True))
     design_all = np.column_stack(columns) if columns else np.zeros((n, 0))
     correction = design_all @ params if columns else np.zeros(n)
