@@ -268,3 +268,37 @@ def test_cli_calibrate_over_terrain_prints_the_weight(runs, tmp_path, runner):
     assert weight and float(weight.group(1)) == pytest.approx(TRUE_WEIGHT, abs=0.1)
     assert "class 10 tree cover" in result.output
     assert tomllib.loads(out.read_text())["terrain"]["class_offsets_db"]["nbiot"]["10"] > 5.0
+
+
+def test_a_negative_class_offset_widens_the_reach_so_no_pixel_is_cut(terrain_files, tmp_path):
+    """−6 dB on trees lowers their loss: every tree pixel is 6 dB higher, pixels beyond the plain reach get a
+    signal where the offset lets the sector reach them (the reach's bonus), and no plain pixel is lost.
+
+    Over flat ground (10 m everywhere): the sweep's rays follow the reach, so over mountains a longer reach
+    also resamples the diffraction a little; on flat ground there is none to resample."""
+    lon, lat = lonlat_of(CENTRE_COL, CENTRE_ROW, RES)
+    single = make_sectors([{"lon": lon, "lat": lat, "environment": "urban"}], eirp_dbm=15.0)  # reach under the horizon
+    flat = write_albers_tif(tmp_path / "flat.tif", CENTRE_COL - HALF_PX, CENTRE_ROW - HALF_PX,
+                            np.full((2 * HALF_PX + 1, 2 * HALF_PX + 1), 10.0), res=RES)
+    files = (flat, terrain_files[1])
+    plain = _run(tmp_path / "plain", files, load_config(), single)
+    lower = config_from_dict({"terrain": {"class_offsets_db": {"nbiot": {str(TREES): -TRUE_TREE_OFFSET_DB}}}})
+    raised = _run(tmp_path / "raised", files, lower, single)
+    with rasterio.open(terrain_files[1]) as ds:
+        classes = ds.read(1)
+        lc0, lr0 = round(ds.transform.c / RES), round(-ds.transform.f / RES)
+    layers = []
+    for run_dir in (plain, raised):
+        with rasterio.open(RunLayout(run_dir).rsrp("nbiot", "CT")) as ds:
+            values = ds.read(1).astype(np.float64)
+            col0, row0 = round(ds.transform.c / RES), round(-ds.transform.f / RES)
+        rows, cols = np.nonzero(values > -9000)
+        layers.append({(int(c + col0), int(r + row0)): float(values[r, c]) for r, c in zip(rows, cols, strict=True)})
+    before, after = layers
+    assert set(before) < set(after)  # more pixels, none lost
+    tree = {k for k in after if 0 <= k[1] - lr0 < classes.shape[0] and 0 <= k[0] - lc0 < classes.shape[1]
+            and classes[k[1] - lr0, k[0] - lc0] == TREES}
+    shared_tree = [k for k in tree if k in before]
+    assert len(shared_tree) > 1000
+    assert max(abs(after[k] - before[k] - TRUE_TREE_OFFSET_DB) for k in shared_tree) <= 1.0 / 128
+    assert all(after[k] == before[k] for k in before if k not in tree)
