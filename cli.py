@@ -777,10 +777,13 @@ def _pct(value) -> str:
 def calibrate(ctx, run_dir, measurements, crs_items, out_path, config_path, overwrite):
     """Fit per technology × band × environment the path-loss offset and slope (and σ) on spatial blocks.
 
-    One block in five (2 km squares) is held out; the figures before and after are
-    those of the held-out bins. Writes --out only when the held-out RMSE improves
-    (then exit 0); otherwise writes nothing but RUN_DIR/evaluation/calibration.csv
-    and exits 1. `covmap build --config OUT.toml` then predicts with the corrections.
+    Over terrain and land cover it also fits the diffraction weight and an offset
+    per land-cover class (each bin's diffraction loss and class are recomputed
+    with the run's own DEM, land cover and sectors). One block in five (2 km
+    squares) is held out; the figures before and after are those of the held-out
+    bins. Writes --out only when the held-out RMSE improves (then exit 0);
+    otherwise writes nothing but RUN_DIR/evaluation/calibration.csv and exits 1.
+    `covmap build --config OUT.toml` then predicts with the corrections.
 
     \b
     Examples:
@@ -798,6 +801,9 @@ def calibrate(ctx, run_dir, measurements, crs_items, out_path, config_path, over
                    f"{row.n_test:>6} {_num(row.loss_offset_db):>7} {_num(row.loss_slope_db_per_decade):>6} "
                    f"{_num(row.test_mean_error_before_db):>9} {_num(row.test_mean_error_after_db):>9} "
                    f"{_num(row.test_rmse_before_db):>11} {_num(row.test_rmse_after_db):>10}")
+    if result.terrain is not None and result.terrain.has_dem:
+        click.echo(f"diffraction weight {result.terrain.diffraction_weight:.3f} -> "
+                   f"{result.config.terrain.diffraction_weight:.3f}")
     for path in result.paths:
         click.echo(f"  {path}")
     if not result.improved:

@@ -40,6 +40,11 @@ Tables and keys (units in the key names)
     ``"igbp"`` or the path of a TOML class table (relative to the configuration
     file's folder; see :mod:`coverage.terrain.clutter`); ``sweep_step_m``: sampling
     step of the per-site terrain sweep (default 0 = automatic, else 10-2000).
+``[terrain.class_offsets_db.<tech>]``
+    Fitted extra loss per land-cover class code, written by ``covmap calibrate``:
+    ``<code> = <dB>`` (code 0-254 of the run's land cover, −40…40 dB), added to the
+    class's foliage and extra loss for that technology in the terrain kernel (no
+    effect without land cover). Absent = no offset.
 ``[challenge]``
     The public challenge process on H3 (:mod:`coverage.measure.challenge`), each
     threshold from the FCC's Broadband Data Collection mobile challenge rules
@@ -179,6 +184,14 @@ class TerrainConfig:
     # the grid resolution and half the DEM's resolution: Nyquist for the DEM, and no
     # finer than the cells predicted), else 10-2000 m.
     sweep_step_m: float = 0.0
+    # Fitted extra loss per land-cover class, {tech: {class code: dB}}, added to the
+    # class's foliage and extra loss (coverage.terrain.clutter.extra_loss_lut); written
+    # by covmap calibrate (coverage.measure.calibrate), empty by default.
+    class_offsets_db: dict = field(default_factory=dict)
+
+    def class_offsets(self, tech: str) -> dict[int, float]:
+        """The class offsets of one technology, ``{code: dB}`` (empty when none)."""
+        return dict(self.class_offsets_db.get(tech, {}))
 
 
 @dataclass(frozen=True)
@@ -312,6 +325,12 @@ class Config:
         out["plan"] = asdict(self.plan)
         out["publish"] = asdict(self.publish)
         out["terrain"] = asdict(self.terrain)
+        # only when set, as [calibration]: without offsets the fingerprint (and the layers) stay as they were
+        offsets = out["terrain"].pop("class_offsets_db")
+        if any(offsets.values()):
+            out["terrain"]["class_offsets_db"] = {
+                tech: {str(code): float(db) for code, db in sorted(by_code.items())}
+                for tech, by_code in sorted(offsets.items()) if by_code}
         out["h3"] = asdict(self.h3)
         out["targets"] = asdict(self.targets)
         out["challenge"] = asdict(self.challenge)
@@ -356,6 +375,12 @@ class Config:
                     t = profile.thresholds_dbm(env)
                     lines.append(f"# thresholds {env}: outdoor {t['outdoor']:.2f} dBm, deep {t['deep']:.2f} dBm")
             for key, sub in subtables.items():
+                if key == "class_offsets_db":  # one more level: [terrain.class_offsets_db.<tech>]
+                    for tech, by_code in sub.items():
+                        lines.append("")
+                        lines.append(f"[{table}.{key}.{_toml_key(tech)}]")
+                        lines.extend(f"{_toml_key(code)} = {_toml_value(float(db))}" for code, db in by_code.items())
+                    continue
                 lines.append("")
                 lines.append(f"[{table}.{key}]")
                 lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in sub.items())
@@ -461,6 +486,8 @@ _CALIBRATION_RULES = {
     "loss_slope_db_per_decade": (_NUMBER, -CALIBRATION_SLOPE_LIMIT_DB_PER_DECADE,
                                  CALIBRATION_SLOPE_LIMIT_DB_PER_DECADE, "dB/decade"),
 }
+# Largest land-cover class code (255 is the rasters' nodata: coverage.terrain.clutter.NODATA_CLASS).
+_MAX_CLASS_CODE = 254
 # Smallest explicit [terrain] sweep_step_m, m (finer than any DEM covmap reads: 30 m SRTM/Copernicus).
 _MIN_SWEEP_STEP_M = 10.0
 
@@ -541,6 +568,9 @@ def _override_profile(checker: _Checker, tech: str, base: TechProfile, table: di
 def _override_section(checker: _Checker, name: str, table: dict):
     cls, rules = _SECTION_RULES[name]
     changes = {}
+    if name == "terrain" and "class_offsets_db" in table:
+        table = dict(table)
+        changes["class_offsets_db"] = _class_offsets_section(checker, table.pop("class_offsets_db"))
     for key_name, value in table.items():
         key = f"[{name}] {key_name}"
         if key_name not in rules:
@@ -584,6 +614,21 @@ def _terrain_section(checker: _Checker, section: TerrainConfig) -> TerrainConfig
     except ConfigError as exc:
         raise checker.fail("[terrain] clutter_table", str(exc)) from exc
     return replace(section, clutter_table=str(path))
+
+
+def _class_offsets_section(checker: _Checker, table) -> dict:
+    """[terrain.class_offsets_db.<tech>] <class code> = <dB>."""
+    offsets: dict = {}
+    for tech, by_code in _table(checker, "[terrain.class_offsets_db]", table).items():
+        if tech not in PROFILES:
+            raise checker.unknown(f"[terrain.class_offsets_db] {tech}", tech, PROFILES)
+        for code_text, value in _table(checker, f"[terrain.class_offsets_db.{tech}]", by_code).items():
+            key = f"[terrain.class_offsets_db.{tech}] {code_text}"
+            text = str(code_text).strip()
+            if not (text.isascii() and text.isdigit() and 0 <= int(text) <= _MAX_CLASS_CODE):
+                raise checker.fail(key, f"a land-cover class code must be an integer 0-{_MAX_CLASS_CODE}")
+            offsets.setdefault(tech, {})[int(text)] = checker.value(key, value, *_CALIBRATION_RULES["loss_offset_db"])
+    return {tech: dict(sorted(by_code.items())) for tech, by_code in sorted(offsets.items())}
 
 
 def _calibration_section(checker: _Checker, table: dict, profiles: dict) -> CalibrationConfig:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit, prange
@@ -82,6 +82,8 @@ class TerrainSetup:
         ``lattice_k × resolution_m``).
     diffraction_weight : float
     earth_curvature_per_km : float
+    class_offsets_db : dict
+        ``{tech: {class code: dB}}`` of ``[terrain.class_offsets_db]`` (calibrated), empty by default.
     """
 
     dem: object | None
@@ -91,6 +93,7 @@ class TerrainSetup:
     resolution_m: float
     diffraction_weight: float
     earth_curvature_per_km: float
+    class_offsets_db: dict = field(default_factory=dict)
 
     @property
     def lattice_step_m(self) -> float:
@@ -194,7 +197,8 @@ def resolve_terrain(dem, clutter, config, resolution_m: float) -> TerrainSetup |
     lattice_k = max(1, int(round(step_m / resolution_m)))
     return TerrainSetup(dem=dem_source, landcover=landcover, class_table=table, lattice_k=lattice_k,
                         resolution_m=float(resolution_m), diffraction_weight=float(terrain.diffraction_weight),
-                        earth_curvature_per_km=earth_curvature_per_km(terrain.earth_k_factor))
+                        earth_curvature_per_km=earth_curvature_per_km(terrain.earth_k_factor),
+                        class_offsets_db=dict(getattr(terrain, "class_offsets_db", {})))
 
 
 def _class_sample(landcover) -> list[int]:
@@ -245,7 +249,8 @@ def tech_terrain(setup: TerrainSetup, profile) -> TechTerrain:
         extra = np.zeros(256, dtype=np.float64)
     else:
         env_lut = environment_lut(setup.class_table)
-        extra = extra_loss_lut(setup.class_table, profile.freq_mhz, profile.ue_height_m)
+        extra = extra_loss_lut(setup.class_table, profile.freq_mhz, profile.ue_height_m,
+                               setup.class_offsets_db.get(profile.tech))
     thresholds = [profile.thresholds_dbm(env) for env in ENVIRONMENTS]
     return TechTerrain(env_lut=np.ascontiguousarray(env_lut, dtype=np.uint8),
                        extra_lut=np.ascontiguousarray(extra, dtype=np.float64),
@@ -455,7 +460,8 @@ def sector_terrain(setup: TerrainSetup, tech: str, profile, lon_deg, lat_deg, x_
     if setup.landcover is not None:
         from coverage.terrain.clutter import extra_loss_lut
 
-        bonus = max(0.0, -float(extra_loss_lut(setup.class_table, profile.freq_mhz, profile.ue_height_m).min()))
+        bonus = max(0.0, -float(extra_loss_lut(setup.class_table, profile.freq_mhz, profile.ue_height_m,
+                                               setup.class_offsets_db.get(tech)).min()))
         envs = range(len(ENVIRONMENTS))
     else:
         bonus = 0.0

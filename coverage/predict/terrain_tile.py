@@ -43,6 +43,7 @@ class TileTerrain:
     pixel_extra_db: np.ndarray  # (size, size) float64
     filled: int
     samples: int
+    pixel_class: np.ndarray | None = None  # (size, size) uint8 land-cover codes, None without land cover
 
 
 def tile_terrain(setup, tech_terrain, col0: int, row0: int, size_px: int, sectors) -> TileTerrain:
@@ -85,11 +86,12 @@ def tile_terrain(setup, tech_terrain, col0: int, row0: int, size_px: int, sector
         pixel_env = tech_terrain.env_lut[cls]
         pixel_extra = tech_terrain.extra_lut[cls]
     else:
+        cls = None
         pixel_env = np.full((size_px, size_px), 5, dtype=np.uint8)  # every pixel: the sector's environment
         pixel_extra = np.zeros((size_px, size_px), dtype=np.float64)
     return TileTerrain(z=z, gi0=gi0, gj0=gj0, ground_m=ground, pixel_env=np.ascontiguousarray(pixel_env),
                        pixel_extra_db=np.ascontiguousarray(pixel_extra, dtype=np.float64),
-                       filled=int(filled), samples=int(samples))
+                       filled=int(filled), samples=int(samples), pixel_class=cls)
 
 
 def _nearest_lattice(col0, row0, size_px, k, li0, lj0):
@@ -175,12 +177,14 @@ def _sweep_all(z, gi0, gj0, step, half_res, unique, height, heff, reach_bins, wa
 
 
 def predict_tile_terrain(sectors, setup, tech_terrain, terrain: TileTerrain, col0: int, row0: int, size_px: int,
-                         ue_height_m: float, block_px: int | None = None):
+                         ue_height_m: float, block_px: int | None = None, keep: dict | None = None):
     """Best-server rsrp and class of one tile over terrain (plain arrays in and out).
 
     ``sectors`` holds the kernel arrays (:data:`coverage.predict.kernel.SECTOR_FIELDS`)
     and the terrain ones (:data:`coverage.predict.terrain_sites.TERRAIN_FIELDS`) of
     one operator's candidate sectors. Returns ``(rsrp, class, evaluations, samples)``.
+    ``keep``, a dict, receives ``best_sector`` (per pixel, −1 where none) and
+    ``tables`` (:class:`SiteTables`), for the calibration's per-pixel terrain terms.
     """
     from coverage.predict.kernel import PRUNE_BLOCK_PX, loss_slope_array
     from coverage.predict.terrain_kernel import best_server_terrain_kernel, classify_by_environment
@@ -209,4 +213,6 @@ def predict_tile_terrain(sectors, setup, tech_terrain, terrain: TileTerrain, col
     cls = np.empty((size_px, size_px), dtype=np.uint8)
     classify_by_environment(best_dbm, best_sector, best_env, tech_terrain.outdoor_by_env, tech_terrain.deep_by_env,
                             rsrp, cls)
+    if keep is not None:
+        keep.update(best_sector=best_sector, tables=tables)
     return rsrp, cls, int(evaluations), tables.samples

@@ -452,11 +452,13 @@ def environment_lut(table: ClassTable) -> np.ndarray:
     return lut
 
 
-def extra_loss_lut(table: ClassTable, freq_mhz: float, ue_height_m: float) -> np.ndarray:
+def extra_loss_lut(table: ClassTable, freq_mhz: float, ue_height_m: float,
+                   class_offsets_db: Mapping[int, float] | None = None) -> np.ndarray:
     """Additive receiver-side loss of every class code, dB: ``float64[256]``.
 
     ``foliage_excess_db(freq_mhz, ue_height_m)`` where a class has ``foliage``, plus
-    its ``extra_loss_db``; 0 for unlisted codes and 255 (nodata).
+    its ``extra_loss_db``, plus its calibrated offset (``[terrain.class_offsets_db]``,
+    listed or not in the table); 0 for unlisted codes and 255 (nodata).
 
     Parameters
     ----------
@@ -465,6 +467,9 @@ def extra_loss_lut(table: ClassTable, freq_mhz: float, ue_height_m: float) -> np
         Carrier frequency, MHz.
     ue_height_m : float
         Device height above ground, m.
+    class_offsets_db : mapping of int to float, optional
+        Fitted offsets by class code, dB (:mod:`coverage.measure.calibrate`); may be
+        negative.
 
     Returns
     -------
@@ -481,6 +486,8 @@ def extra_loss_lut(table: ClassTable, freq_mhz: float, ue_height_m: float) -> np
     lut = np.zeros(256, dtype=np.float64)
     for code, item in table.classes.items():
         lut[code] = (foliage_db if item.foliage else 0.0) + item.extra_loss_db
+    for code, offset_db in (class_offsets_db or {}).items():
+        lut[int(code)] += float(offset_db)
     lut[NODATA_CLASS] = 0.0
     return lut
 

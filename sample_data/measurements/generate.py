@@ -10,6 +10,7 @@ Drive routes along road-like polylines through the six districts are sampled eve
 ``STEP_M`` metres. At each point the truth of a network (operator × technology) is
 
     truth_dbm = predicted_dbm + OFFSET_DB[operator][environment] + shadow_db(x, y)
+                + (1 − TRUE_DIFFRACTION_WEIGHT) · diffraction_db − TRUE_CLASS_OFFSETS_DB[land class]
 
 where ``predicted_dbm`` is the sample run's best-server raster
 ``raster/<tech>_<op>_rsrp.tif`` at the point, ``environment`` is the zone of
@@ -17,7 +18,11 @@ where ``predicted_dbm`` is the sample run's best-server raster
 ``shadow_db`` a spatially correlated Gaussian field (σ = ``SHADOW_SIGMA_DB`` dB in dB, i.e.
 log-normal, decorrelating over ``SHADOW_CORRELATION_M``) of its own per network. A
 receiver then adds its error: scanners N(0, ``SCANNER_SIGMA_DB``), handsets
-N(``HANDSET_BIAS_DB``, ``HANDSET_SIGMA_DB``). Where the prediction is nodata or the
+N(``HANDSET_BIAS_DB``, ``HANDSET_SIGMA_DB``). ``diffraction_db`` (the Bullington excess of
+the pixel's best server, at weight 1) and the land class are those the sample run's kernel
+used at the point's pixel (:func:`coverage.measure.terrain_terms.bin_terrain_terms`): the
+truth has less terrain diffraction than the model and more loss on IGBP class 9 (savannas,
+the tree-dotted hills the model treats as open ground). Where the prediction is nodata or the
 measured value falls below −140 dBm the row says no service (无服务 / empty Level).
 Everything is seeded (``SEED``) and written to ``truth.json`` beside the files.
 """
@@ -62,6 +67,10 @@ OFFSET_DB = {
     "CM": {"dense_urban": -3.0, "urban": -2.0, "suburban": 0.0, "rural": 2.0},
     "CU": {"dense_urban": -8.0, "urban": -5.0, "suburban": -3.0, "rural": 0.0},
 }
+# Known terrain departures (what covmap calibrate fits over terrain and land cover): the truth's
+# [terrain] diffraction_weight (the model's is 1.0) and its extra loss per IGBP land-cover class, dB.
+TRUE_DIFFRACTION_WEIGHT = 0.5
+TRUE_CLASS_OFFSETS_DB = {9: 5.0}
 NETWORKS = [(op, tech) for op in ("CT", "CM", "CU") for tech in ("nbiot", "redcap")]
 OPERATOR_ZH = {"CT": "中国电信", "CM": "中国移动", "CU": "中国联通"}
 TECH_LABEL = {"nbiot": "NB-IoT", "redcap": "5G RedCap"}
@@ -115,6 +124,9 @@ class Truth:
     """The sample run's predicted rasters, the shadowing fields and the offsets."""
 
     def __init__(self, run_dir: Path, rng: np.random.Generator):
+        self.run_dir = run_dir
+        self.terms: dict[tuple, tuple[float, int]] = {}  # (op, tech, col, row) -> (diffraction_db, land class)
+        self.terrain_realised: dict[tuple[str, str], list] = {}
         self.rasters = {}
         for op, tech in NETWORKS:
             path = run_dir / "raster" / f"{tech}_{op.lower()}_rsrp.tif"
@@ -134,16 +146,45 @@ class Truth:
         centres = Transformer.from_crs("EPSG:4326", CRS_METRIC, always_xy=True)
         self.centres_m = [(*centres.transform(c[1], c[2]), c[3] * 1000.0, c[4]) for c in URBAN_CENTRES]
 
-    def predicted(self, key, x_m, y_m) -> np.ndarray:
-        band, transform, nodata, _ = self.rasters[key]
+    def _pixels(self, key, x_m, y_m):
+        band, transform, _, _ = self.rasters[key]
         rx, ry = self.to_raster.transform(x_m, y_m)
         col, row = ~transform * (np.asarray(rx), np.asarray(ry))
-        row, col = np.floor(row).astype(int), np.floor(col).astype(int)
+        return np.floor(row).astype(int), np.floor(col).astype(int)
+
+    def predicted(self, key, x_m, y_m) -> np.ndarray:
+        band, transform, nodata, _ = self.rasters[key]
+        row, col = self._pixels(key, x_m, y_m)
         inside = (row >= 0) & (row < band.shape[0]) & (col >= 0) & (col < band.shape[1])
         out = np.full(len(x_m), np.nan)
         out[inside] = band[row[inside], col[inside]]
         out[out == nodata] = np.nan
         return out
+
+    def terrain_departure(self, key, x_m, y_m) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(departure dB = (1 − TRUE_DIFFRACTION_WEIGHT) · diffraction − TRUE_CLASS_OFFSETS_DB[class], diffraction, class)."""
+        from coverage.measure.evaluate import run_config
+        from coverage.measure.terrain_terms import bin_terrain_terms
+
+        _, transform, _, _ = self.rasters[key]
+        row, col = self._pixels(key, x_m, y_m)
+        res = transform.a
+        gcol = col + int(round(transform.c / res))
+        grow = row + int(round(-transform.f / res))
+        wanted = sorted({(c, r) for c, r in zip(gcol.tolist(), grow.tolist(), strict=True)
+                         if (*key, c, r) not in self.terms})
+        if wanted:
+            bins = pd.DataFrame({"tech": key[1], "operator": key[0], "col": [c for c, _ in wanted],
+                                 "row": [r for _, r in wanted]})
+            found = bin_terrain_terms(bins, self.run_dir, run_config(self.run_dir)).bins
+            for c, r, d, k in zip(found["col"], found["row"], found["diffraction_db"], found["land_class"],
+                                  strict=True):
+                self.terms[(*key, int(c), int(r))] = (0.0 if np.isnan(d) else float(d), int(k))
+        terms = [self.terms[(*key, c, r)] for c, r in zip(gcol.tolist(), grow.tolist(), strict=True)]
+        diffraction = np.array([t[0] for t in terms])
+        land_class = np.array([t[1] for t in terms])
+        offset = np.array([TRUE_CLASS_OFFSETS_DB.get(k, 0.0) for k in land_class.tolist()])
+        return (1.0 - TRUE_DIFFRACTION_WEIGHT) * diffraction - offset, diffraction, land_class
 
     def shadow(self, key, x_m, y_m) -> np.ndarray:
         field = self.fields[key]
@@ -158,11 +199,14 @@ class Truth:
         """(measured dBm with NaN = no service, environment) at metric points."""
         env = self.environment(x_m, y_m)
         offset = np.array([OFFSET_DB[key[0]][e] for e in env])
-        truth = self.predicted(key, x_m, y_m) + offset + self.shadow(key, x_m, y_m)
+        by_environment = self.predicted(key, x_m, y_m) + offset + self.shadow(key, x_m, y_m)
+        departure, diffraction, land_class = self.terrain_departure(key, x_m, y_m)
+        truth = by_environment + departure
         measured = truth + bias_db + rng.normal(0, sigma_db, len(truth))
         measured[measured < NO_SERVICE_BELOW_DBM] = np.nan
         recorded = np.isfinite(measured)
-        self._tally(key, (truth - self.predicted(key, x_m, y_m))[recorded], env[recorded])
+        self._tally(key, (by_environment - self.predicted(key, x_m, y_m))[recorded], env[recorded])
+        self.terrain_realised.setdefault(key, []).append((diffraction[recorded], land_class[recorded]))
         return measured, env
 
     def _tally(self, key, departure_db: np.ndarray, env: np.ndarray) -> None:
@@ -274,6 +318,22 @@ def _realised(truth: Truth) -> dict:
     return out
 
 
+def _terrain_realised(truth: Truth) -> dict:
+    """Per tech and operator: recorded rows, those with ≥ 1 dB of diffraction (and its mean), per class."""
+    out: dict = {}
+    for (op, tech), parts in sorted(truth.terrain_realised.items()):
+        diffraction = np.concatenate([d for d, _ in parts])
+        land_class = np.concatenate([k for _, k in parts])
+        shadowed = diffraction >= 1.0
+        classes, counts = np.unique(land_class, return_counts=True)
+        out.setdefault(tech, {})[op] = {
+            "rows": int(diffraction.size), "rows_diffraction_ge_1db": int(shadowed.sum()),
+            "mean_diffraction_db_where_ge_1db": round(float(diffraction[shadowed].mean()), 3) if shadowed.any()
+            else None,
+            "rows_per_class": {str(int(k)): int(n) for k, n in zip(classes, counts, strict=True)}}
+    return out
+
+
 def main(run_dir: Path, out_dir: Path) -> dict:
     rng = np.random.default_rng(SEED)
     truth = Truth(run_dir, rng)
@@ -293,15 +353,25 @@ def main(run_dir: Path, out_dir: Path) -> dict:
                        "offsets, shadowing and receiver error; not real measurements.",
         "generator": "sample_data/measurements/generate.py", "seed": SEED,
         "run": "runs/sample (covmap build --sample): raster/<tech>_<op>_rsrp.tif",
-        "model": "truth_dbm = predicted_dbm + offsets_db[operator][environment] + shadow_db; "
+        "model": "truth_dbm = predicted_dbm + offsets_db[operator][environment] + shadow_db "
+                 "+ (1 - terrain.diffraction_weight) * diffraction_db - terrain.class_offsets_db[land_class]; "
                  "measured_dbm = truth_dbm + receiver error; NaN (no service) below "
                  f"{NO_SERVICE_BELOW_DBM:g} dBm or where the prediction is nodata",
+        "terrain": {"diffraction_weight": TRUE_DIFFRACTION_WEIGHT, "model_diffraction_weight": 1.0,
+                    "class_offsets_db": {str(k): v for k, v in TRUE_CLASS_OFFSETS_DB.items()},
+                    "class_table": "igbp (the sample run's MODIS MCD12C1 land cover)",
+                    "note": "diffraction_db (Bullington excess of the pixel's best server at weight 1) and the land "
+                            "class at each point's pixel, as the sample run's kernel used them "
+                            "(coverage.measure.terrain_terms.bin_terrain_terms); class offsets are extra loss, so "
+                            "the truth is lower by them; the same for both technologies",
+                    "realised": _terrain_realised(truth)},
         "offsets_db": OFFSET_DB,
         "offsets_sign": "truth minus predicted (dB); the evaluation's mean error (predicted − measured) "
                         "of a group is minus its offset",
         "offsets_apply_to": ["nbiot", "redcap"],
         "realised_offsets_db": _realised(truth),
-        "realised_offsets_note": "mean of truth − predicted (offset + the shadowing that fell on the routes) over "
+        "realised_offsets_note": "mean of the environment part of truth − predicted (offset + the shadowing that "
+                                 "fell on the routes; the terrain part is left out) over "
                                  "the rows of all files that record a signal (MRO included), per tech, operator and "
                                  "environment, with n: what a perfect fit of these rows finds. The shadowing is "
                                  "correlated over ~100 m, so a group's realised offset departs from the injected one "
