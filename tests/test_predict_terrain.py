@@ -827,3 +827,26 @@ def test_fast_path_agrees_with_a_per_pixel_reference_on_real_mountains(place, tm
     assert covered.sum() > 5_000
     assert within_1 >= 0.99
     assert within_3 >= 0.999
+
+
+def test_a_later_step_opens_the_runs_embedded_dem_as_the_build_did():
+    """plan and calibration re-open the run's DEM from raster/report.json: the embedded one as ``default``.
+
+    Opened by its path alone, the embedded NetCDF has no nodata of its own (GDAL's
+    −32767 would leave the −999 sea fill as ground) and an assumed CRS.
+    """
+    from coverage.config import load_config
+    from coverage.errors import TerrainSourceError
+    from coverage.predict.terrain_sites import run_terrain_setup
+    from coverage.terrain import data
+
+    built = data.open_default_dem()
+    report = {"terrain": {"dem": {"path": str(built.path), "sha256": built.sha256}, "clutter": None,
+                          "lattice_step_m": 800.0}}
+    setup = run_terrain_setup(report, load_config(), 100.0)
+    assert setup.dem.info()["nodata"] == built.info()["nodata"] == -999.0
+    assert setup.dem.info()["assumed_crs"] is False
+    assert run_terrain_setup({"terrain": None}, load_config(), 100.0) is None
+    changed = {"terrain": {"dem": {"path": str(built.path), "sha256": "0" * 64}, "clutter": None}}
+    with pytest.raises(TerrainSourceError, match="has changed since the run"):
+        run_terrain_setup(changed, load_config(), 100.0)

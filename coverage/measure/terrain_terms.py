@@ -8,7 +8,7 @@ chose the pixel's environment and extra loss by. This module recomputes both for
 the pixels that hold bins, with the run's own machinery and inputs: the sectors of
 ``sectors.parquet`` prepared as :func:`coverage.predict.predict` prepares them
 (:func:`~coverage.predict.sectors.prepare_sectors`, terrain-aware reach), the DEM
-and land cover that ``raster/report.json`` names (:func:`run_terrain`: checked by
+and land cover that ``raster/report.json`` names (:func:`~coverage.predict.terrain_sites.run_terrain_setup`: checked by
 sha256, the embedded ones opened as ``predict`` opened them) and the run's configuration.
 
 How (exact, not an approximation)
@@ -96,45 +96,6 @@ class TerrainTerms:
     agree_share: float = float("nan")
     seconds: float = 0.0
     windows: int = 0
-
-
-def run_terrain(report: dict, config, resolution_m: float):
-    """The run's :class:`~coverage.predict.terrain_sites.TerrainSetup` from its report, or None (flat run).
-
-    A source whose sha256 is that of the embedded DEM or land cover is opened as
-    ``"default"`` (with the nodata and CRS :mod:`coverage.terrain.data` assigns: opened
-    by its path alone, the DEM's −999 sea fill would be read as ground); any other
-    by its path, and its sha256 must be the one the run recorded. The class table is
-    the one the run used when it is a built-in one.
-
-    Raises
-    ------
-    TerrainSourceError
-        A source is missing or has changed since the run.
-    """
-    from coverage.errors import TerrainSourceError
-    from coverage.predict.terrain_sites import resolve_terrain
-    from coverage.terrain import data
-
-    entry = report.get("terrain") or {}
-    dem, clutter = entry.get("dem"), entry.get("clutter")
-    if not dem and not clutter:
-        return None
-
-    def spec(used, item):
-        if not used:
-            return None
-        return "default" if used.get("sha256") == item.sha256 else used["path"]
-
-    if clutter and clutter.get("class_table") in ("worldcover", "igbp"):
-        config = replace(config, terrain=replace(config.terrain, clutter_table=clutter["class_table"]))
-    setup = resolve_terrain(spec(dem, data.DEFAULT_DEM), spec(clutter, data.DEFAULT_LANDCOVER), config,
-                            resolution_m)
-    for name, used, source in (("DEM", dem, setup.dem), ("land cover", clutter, setup.landcover)):
-        if used and source.sha256 != used["sha256"]:
-            raise TerrainSourceError(f"the run's {name} {used['path']} has changed since the run "
-                                     f"(sha256 {source.sha256[:12]}… not {used['sha256'][:12]}…)")
-    return setup
 
 
 def _run_sectors(run_dir, techs):
@@ -233,7 +194,9 @@ def bin_terrain_terms(bins: pd.DataFrame, run_dir, config, report: dict | None =
     started = time.perf_counter()
     report = read_run_report(run_dir) if report is None else report
     res = float(report["grid"]["resolution_m"])
-    setup = run_terrain(report, config, res)
+    from coverage.predict.terrain_sites import run_terrain_setup
+
+    setup = run_terrain_setup(report, config, res)
     if setup is None:
         return None
     weight = float(setup.diffraction_weight)
@@ -324,4 +287,4 @@ def bin_terrain_terms(bins: pd.DataFrame, run_dir, config, report: dict | None =
                         seconds=seconds, windows=len(jobs))
 
 
-__all__ = ["NO_CLASS", "WINDOW_PX", "TerrainTerms", "bin_terrain_terms", "run_terrain", "table_values"]
+__all__ = ["NO_CLASS", "WINDOW_PX", "TerrainTerms", "bin_terrain_terms", "table_values"]

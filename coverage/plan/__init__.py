@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -42,7 +41,6 @@ from coverage.errors import (
     EmptyCoverageError,
     InputReadError,
     SchemaError,
-    TerrainSourceError,
     UnknownUnitError,
 )
 from coverage.files import atomic_output, write_csv_bom
@@ -198,7 +196,9 @@ def plan_sites(run_dir, operator: str, tech: str, n_sites: int, counties=None, r
     env = density_environment(lon, lat, own.geometry.x.to_numpy(), own.geometry.y.to_numpy())
     profile = cfg.profiles[tech_id]
     candidates = site_sectors(lon, lat, env, op, tech_id, profile, prefix=f"PLAN-{op}-{tech_id}")
-    terrain = _run_terrain(report, cfg, res)
+    from coverage.predict.terrain_sites import run_terrain_setup
+
+    terrain = run_terrain_setup(report, cfg, res)
     sets = coverage_sets(candidates, tech_id, cfg, terrain, window, progress=progress)
     timings["candidates"] = time.perf_counter() - t0
 
@@ -306,28 +306,6 @@ def _gaps(layout: RunLayout, tech: str, operator: str, county_codes) -> gpd.GeoD
     if gaps.empty:
         raise EmptyCoverageError(f"{operator} has no {tech} gap in {', '.join(county_codes)}: nothing to plan")
     return gaps
-
-
-def _run_terrain(report: dict, config, resolution_m: float):
-    """The run's TerrainSetup, from the files its report names (checked by sha256), or None."""
-    from coverage.predict.terrain_sites import resolve_terrain
-
-    entry = report.get("terrain") or {}
-    dem, clutter = entry.get("dem"), entry.get("clutter")
-    if not dem and not clutter:
-        return None
-    if clutter and clutter.get("class_table") in ("worldcover", "igbp"):
-        config = replace(config, terrain=replace(config.terrain, clutter_table=clutter["class_table"]))
-    setup = resolve_terrain(dem["path"] if dem else None, clutter["path"] if clutter else None, config,
-                            resolution_m)
-    for name, used, source in (("DEM", dem, setup.dem), ("land cover", clutter, setup.landcover)):
-        if used and source.sha256 != used["sha256"]:
-            raise TerrainSourceError(f"the run's {name} {used['path']} has changed since the run "
-                                     f"(sha256 {source.sha256[:12]}… not {used['sha256'][:12]}…)")
-    if not math.isclose(setup.lattice_step_m, float(entry.get("lattice_step_m", setup.lattice_step_m))):
-        log.warning("terrain lattice %g m differs from the run's %g m (configuration changed?)",
-                    setup.lattice_step_m, entry["lattice_step_m"])
-    return setup
 
 
 def _county_of(units_xy: gpd.GeoDataFrame, x, y) -> np.ndarray:

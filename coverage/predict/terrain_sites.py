@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numba import njit, prange
@@ -199,6 +199,47 @@ def resolve_terrain(dem, clutter, config, resolution_m: float) -> TerrainSetup |
                         resolution_m=float(resolution_m), diffraction_weight=float(terrain.diffraction_weight),
                         earth_curvature_per_km=earth_curvature_per_km(terrain.earth_k_factor),
                         class_offsets_db=dict(getattr(terrain, "class_offsets_db", {})))
+
+
+def run_terrain_setup(report: dict, config, resolution_m: float) -> TerrainSetup | None:
+    """What a later step predicting again for a run uses (plan, calibration): the run's :class:`~coverage.predict.terrain_sites.TerrainSetup` from its report, or None (flat run).
+
+    A source whose sha256 is that of the embedded DEM or land cover is opened as
+    ``"default"`` (with the nodata and CRS :mod:`coverage.terrain.data` assigns: opened
+    by its path alone, the DEM's −999 sea fill would be read as ground); any other
+    by its path, and its sha256 must be the one the run recorded. The class table is
+    the one the run used when it is a built-in one.
+
+    Raises
+    ------
+    TerrainSourceError
+        A source is missing or has changed since the run.
+    """
+    from coverage.errors import TerrainSourceError
+    from coverage.terrain import data
+
+    entry = report.get("terrain") or {}
+    dem, clutter = entry.get("dem"), entry.get("clutter")
+    if not dem and not clutter:
+        return None
+
+    def spec(used, item):
+        if not used:
+            return None
+        return "default" if used.get("sha256") == item.sha256 else used["path"]
+
+    if clutter and clutter.get("class_table") in ("worldcover", "igbp"):
+        config = replace(config, terrain=replace(config.terrain, clutter_table=clutter["class_table"]))
+    setup = resolve_terrain(spec(dem, data.DEFAULT_DEM), spec(clutter, data.DEFAULT_LANDCOVER), config,
+                            resolution_m)
+    for name, used, source in (("DEM", dem, setup.dem), ("land cover", clutter, setup.landcover)):
+        if used and source.sha256 != used["sha256"]:
+            raise TerrainSourceError(f"the run's {name} {used['path']} has changed since the run "
+                                     f"(sha256 {source.sha256[:12]}… not {used['sha256'][:12]}…)")
+    if not math.isclose(setup.lattice_step_m, float(entry.get("lattice_step_m", setup.lattice_step_m))):
+        log.warning("terrain lattice %g m differs from the run's %g m (configuration changed?)",
+                    setup.lattice_step_m, entry["lattice_step_m"])
+    return setup
 
 
 def _class_sample(landcover) -> list[int]:
