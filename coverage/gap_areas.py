@@ -291,12 +291,12 @@ def format_gap_areas(frame: pd.DataFrame, limit: int | None = 20) -> str:
 
     table = pd.DataFrame({
         "rank": shown["rank_in_county"].astype("Int64"),
-        "county": shown["county_code"].astype(str) + " " + shown["county_name"].fillna("").astype(str),
+        "county": shown["county_code"].astype(str) + " " + shown["county_name"].astype(object).where(shown["county_name"].notna(), "").astype(str),
         "tech": shown["tech"],
         "operator": shown["operator"],
         "unit": shown["unit_kind"].map({"township": "township", "h3_res7": "H3 r7"}).fillna(shown["unit_kind"]),
         "code": shown["unit_code"],
-        "name": shown["unit_name"].fillna(""),
+        "name": shown["unit_name"].astype(object).where(shown["unit_name"].notna(), ""),
         "area_km2": number(shown["area_km2"], ",.2f"),
         "built_up_km2": number(shown["built_up_km2"], ",.2f"),
         "people": number(shown["population"], ",.0f"),
