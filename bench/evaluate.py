@@ -29,7 +29,6 @@ import cProfile
 import logging
 import os
 import pstats
-import resource
 import shutil
 import sys
 import tempfile
@@ -43,6 +42,9 @@ import rasterio
 from pyproj import Transformer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from measure_intake import spoil_one_in_a_hundred  # noqa: E402  (bench/ is the script's folder)
+from peak_memory import peak_rss_mib, reset_peak_rss  # noqa: E402
 
 from coverage.grid import CHINA_ALBERS_PROJ4  # noqa: E402
 from coverage.layout import RunLayout  # noqa: E402
@@ -131,31 +133,9 @@ def write_drive_csv(measurements: gpd.GeoDataFrame, path: Path, seed: int = 1) -
         "频段": np.where(nbiot, "B5", "n78"), "场景": np.array(["车内", "室外"])[rng.integers(0, 2, n)],
         "数据来源": "扫频仪", "外接天线": "是",
     })
-    bad = rng.choice(n, size=n // 100, replace=False)
-    kinds = bad % 3
-    frame.loc[bad[kinds == 0], "RSRP(dBm)"] = -170.0
-    frame.loc[bad[kinds == 1], "测试时间"] = ""
-    repeated = bad[kinds == 2]
-    frame.iloc[repeated] = frame.iloc[np.maximum(repeated - 1, 0)].to_numpy()
+    spoil_one_in_a_hundred(frame, rng, rsrp_column="RSRP(dBm)")
     frame.to_csv(path, index=False, encoding="utf-8")
 
-
-def _peak_rss_mib() -> float:
-    """VmHWM of this process since :func:`_reset_peak_rss` (Linux), else the lifetime peak."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _reset_peak_rss() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def main() -> None:
@@ -182,7 +162,7 @@ def main() -> None:
     import gc
 
     gc.collect()
-    _reset_peak_rss()
+    reset_peak_rss()
     load = os.getloadavg()[0]
     profiler = cProfile.Profile() if args.profile else None
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -192,7 +172,7 @@ def main() -> None:
     if profiler:
         profiler.disable()
     total, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    peak = _peak_rss_mib()
+    peak = peak_rss_mib()
     used = int(result.bins["enough_samples"].sum())
     print(f"run {args.run}, {csv_path.name}: {result.rows_read:,} rows read, {result.rejected:,} reject lines, "
           f"{len(result.bins):,} bins ({used:,} with enough samples)")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from peak_memory import peak_rss_mib  # noqa: E402  (bench/ is the script's folder)
 
 ALBERS = "+proj=aea +lat_1=25 +lat_2=47 +lat_0=0 +lon_0=105 +x_0=0 +y_0=0 +datum=WGS84 +units=m"
 RES_M = 100.0
@@ -89,13 +89,6 @@ def synthetic_run(root: Path, size: int, n_layers: int, seed: int = 7):
     return layout, layers, counties, area_km2 * (1 - sea / size)
 
 
-def _high_water_mib() -> float:
-    """This process's peak resident memory (VmHWM: unlike getrusage's ru_maxrss, not inherited over fork)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
 
 def _measure(work: Path, block: int | None) -> dict:
     """write_h3 on the run saved in ``work`` (this process holds nothing else)."""
@@ -104,7 +97,7 @@ def _measure(work: Path, block: int | None) -> dict:
     from coverage.h3hex import DEFAULT_BLOCK_PX, write_h3
 
     layout, layers, counties, land_km2 = pickle.loads((work / "run.pickle").read_bytes())
-    rss_before = _high_water_mib()
+    rss_before = peak_rss_mib()
     started = time.perf_counter()
     result = write_h3(layout, layers, counties, block_px=block or DEFAULT_BLOCK_PX)
     seconds = time.perf_counter() - started
@@ -112,7 +105,7 @@ def _measure(work: Path, block: int | None) -> dict:
     hexes = result["hexagons"]["redcap"]
     return {
         "land_km2": round(land_km2), "hex9": hexes, "write_h3_s": round(seconds, 1),
-        "hex9_per_s": round(hexes / seconds), "peak_rss_mib": round(_high_water_mib()),
+        "hex9_per_s": round(hexes / seconds), "peak_rss_mib": round(peak_rss_mib()),
         "rss_before_mib": round(rss_before), "china_extrapolated_s": round(seconds * CHINA_LAND_KM2 / land_km2),
         "output_bytes": {Path(p).name: Path(p).stat().st_size for p in (files.res9_parquet, files.res9_csv,
                                                                           files.res8_parquet)},

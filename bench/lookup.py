@@ -23,7 +23,6 @@ import argparse
 import gc
 import logging
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from peak_memory import peak_rss_mib, reset_peak_rss  # noqa: E402  (bench/ is the script's folder)
 
 
 def write_points(run_dir: Path, n: int, path: Path, seed: int = 15) -> None:
@@ -82,7 +82,7 @@ def main() -> None:
     for edition, operator in (("public", None), ("operator", args.operator)):
         out = args.out / edition
         gc.collect()
-        _reset_peak_rss()
+        reset_peak_rss()
         load = os.getloadavg()[0]
         t0, cpu0 = time.perf_counter(), time.process_time()
         result = lk.lookup(args.run, [points_csv], out, edition=edition, operator=operator, overwrite=True)
@@ -91,26 +91,9 @@ def main() -> None:
         print(f"{edition:<8} points {result.rows_read:,}  answered {result.points:,}  rejected {result.rejected:,}  "
               f"rows {result.answers:,} ({len(result.layers)} layers)  [{split}]  "
               f"lookup.csv {(out / 'lookup.csv').stat().st_size / 1e6:.0f} MB")
-        print(f"total lookup() {edition} {wall:.1f} s wall ({cpu:.1f} s CPU), peak RSS {_peak_rss_mib():,.0f} MiB, "
+        print(f"total lookup() {edition} {wall:.1f} s wall ({cpu:.1f} s CPU), peak RSS {peak_rss_mib():,.0f} MiB, "
               f"load {load:.2f} -> {os.getloadavg()[0]:.2f}")
 
-
-def _peak_rss_mib() -> float:
-    """VmHWM of this process since :func:`_reset_peak_rss` (Linux), else the lifetime peak."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _reset_peak_rss() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 if __name__ == "__main__":

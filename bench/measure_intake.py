@@ -58,13 +58,18 @@ def make_rows(n: int, rng: np.random.Generator) -> pd.DataFrame:
         "PCI": rng.integers(0, 504, n), "小区ID": rng.integers(10**8, 10**9, n), "频点": 2506,
         "场景": np.array(["车内", "室外"])[rng.integers(0, 2, n)],
     })
-    bad = rng.choice(n, size=n // 100, replace=False)
-    kinds = bad % 3
-    frame.loc[bad[kinds == 0], "RSRP"] = -170.0
-    frame.loc[bad[kinds == 1], "测试时间"] = ""
-    dup = bad[kinds == 2]
-    frame.iloc[dup] = frame.iloc[np.maximum(dup - 1, 0)].to_numpy()
+    spoil_one_in_a_hundred(frame, rng, rsrp_column="RSRP")
     return frame
+
+
+def spoil_one_in_a_hundred(frame: pd.DataFrame, rng: np.random.Generator, rsrp_column: str) -> None:
+    """Make 1 % of the rows bad in place, a third each: RSRP out of range, blank 测试时间, a repeat of the row before."""
+    bad = rng.choice(len(frame), size=len(frame) // 100, replace=False)
+    kinds = bad % 3
+    frame.loc[bad[kinds == 0], rsrp_column] = -170.0
+    frame.loc[bad[kinds == 1], "测试时间"] = ""
+    repeated = bad[kinds == 2]
+    frame.iloc[repeated] = frame.iloc[np.maximum(repeated - 1, 0)].to_numpy()
 
 
 def to_gnettrack(frame: pd.DataFrame) -> pd.DataFrame:
