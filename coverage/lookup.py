@@ -29,8 +29,7 @@ reach is ``none``.
 
 Points
 ------
-CSV/XLSX/GeoJSON/GPKG/Shapefile, read by the submission readers of
-:mod:`coverage.ingest` with the headers of :data:`POINT_COLUMNS` (经度/纬度/坐标系/
+CSV/XLSX/GeoJSON/GPKG/Shapefile, read by :mod:`coverage.tables` with the headers of :data:`POINT_COLUMNS` (经度/纬度/坐标系/
 名称/编号 and English names). Coordinates in WGS-84, CGCS2000, GCJ-02 or BD-09,
 per file (``crs``) or per row (坐标系). Every row read is answered or rejected
 (``rejects.csv``: source_file, source_row, column, value, reason).
@@ -381,7 +380,7 @@ def read_points(paths: str | os.PathLike | Iterable[str | os.PathLike],
     InputReadError
         A file is missing, of an unknown format or has no 经度/纬度 columns.
     """
-    from coverage.ingest import parse_degrees, read_raw_table
+    from coverage.tables import parse_degrees, read_raw_table
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -461,9 +460,9 @@ def read_points(paths: str | os.PathLike | Iterable[str | os.PathLike],
                                   "latitude like a longitude")
     reject(~in_lon, lon_h, lon_value, "longitude is outside China's extent (73–136°E)")
     reject(~in_lat, lat_h, lat_value, "latitude is outside China's extent (3–54°N)")
-    from coverage.ingest import _map_unique
+    from coverage.tables import map_unique
 
-    row_crs = _map_unique(raw["_crs"], chinacrs.normalise_crs_name)
+    row_crs = map_unique(raw["_crs"], chinacrs.normalise_crs_name)
 
     def crs_value(p):
         return raw["_crs"].iloc[p].to_numpy(object)
@@ -865,7 +864,7 @@ def lookup(run_dir: str | os.PathLike, paths, out_dir: str | os.PathLike, editio
     rejects = rejects.sort_values(["source_file", "source_row"], kind="stable").reset_index(drop=True)
     out.mkdir(parents=True, exist_ok=True)
     write_answers(answers, targets["csv"], targets["parquet"], overwrite=True)
-    from coverage.ingest import write_rejects
+    from coverage.row_checks import write_rejects
 
     write_rejects(rejects, targets["rejects"], overwrite=True)
     timings["write"] = time.perf_counter() - started
@@ -890,7 +889,7 @@ def write_answers(answers: pd.DataFrame, csv_path: str | os.PathLike, parquet_pa
     import pyarrow.parquet as pq
 
     from coverage.files import atomic_output
-    from coverage.ingest import neutralise_formulas
+    from coverage.row_checks import neutralise_formulas
 
     # dictionary pages for the few-valued columns only: the point ids (a million
     # distinct) and the coordinates compress better plain, in a third of the time

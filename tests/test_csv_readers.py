@@ -1,6 +1,6 @@
 """The CSV readers agree: Arrow's (the fast path), pandas' and the csv module's give the same text.
 
-``coverage.ingest._read_csv`` tries Arrow's reader first, then pandas' C parser, then
+``coverage.tables._read_csv`` tries Arrow's reader first, then pandas' C parser, then
 the csv module (which reports rows with extra fields). Every file below is read by
 each reader that takes it, in every encoding the intake accepts; all must give the
 same columns, values, dtypes and row numbers as the csv-module reader, the
@@ -18,7 +18,7 @@ import logging
 import pandas as pd
 import pytest
 
-from coverage import ingest
+from coverage import tables
 from coverage.lookup import match_point_columns
 
 CASES = {
@@ -54,18 +54,18 @@ def _encoded(text: str, encoding: str) -> bytes:
 
 
 def _inputs(raw: bytes):
-    text, encoding = ingest._decode_with_encoding(raw, "points.csv")
-    sep = ingest._sniff_delimiter(text)
+    text, encoding = tables._decode_with_encoding(raw, "points.csv")
+    sep = tables._sniff_delimiter(text)
     head = list(itertools.islice(csv.reader(io.StringIO(text[:200_000], newline=""), delimiter=sep), 10))
-    return text, encoding, sep, head, ingest._find_header(head, "points.csv", match_point_columns)
+    return text, encoding, sep, head, tables._find_header(head, "points.csv", match_point_columns)
 
 
-def _reference(text: str, sep: str) -> ingest._RawTable:
+def _reference(text: str, sep: str) -> tables.RawTable:
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
-    return ingest._table_from_rows(rows, "points.csv", match_point_columns)
+    return tables._table_from_rows(rows, "points.csv", match_point_columns)
 
 
-def _same(table: ingest._RawTable, reference: ingest._RawTable) -> None:
+def _same(table: tables.RawTable, reference: tables.RawTable) -> None:
     assert table.headers == reference.headers
     assert list(table.frame.columns) == list(reference.frame.columns)
     assert table.frame["source_row"].tolist() == reference.frame["source_row"].tolist()
@@ -80,8 +80,8 @@ def test_each_reader_gives_the_csv_module_text(case, encoding):
     raw = _encoded(CASES[case], encoding)
     text, codec, sep, head, h = _inputs(raw)
     reference = _reference(text, sep)
-    arrow = ingest._arrow_csv(raw, text, codec, sep, h, head, "points.csv", match_point_columns)
-    pandas = ingest._fast_csv(text, sep, h, head[h], "points.csv", match_point_columns)
+    arrow = tables._arrow_csv(raw, text, codec, sep, h, head, "points.csv", match_point_columns)
+    pandas = tables._fast_csv(text, sep, h, head[h], "points.csv", match_point_columns)
     for table in (arrow, pandas):
         if table is not None:
             _same(table, reference)
@@ -93,8 +93,8 @@ def test_each_reader_gives_the_csv_module_text(case, encoding):
 def test_regular_files_take_the_arrow_reader(case, tmp_path, caplog):
     path = tmp_path / "points.csv"
     path.write_bytes(_encoded(CASES[case], "utf-8"))
-    with caplog.at_level(logging.DEBUG, logger="coverage.ingest"):
-        table = ingest.read_raw_table(path, match_point_columns)
+    with caplog.at_level(logging.DEBUG, logger="coverage.tables"):
+        table = tables.read_raw_table(path, match_point_columns)
     assert "Arrow reader" in caplog.text
     assert pd.api.types.is_string_dtype(table.frame["lon"])
 
@@ -102,7 +102,7 @@ def test_regular_files_take_the_arrow_reader(case, tmp_path, caplog):
 def test_empty_lines_keep_the_row_numbers_after_them(tmp_path):
     path = tmp_path / "points.csv"
     path.write_text("经度,纬度,名称\r\n118.1,24.5,a\r\n\r\n\r\n118.2,24.6,b\r\n", encoding="gbk")
-    table = ingest.read_raw_table(path, match_point_columns)
+    table = tables.read_raw_table(path, match_point_columns)
     assert table.frame["source_row"].tolist() == [1, 4]
     assert table.frame["name"].tolist() == ["a", "b"]
 
@@ -110,6 +110,6 @@ def test_empty_lines_keep_the_row_numbers_after_them(tmp_path):
 def test_a_row_with_extra_fields_is_still_reported(tmp_path):
     path = tmp_path / "points.csv"
     path.write_text("经度,纬度,名称\n118.1,24.5,a,extra\n118.2,24.6,b\n", encoding="utf-8")
-    table = ingest.read_raw_table(path, match_point_columns)
+    table = tables.read_raw_table(path, match_point_columns)
     assert table.frame["source_row"].tolist() == [1, 2]
     assert [p[1:4] for p in table.problems] == [("(row)", "extra", "row has 4 fields but the header has 3")]

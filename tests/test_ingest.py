@@ -14,16 +14,11 @@ from hypothesis import strategies as st
 from shapely.geometry import Point, Polygon, box
 
 from coverage.errors import ArgumentError, FileOverwriteError, InputReadError, SchemaError
-from coverage.ingest import (
-    neutralise_formulas,
-    read_sectors,
-    read_submissions,
-    read_table,
-    write_rejects,
-    write_sectors,
-)
+from coverage.ingest import read_sectors, read_submissions, write_sectors
 from coverage.radio.profiles import sector_defaults
+from coverage.row_checks import neutralise_formulas, write_rejects
 from coverage.schema import SECTOR_COLUMNS
+from coverage.tables import read_table
 
 DATA = Path(__file__).parent / "data"
 CHINA_BOX = box(73.0, 3.0, 136.0, 54.0)

@@ -20,11 +20,11 @@ from coverage.measure import (
     read_measurement_table,
     read_measurements,
     validate_measurements_to_dir,
-    write_measurement_rejects,
     write_measurements,
 )
 from coverage.measure.intake import parse_times, rsrp_dbm_of_report
 from coverage.measure.schema import normalise_measurement_operator, operator_of_plmn
+from coverage.row_checks import write_rejects
 
 DATA = Path(__file__).parent / "data"
 DRIVE_CSV = DATA / "measurements_drive_gcj02.csv"
@@ -376,7 +376,7 @@ def test_accepted_plus_rejected_equals_rows_read(tmp_path_factory, columns, data
     assert intake.measurements["time"].notna().all()
     if len(intake.rejects):
         assert intake.rejects["reason"].str.len().min() > 5
-        written = write_measurement_rejects(intake.rejects, folder / "rejects.csv")
+        written = write_rejects(intake.rejects, folder / "rejects.csv")
         back = pd.read_csv(written, encoding="utf-8-sig", dtype=str, keep_default_na=False)
         assert not back.map(lambda v: str(v).startswith(("=", "+", "-", "@"))).any().any()
 

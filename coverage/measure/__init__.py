@@ -10,7 +10,6 @@ from coverage.measure.intake import (
     read_measurement_table,
     read_measurements,
     validate_measurements_to_dir,
-    write_measurement_rejects,
     write_measurements,
 )
 from coverage.measure.schema import MEASUREMENT_COLUMNS
@@ -21,6 +20,5 @@ __all__ = [
     "read_measurement_table",
     "read_measurements",
     "validate_measurements_to_dir",
-    "write_measurement_rejects",
     "write_measurements",
 ]

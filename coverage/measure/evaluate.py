@@ -635,10 +635,10 @@ def accepted_measurements(run_dir, measurements, crs=None, write: bool = True) -
     if write:
         out = evaluation_dir(run_dir)
         out.mkdir(parents=True, exist_ok=True)
-        from coverage.measure import write_measurement_rejects
+        from coverage.row_checks import write_rejects
 
         started = time.perf_counter()
-        write_measurement_rejects(files.rejects, out / "measurement_rejects.csv", overwrite=True)
+        write_rejects(files.rejects, out / "measurement_rejects.csv", overwrite=True)
         files.timings_s["write"] = time.perf_counter() - started
     return files
 

@@ -10,7 +10,7 @@ Readers
 -------
 * CSV / TXT / TSV (UTF-8, UTF-8 with BOM, UTF-16, GBK/GB18030) and XLSX, with
   English or Chinese headers (:data:`coverage.measure.schema.COLUMNS`). The text
-  readers are ``coverage.ingest``'s, given the measurement columns.
+  readers are those of :mod:`coverage.tables`, given the measurement columns.
 * The G-NetTrack Pro export: the same reader (tab-separated, ``Timestamp``
   ``2024.05.01_10.00.00``, ``Operatorname``, ``Operator`` = MCC-MNC, ``NetworkTech``,
   ``Level`` = RSRP, ``SNR``, ``CellID``/``CGI``, ``PSC``, ``ARFCN``, ``Accuracy``,
@@ -32,7 +32,7 @@ rejects semantics
 -----------------
 One line per problem; ``rows_read = accepted + distinct (source_file, source_row)
 among rejects``. Values Excel would run as formulas are neutralised when the
-rejects are written (:func:`write_measurement_rejects`).
+rejects are written (:func:`coverage.row_checks.write_rejects`).
 """
 
 from __future__ import annotations
@@ -52,12 +52,29 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from coverage import chinacrs, ingest
+from coverage import chinacrs
 from coverage.errors import ArgumentError, InputReadError, SchemaError
 from coverage.files import atomic_output, check_writable, claim_run_dir
 from coverage.measure import schema
 from coverage.measure.schema import MEASUREMENT_COLUMNS
-from coverage.schema import REJECT_COLUMNS
+from coverage.row_checks import (
+    DEFAULT_BOUNDARY_TOLERANCE_KM,
+    Rejects,
+    cells,
+    quoted_cells,
+    refuse_beyond_boundary,
+    resolve_datums,
+    write_rejects,
+)
+from coverage.tables import (
+    RawTable,
+    as_text,
+    map_unique,
+    normalise_ids,
+    parse_numbers,
+    read_csv,
+    read_excel,
+)
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +189,7 @@ _MR_PCI_FIELDS = ("ltescpci", "nbscpci", "nrscpci")
 _MR_SINR_FIELDS = ("nrscsssinr", "nrscsinr")  # downlink only: LteScSinrUL is uplink and left out
 
 
-def _read_mro(path: Path, name: str) -> ingest._RawTable:
+def _read_mro(path: Path, name: str) -> RawTable:
     """One row per object of the measurements that carry a serving RSRP (see the module docstring)."""
     try:
         opener = gzip.open if path.name.lower().endswith(".gz") else open
@@ -228,7 +245,7 @@ def _read_mro(path: Path, name: str) -> ingest._RawTable:
     headers.update({"lon": "MR.Longitude", "lat": "MR.Latitude", "rsrp_dbm": "MR.*ScRSRP", "time": "TimeStamp",
                     "cell_id": "object id", "earfcn": "MR.*ScEarfcn", "pci": "MR.*ScPci"})
     log.debug("%s: %d MRO objects", name, len(frame))
-    return ingest._RawTable(name, frame, headers, default_crs=chinacrs.WGS84)
+    return RawTable(name, frame, headers, default_crs=chinacrs.WGS84)
 
 
 # ---------------------------------------------------------------- reading
@@ -241,7 +258,7 @@ class _FileDefaults:
     crs_known: bool  # the format fixes the datum (GPS logs are WGS-84)
 
 
-def _read_any(path: Path, name: str) -> tuple[ingest._RawTable, _FileDefaults]:
+def _read_any(path: Path, name: str) -> tuple[RawTable, _FileDefaults]:
     if not path.exists():
         raise InputReadError(f"{name}: no such file")
     if path.is_dir():
@@ -251,9 +268,9 @@ def _read_any(path: Path, name: str) -> tuple[ingest._RawTable, _FileDefaults]:
     if lower.endswith((".xml", ".xml.gz")):
         return _read_mro(path, name), _FileDefaults("mr", "indoor", True)
     if suffix in TEXT_SUFFIXES:
-        table = ingest._read_csv(path, name, match=schema.match_columns)
+        table = read_csv(path, name, match=schema.match_columns)
     elif suffix in EXCEL_SUFFIXES:
-        table = ingest._read_excel(path, name, match=schema.match_columns)
+        table = read_excel(path, name, match=schema.match_columns)
     elif suffix == ".xls":
         raise InputReadError(f"{name}: old .xls workbooks are not supported; save it as .xlsx or CSV")
     else:
@@ -382,73 +399,64 @@ def _parse_times_slowly(text: pd.Series, default_tz: str) -> np.ndarray:
 def _validate(raw: pd.DataFrame, header_of, problems: pd.DataFrame, *, outline, tolerance_m: float,
               now: pd.Timestamp) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     n = len(raw)
-    rej = ingest._Rejects(n)
-    if len(problems):
-        rej.parts.append(problems)
-        rej.bad[problems["pos"].to_numpy(dtype=np.int64)] = True
+    rej = Rejects(n, problems)
     reader_bad = rej.bad.copy()
-
-    def at(series: pd.Series):
-        return lambda p: series.iloc[p].to_numpy(dtype=object)
-
-    def quoted(series: pd.Series):
-        return lambda p: np.array([repr(v) for v in series.iloc[p].to_numpy(dtype=object)], dtype=object)
 
     # --- time
     time_text = raw["time"]
     times, time_bad = parse_times(time_text, raw.attrs["default_tz"])
     time_blank = (time_text == "").to_numpy()
     rej.add(time_blank, header_of("time"), "", "time missing (测试时间 is blank)", "missing time")
-    rej.add(time_bad, header_of("time"), at(time_text),
-            lambda p: "time " + quoted(time_text)(p) + " is not a date and time (e.g. 2024-05-01 10:00:00)",
+    rej.add(time_bad, header_of("time"), cells(time_text),
+            lambda p: "time " + quoted_cells(time_text)(p) + " is not a date and time (e.g. 2024-05-01 10:00:00)",
             "time not parsable")
     too_early = (times < pd.Timestamp(schema.EARLIEST_TIME, tz=schema.DEFAULT_TIMEZONE)).to_numpy(dtype=bool)
     future = (times > now + pd.Timedelta(days=1)).to_numpy(dtype=bool)
-    rej.add(too_early, header_of("time"), at(time_text),
-            lambda p: "time " + at(time_text)(p) + f" is before {schema.EARLIEST_TIME} (no NB-IoT or RedCap yet)",
+    rej.add(too_early, header_of("time"), cells(time_text),
+            lambda p: "time " + cells(time_text)(p) + f" is before {schema.EARLIEST_TIME} (no NB-IoT or RedCap yet)",
             "time out of range")
-    rej.add(future, header_of("time"), at(time_text),
-            lambda p: "time " + at(time_text)(p) + " is in the future", "time out of range")
+    rej.add(future, header_of("time"), cells(time_text),
+            lambda p: "time " + cells(time_text)(p) + " is in the future", "time out of range")
 
     # --- operator: name, code or MCC-MNC; else the plmn column
     op_text, plmn_text = raw["operator"], raw["plmn"]
-    op = ingest._map_unique(op_text, schema.normalise_measurement_operator)
-    op_from_plmn = ingest._map_unique(plmn_text, schema.normalise_measurement_operator)
+    op = map_unique(op_text, schema.normalise_measurement_operator)
+    op_from_plmn = map_unique(plmn_text, schema.normalise_measurement_operator)
     op = op.where(op.notna(), op_from_plmn)
     op_missing = (op_text == "").to_numpy() & (plmn_text == "").to_numpy()
     rej.add(op_missing, header_of("operator"), "", "operator missing (运营商 and MCC-MNC are blank)",
             "missing operator")
     rej.add(~op_missing & op.isna().to_numpy(), header_of("operator"),
-            lambda p: np.where(at(op_text)(p) != "", at(op_text)(p), at(plmn_text)(p)),
-            lambda p: "unknown operator " + np.where(at(op_text)(p) != "", quoted(op_text)(p), quoted(plmn_text)(p))
+            lambda p: np.where(cells(op_text)(p) != "", cells(op_text)(p), cells(plmn_text)(p)),
+            lambda p: "unknown operator " + np.where(cells(op_text)(p) != "", quoted_cells(op_text)(p), quoted_cells(plmn_text)(p))
             + ": use 中国电信/中国移动/中国联通/中国广电, CT/CM/CU/CBN or an MCC-MNC such as 460-00",
             "unknown operator")
 
     # --- technology
     tech_text = raw["tech"]
-    tech = ingest._map_unique(tech_text, schema.normalise_measurement_tech)
+    tech = map_unique(tech_text, schema.normalise_measurement_tech)
     tech_blank = (tech_text == "").to_numpy()
-    other = ingest._map_unique(tech_text, schema.is_other_technology).to_numpy(dtype=bool)
+    other = map_unique(tech_text, schema.is_other_technology).to_numpy(dtype=bool)
     rej.add(tech_blank, header_of("tech"), "", "technology (制式) missing", "missing technology")
-    rej.add(other, header_of("tech"), at(tech_text),
-            lambda p: "technology " + quoted(tech_text)(p) + " is neither NB-IoT nor 5G NR/RedCap", "other technology")
-    rej.add(~tech_blank & ~other & tech.isna().to_numpy(), header_of("tech"), at(tech_text),
-            lambda p: "unknown technology " + quoted(tech_text)(p) + ": use NB-IoT, RedCap or NR", "unknown technology")
+    rej.add(other, header_of("tech"), cells(tech_text),
+            lambda p: "technology " + quoted_cells(tech_text)(p) + " is neither NB-IoT nor 5G NR/RedCap", "other technology")
+    rej.add(~tech_blank & ~other & tech.isna().to_numpy(), header_of("tech"), cells(tech_text),
+            lambda p: "unknown technology " + quoted_cells(tech_text)(p) + ": use NB-IoT, RedCap or NR", "unknown technology")
 
     # --- numbers: parse, finite, in range
     num: dict[str, np.ndarray] = {}
     blank: dict[str, np.ndarray] = {}
     rsrp_text = raw["rsrp_dbm"]
-    no_service = ingest._map_unique(rsrp_text, lambda v: re.sub(r"[\s_\-.]+", "", str(v)).lower()
+    no_service = map_unique(rsrp_text, lambda v: re.sub(r"[\s_\-.]+", "", str(v)).lower()
                                     in schema.NO_SERVICE_LOOKUP).to_numpy(dtype=bool)
     for col in _NUMBER_COLUMNS:
         src = raw[col]
-        values, is_blank, is_bad = ingest._parse_numbers(src, degrees=col in ("lon", "lat"))
+        values, is_blank, is_bad = parse_numbers(src, degrees=col in ("lon", "lat"))
         if col == "rsrp_dbm":
             is_bad &= ~no_service
-        rej.add(is_bad, header_of(col), at(src),
+        rej.add(is_bad, header_of(col), cells(src),
                 lambda p, col=col, src=src, values=values: np.where(
-                    np.isinf(values[p]), f"{col} is not finite", f"{col} is not a number") + " (" + at(src)(p) + ")",
+                    np.isinf(values[p]), f"{col} is not finite", f"{col} is not a number") + " (" + cells(src)(p) + ")",
                 f"{col} not a number")
         values[is_bad] = np.nan
         num[col], blank[col] = values, is_blank | is_bad
@@ -459,17 +467,17 @@ def _validate(raw: pd.DataFrame, header_of, problems: pd.DataFrame, *, outline, 
         hi = np.inf if spec.valid_max is None else spec.valid_max
         out = ~blank[col] & ((values < lo) | (values > hi))
         valid = spec.valid if spec.valid_max is None or col == "pci" else f"{lo:g}…{hi:g} {spec.unit}".strip()
-        rej.add(out, header_of(col), at(src), lambda p, col=col, src=src, valid=valid:
-                f"{col} " + at(src)(p) + f" is outside {valid}", f"{col} out of range")
+        rej.add(out, header_of(col), cells(src), lambda p, col=col, src=src, valid=valid:
+                f"{col} " + cells(src)(p) + f" is outside {valid}", f"{col} out of range")
         if col in ("pci", "earfcn"):
             fractional = ~blank[col] & ~out & (values != np.floor(values))
-            rej.add(fractional, header_of(col), at(src),
-                    lambda p, col=col, src=src: f"{col} " + at(src)(p) + " is not a whole number", f"{col} not whole")
+            rej.add(fractional, header_of(col), cells(src),
+                    lambda p, col=col, src=src: f"{col} " + cells(src)(p) + " is not a whole number", f"{col} not whole")
     rej.add(blank["rsrp_dbm"] & ~no_service & (rsrp_text == "").to_numpy(), header_of("rsrp_dbm"), "",
             "RSRP missing (blank; write 无服务 or 'no service' for a test without service)", "missing rsrp")
     rej.add(num["position_accuracy_m"] > schema.MAX_POSITION_ACCURACY_M, header_of("position_accuracy_m"),
-            at(raw["position_accuracy_m"]),
-            lambda p: "position accuracy " + at(raw["position_accuracy_m"])(p)
+            cells(raw["position_accuracy_m"]),
+            lambda p: "position accuracy " + cells(raw["position_accuracy_m"])(p)
             + f" m is worse than {schema.MAX_POSITION_ACCURACY_M:g} m", "position_accuracy_m out of range")
 
     # --- words: source kind, setting, external antenna
@@ -480,9 +488,9 @@ def _validate(raw: pd.DataFrame, header_of, problems: pd.DataFrame, *, outline, 
         ("external_antenna", schema.normalise_bool, "是/否 or yes/no"),
     ):
         src = raw[col]
-        value = ingest._map_unique(src, normalise)
-        rej.add((src != "").to_numpy() & value.isna().to_numpy(), header_of(col), at(src),
-                lambda p, col=col, src=src, valid=valid: f"unknown {col} " + quoted(src)(p) + f": use {valid}",
+        value = map_unique(src, normalise)
+        rej.add((src != "").to_numpy() & value.isna().to_numpy(), header_of(col), cells(src),
+                lambda p, col=col, src=src, valid=valid: f"unknown {col} " + quoted_cells(src)(p) + f": use {valid}",
                 f"unknown {col}")
         words[col] = value
     source_kind = words["source_kind"].where(words["source_kind"].notna(), raw["_source_kind"])
@@ -504,41 +512,24 @@ def _validate(raw: pd.DataFrame, header_of, problems: pd.DataFrame, *, outline, 
     pair_header = header_of("lon") + "/" + header_of("lat")
 
     def pair_value(p):
-        return at(lon_text)(p) + ", " + at(lat_text)(p)
+        return cells(lon_text)(p) + ", " + cells(lat_text)(p)
 
-    rej.add(swapped, pair_header, pair_value, lambda p: "纬度/经度 appear swapped: 经度 " + at(lon_text)(p)
-            + " looks like a latitude and 纬度 " + at(lat_text)(p) + " like a longitude", "lat/lon swapped")
+    rej.add(swapped, pair_header, pair_value, lambda p: "纬度/经度 appear swapped: 经度 " + cells(lon_text)(p)
+            + " looks like a latitude and 纬度 " + cells(lat_text)(p) + " like a longitude", "lat/lon swapped")
     rej.add(have & ~swapped & ~(in_lon & in_lat), pair_header, pair_value,
             lambda p: "point (" + pair_value(p) + ") is outside China's extent (73–136°E, 3–54°N)", "outside China")
     coord_ok = have & in_lon & in_lat
 
-    crs_text = raw["crs"]
-    row_crs = ingest._map_unique(crs_text, chinacrs.normalise_crs_name)
-    bad_crs = (crs_text != "").to_numpy() & row_crs.isna().to_numpy()
-    rej.add(bad_crs, header_of("crs"), at(crs_text),
-            lambda p: "unknown coordinate system " + quoted(crs_text)(p) + ": use wgs84, cgcs2000, gcj02 or bd09",
-            "unknown crs")
-    crs_final = row_crs.where(row_crs.notna(), raw["_default_crs"]).to_numpy(dtype=object)
-    for datum, label in ((chinacrs.GCJ02, "GCJ-02"), (chinacrs.BD09, "BD-09")):
-        shifted = coord_ok & (crs_final == datum)
-        if shifted.any():
-            lon[shifted], lat[shifted] = chinacrs.to_wgs84(lon[shifted], lat[shifted], datum)
-            log.info("converted %d measurements from %s to WGS-84", int(shifted.sum()), label)
-    if outline is not None:
-        check = coord_ok & ~bad_crs
-        inside = np.ones(n, dtype=bool)
-        if check.any():
-            inside[check] = ingest._outline_check(outline, lon[check], lat[check], tolerance_m)
-        rej.add(~inside, pair_header, pair_value,
-                lambda p: "point (" + pair_value(p) + ") is outside China's national boundary by more than "
-                f"{tolerance_m / 1000:g} km", "outside boundary")
+    bad_crs = resolve_datums(rej, raw["crs"], raw["_default_crs"], header_of("crs"), lon, lat, coord_ok,
+                             noun="measurements")
+    refuse_beyond_boundary(rej, outline, lon, lat, coord_ok & ~bad_crs, tolerance_m, pair_header, pair_value)
 
     table = pd.DataFrame({
         "time": times.array, "operator": op.array, "tech": tech.array,
         "rsrp_dbm": np.where(no_service, np.nan, num["rsrp_dbm"]), "sinr_db": num["sinr_db"],
         "pci": pd.array(np.where(blank["pci"], np.nan, num["pci"]), dtype="Float64").round().astype("Int64")
         if n else pd.array([], dtype="Int64"),
-        "cell_id": ingest._normalise_ids(raw["cell_id"]).array, "band": raw["band"].array,
+        "cell_id": normalise_ids(raw["cell_id"]).array, "band": raw["band"].array,
         "earfcn": pd.array(np.where(blank["earfcn"], np.nan, num["earfcn"]), dtype="Float64").round()
         .astype("Int64") if n else pd.array([], dtype="Int64"),
         "source_kind": source_kind.array, "setting": setting.array,
@@ -601,7 +592,7 @@ def read_measurements(
     outline=None,
     default_tz: str = schema.DEFAULT_TIMEZONE,
     operator: str | Mapping[str, str] | None = None,
-    boundary_tolerance_km: float = ingest.DEFAULT_BOUNDARY_TOLERANCE_KM,
+    boundary_tolerance_km: float = DEFAULT_BOUNDARY_TOLERANCE_KM,
 ) -> MeasurementIntake:
     """Read, normalise and validate measurement files.
 
@@ -661,7 +652,7 @@ def read_measurements(
         frame = table.frame.copy()
         headers = dict(table.headers)
         for col in (*_TEXT_COLUMNS, *_NUMBER_COLUMNS):
-            frame[col] = ingest._as_text(frame[col]) if col in frame else pd.Series("", index=frame.index, dtype="str")
+            frame[col] = as_text(frame[col]) if col in frame else pd.Series("", index=frame.index, dtype="str")
         file_op = operator_of_file[str(path)]
         if file_op is not None:
             frame["operator"] = frame["operator"].where((frame["operator"] != "") | (frame["plmn"] != ""), file_op)
@@ -699,7 +690,9 @@ def read_measurements(
     read_s = time.perf_counter() - started
     started = time.perf_counter()
     if outline is None:
-        outline = ingest._national_outline()
+        from coverage.boundaries import national_outline
+
+        outline = national_outline()
     now = pd.Timestamp.now(tz=schema.DEFAULT_TIMEZONE)
     measurements, lines = _validate(raw, header_of, problems, outline=outline,
                                     tolerance_m=float(boundary_tolerance_km) * 1000.0, now=now)
@@ -768,14 +761,6 @@ def check_measurements(measurements, name: str) -> None:
         raise SchemaError(f"{name} must be in EPSG:4326, got {measurements.crs}")
 
 
-def write_measurement_rejects(rejects: pd.DataFrame, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write rejects as UTF-8 CSV with BOM, formulas neutralised (as :func:`coverage.ingest.write_rejects`)."""
-    missing = [c for c in REJECT_COLUMNS if c not in rejects.columns]
-    if missing:
-        raise SchemaError(f"rejects lacks columns {missing}")
-    return ingest.write_rejects(rejects, path, overwrite)
-
-
 def validate_measurements_to_dir(paths, out_dir: str | os.PathLike, *, crs=None, operator=None,
                                  default_tz: str = schema.DEFAULT_TIMEZONE, outline=None,
                                  overwrite: bool = False) -> MeasurementIntake:
@@ -800,5 +785,5 @@ def validate_measurements_to_dir(paths, out_dir: str | os.PathLike, *, crs=None,
     check_writable(rejects_path, overwrite)
     intake = read_measurements(paths, crs, outline=outline, default_tz=default_tz, operator=operator)
     write_measurements(intake.measurements, accepted_path, overwrite=overwrite)
-    write_measurement_rejects(intake.rejects, rejects_path, overwrite=overwrite)
+    write_rejects(intake.rejects, rejects_path, overwrite=overwrite)
     return intake

@@ -989,7 +989,7 @@ def _write_downloads(opts: _Options, written: dict[str, int]) -> None:
     import pandas as pd
 
     from coverage.files import write_csv_bom
-    from coverage.ingest import neutralise_formulas
+    from coverage.row_checks import neutralise_formulas
 
     for name, path in (("county", opts.run.county_csv), ("township", opts.run.township_csv)):
         if not path.is_file():
