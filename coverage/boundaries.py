@@ -69,6 +69,7 @@ import shapely
 
 from coverage.chinacrs import gcj02_to_wgs84
 from coverage.errors import BoundaryError, SyntheticDataWarning
+from coverage.schema import fold_word
 
 log = logging.getLogger(__name__)
 
@@ -381,15 +382,11 @@ def national_outline() -> shapely.MultiPolygon:
 # ---------------------------------------------------------------- townships
 
 
-def _fold(value: object) -> str:
-    return re.sub(r"[\s_\-.]+", "", str(value)).lower()
-
-
 def _match_township_columns(columns) -> dict[str, str]:
-    lookup = {_fold(alias): canon for canon, aliases in TOWNSHIP_ALIASES.items() for alias in (canon, *aliases)}
+    lookup = {fold_word(alias): canon for canon, aliases in TOWNSHIP_ALIASES.items() for alias in (canon, *aliases)}
     matched: dict[str, str] = {}
     for col in columns:
-        canon = lookup.get(_fold(col))
+        canon = lookup.get(fold_word(col))
         if canon is not None and canon not in matched:
             matched[canon] = col
     return matched

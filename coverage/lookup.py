@@ -60,7 +60,7 @@ from coverage.layout import (
     RSRP_NODATA_DBM,
     RunLayout,
 )
-from coverage.schema import COLUMN_BY_NAME, OPERATORS, TECH_IDS, fold_header, normalise_operator
+from coverage.schema import COLUMN_BY_NAME, OPERATORS, TECH_IDS, HeaderIndex, normalise_operator
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,7 @@ POINT_COLUMNS: dict[str, tuple[str, ...]] = {
     "lat": (COLUMN_BY_NAME["lat"].name, *COLUMN_BY_NAME["lat"].aliases),
     "crs": (COLUMN_BY_NAME["crs"].name, *COLUMN_BY_NAME["crs"].aliases),
 }
-_POINT_HEADER_LOOKUP = {folded: name for name, aliases in POINT_COLUMNS.items()
-                        for alias in aliases for folded in fold_header(alias)}
+_POINT_HEADERS = HeaderIndex(POINT_COLUMNS.items())
 
 
 def match_point_columns(headers) -> dict[str, str]:
@@ -99,13 +98,7 @@ def match_point_columns(headers) -> dict[str, str]:
     >>> match_point_columns(["编号", "名称", "经度", "纬度", "坐标系", "备注"])
     {'point_id': '编号', 'name': '名称', 'lon': '经度', 'lat': '纬度', 'crs': '坐标系'}
     """
-    matched: dict[str, str] = {}
-    for header in headers:
-        folded, stripped = fold_header(header)
-        name = _POINT_HEADER_LOOKUP.get(folded) or _POINT_HEADER_LOOKUP.get(stripped)
-        if name is not None and name not in matched:
-            matched[name] = header
-    return matched
+    return _POINT_HEADERS.match(headers)
 
 
 # ---------------------------------------------------------------- the published grid

@@ -49,16 +49,17 @@ TECH_BY_ID = {tech.id: tech for tech in TECHNOLOGIES}
 TECH_IDS = tuple(tech.id for tech in TECHNOLOGIES)
 
 
-def _fold(value: object) -> str:
+def fold_word(value: object) -> str:
+    """A word as the tables compare it: lower case, without spaces, underscores, hyphens or dots."""
     return re.sub(r"[\s_\-.]+", "", str(value)).lower()
 
 
 _OPERATOR_LOOKUP = {
-    _fold(key): op.code
+    fold_word(key): op.code
     for op in OPERATORS
     for key in (op.code, op.name_zh, op.name_en, *op.aliases)
 }
-_TECH_LOOKUP = {_fold(key): tech.id for tech in TECHNOLOGIES for key in (tech.id, tech.label, *tech.aliases)}
+_TECH_LOOKUP = {fold_word(key): tech.id for tech in TECHNOLOGIES for key in (tech.id, tech.label, *tech.aliases)}
 
 
 def normalise_operator(value: object) -> str | None:
@@ -71,7 +72,7 @@ def normalise_operator(value: object) -> str | None:
     >>> normalise_operator("Vodafone") is None
     True
     """
-    return _OPERATOR_LOOKUP.get(_fold(value))
+    return _OPERATOR_LOOKUP.get(fold_word(value))
 
 
 def normalise_tech(value: object) -> str | None:
@@ -82,7 +83,7 @@ def normalise_tech(value: object) -> str | None:
     >>> normalise_tech("NB-IoT"), normalise_tech("5G RedCap"), normalise_tech("NB")
     ('nbiot', 'redcap', 'nbiot')
     """
-    return _TECH_LOOKUP.get(_fold(value))
+    return _TECH_LOOKUP.get(fold_word(value))
 
 
 # ---------------------------------------------------------------- environments
@@ -95,7 +96,7 @@ _ENVIRONMENT_ALIASES: dict[str, tuple[str, ...]] = {
     "rural": ("rural", "ru", "农村", "乡村", "远郊", "山区", "偏远地区", "野外"),
 }
 _ENVIRONMENT_LOOKUP = {
-    _fold(key): env for env, aliases in _ENVIRONMENT_ALIASES.items() for key in (env, *aliases)
+    fold_word(key): env for env, aliases in _ENVIRONMENT_ALIASES.items() for key in (env, *aliases)
 }
 
 
@@ -112,7 +113,7 @@ def normalise_environment(value: object) -> str | None:
     >>> normalise_environment("ocean") is None
     True
     """
-    return _ENVIRONMENT_LOOKUP.get(_fold(value))
+    return _ENVIRONMENT_LOOKUP.get(fold_word(value))
 
 
 # ---------------------------------------------------------------- frequency bands
@@ -299,16 +300,46 @@ def fold_header(header: object) -> tuple[str, str]:
     ('天线挂高(m)', '天线挂高')
     """
     text = str(header).replace("（", "(").replace("）", ")").replace("【", "[").replace("】", "]")
-    folded = _fold(text)
+    folded = fold_word(text)
     stripped = re.sub(r"[(\[][^()\[\]]*[)\]]$", "", folded)
     return folded, stripped
 
 
-_HEADER_LOOKUP: dict[str, str] = {}
-for _col in COLUMNS:
-    for _key in (_col.name, *_col.aliases):
-        for _folded in fold_header(_key):
-            _HEADER_LOOKUP.setdefault(_folded, _col.name)
+class HeaderIndex:
+    """Canonical column names by folded header, for one schema (submissions, measurements, points).
+
+    Built from ``(name, aliases)`` pairs; the first column to claim a folded header keeps it.
+
+    Examples
+    --------
+    >>> index = HeaderIndex([("lon", ("经度", "Longitude")), ("lat", ("纬度",))])
+    >>> index.column_for("LONGITUDE（°）"), index.match(["纬度", "经度", "备注", "Longitude"])
+    ('lon', {'lat': '纬度', 'lon': '经度'})
+    """
+
+    def __init__(self, names_and_aliases):
+        self._lookup: dict[str, str] = {}
+        for name, aliases in names_and_aliases:
+            for key in (name, *aliases):
+                for folded in fold_header(key):
+                    self._lookup.setdefault(folded, name)
+
+    def column_for(self, header: object) -> str | None:
+        """The column a header names (matched folded, then without a trailing unit), or None."""
+        folded, stripped = fold_header(header)
+        return self._lookup.get(folded) or self._lookup.get(stripped)
+
+    def match(self, headers) -> dict[str, str]:
+        """``{column: the first header naming it}``, in the headers' order."""
+        matched: dict[str, str] = {}
+        for header in headers:
+            name = self.column_for(header)
+            if name is not None and name not in matched:
+                matched[name] = header
+        return matched
+
+
+_HEADERS = HeaderIndex((col.name, col.aliases) for col in COLUMNS)
 
 
 def column_for_header(header: object) -> str | None:
@@ -321,8 +352,7 @@ def column_for_header(header: object) -> str | None:
     >>> column_for_header("备注") is None
     True
     """
-    folded, stripped = fold_header(header)
-    return _HEADER_LOOKUP.get(folded) or _HEADER_LOOKUP.get(stripped)
+    return _HEADERS.column_for(header)
 
 
 def match_columns(headers) -> dict[str, str]:
@@ -344,12 +374,7 @@ def match_columns(headers) -> dict[str, str]:
     >>> match_columns(["运营商", "小区ID", "经度", "纬度", "备注"])
     {'operator': '运营商', 'cell_id': '小区ID', 'lon': '经度', 'lat': '纬度'}
     """
-    matched: dict[str, str] = {}
-    for header in headers:
-        name = column_for_header(header)
-        if name is not None and name not in matched:
-            matched[name] = header
-    return matched
+    return _HEADERS.match(headers)
 
 
 def repeated_columns(headers) -> dict[str, list[str]]:

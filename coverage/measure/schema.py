@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import re
 
-from coverage.schema import Column, fold_header, normalise_operator, normalise_tech
+from coverage.schema import (
+    Column,
+    HeaderIndex,
+    fold_word,
+    normalise_operator,
+    normalise_tech,
+)
 
 # ---------------------------------------------------------------- value ranges
 
@@ -76,15 +82,11 @@ NO_SERVICE_WORDS: tuple[str, ...] = ("无服务", "无信号", "脱网", "noserv
                                      "outofservice", "out of service", "oos", "limited service")
 
 
-def _fold(value: object) -> str:
-    return re.sub(r"[\s_\-.]+", "", str(value)).lower()
-
-
-_SOURCE_KIND_LOOKUP = {_fold(k): kind for kind, keys in _SOURCE_KIND_ALIASES.items() for k in (kind, *keys)}
-_SETTING_LOOKUP = {_fold(k): s for s, keys in _SETTING_ALIASES.items() for k in (s, *keys)}
-_NR_LOOKUP = {_fold(w) for w in NR_WORDS}
-_OTHER_TECH_LOOKUP = {_fold(w) for w in OTHER_TECH_WORDS}
-NO_SERVICE_LOOKUP = frozenset(_fold(w) for w in NO_SERVICE_WORDS)
+_SOURCE_KIND_LOOKUP = {fold_word(k): kind for kind, keys in _SOURCE_KIND_ALIASES.items() for k in (kind, *keys)}
+_SETTING_LOOKUP = {fold_word(k): s for s, keys in _SETTING_ALIASES.items() for k in (s, *keys)}
+_NR_LOOKUP = {fold_word(w) for w in NR_WORDS}
+_OTHER_TECH_LOOKUP = {fold_word(w) for w in OTHER_TECH_WORDS}
+NO_SERVICE_LOOKUP = frozenset(fold_word(w) for w in NO_SERVICE_WORDS)
 _TRUE_WORDS = {"1", "true", "yes", "y", "t", "是", "有", "外接", "外置"}
 _FALSE_WORDS = {"0", "false", "no", "n", "f", "否", "无", "内置", "无外接"}
 
@@ -97,7 +99,7 @@ def normalise_source_kind(value: object) -> str | None:
     >>> normalise_source_kind("扫频仪"), normalise_source_kind("手机"), normalise_source_kind("MRO")
     ('scanner', 'handset', 'mr')
     """
-    return _SOURCE_KIND_LOOKUP.get(_fold(value))
+    return _SOURCE_KIND_LOOKUP.get(fold_word(value))
 
 
 def normalise_setting(value: object) -> str | None:
@@ -108,7 +110,7 @@ def normalise_setting(value: object) -> str | None:
     >>> normalise_setting("室外"), normalise_setting("车内"), normalise_setting("Indoor")
     ('outdoor', 'in-vehicle', 'indoor')
     """
-    return _SETTING_LOOKUP.get(_fold(value))
+    return _SETTING_LOOKUP.get(fold_word(value))
 
 
 def normalise_bool(value: object) -> bool | None:
@@ -119,7 +121,7 @@ def normalise_bool(value: object) -> bool | None:
     >>> normalise_bool("是"), normalise_bool("no"), normalise_bool("maybe") is None
     (True, False, True)
     """
-    folded = _fold(value)
+    folded = fold_word(value)
     if folded in _TRUE_WORDS:
         return True
     if folded in _FALSE_WORDS:
@@ -155,7 +157,7 @@ def normalise_measurement_operator(value: object) -> str | None:
     >>> normalise_measurement_operator("CHN-UNICOM"), normalise_measurement_operator("China Broadnet")
     ('CU', 'CBN')
     """
-    return normalise_operator(value) or operator_of_plmn(value) or _OPERATOR_EXTRA.get(_fold(value))
+    return normalise_operator(value) or operator_of_plmn(value) or _OPERATOR_EXTRA.get(fold_word(value))
 
 
 def normalise_measurement_tech(value: object) -> str | None:
@@ -174,12 +176,12 @@ def normalise_measurement_tech(value: object) -> str | None:
     tech = normalise_tech(value)
     if tech is not None:
         return tech
-    return "redcap" if _fold(value) in _NR_LOOKUP else None
+    return "redcap" if fold_word(value) in _NR_LOOKUP else None
 
 
 def is_other_technology(value: object) -> bool:
     """True for technologies that are neither NB-IoT nor NR (LTE, 4G, eMTC, GSM …)."""
-    return _fold(value) in _OTHER_TECH_LOOKUP
+    return fold_word(value) in _OTHER_TECH_LOOKUP
 
 
 # ---------------------------------------------------------------- the column table
@@ -287,11 +289,7 @@ MEASUREMENT_COLUMNS: tuple[str, ...] = (
 )
 """Columns of the accepted ``measurements`` table, in order (the measurement contract)."""
 
-_HEADER_LOOKUP: dict[str, str] = {}
-for _col in COLUMNS:
-    for _key in (_col.name, *_col.aliases):
-        for _folded in fold_header(_key):
-            _HEADER_LOOKUP.setdefault(_folded, _col.name)
+_HEADERS = HeaderIndex((col.name, col.aliases) for col in COLUMNS)
 
 
 def column_for_header(header: object) -> str | None:
@@ -304,8 +302,7 @@ def column_for_header(header: object) -> str | None:
     >>> column_for_header("SS-RSRP"), column_for_header("频点"), column_for_header("场景")
     ('rsrp_dbm', 'earfcn', 'setting')
     """
-    folded, stripped = fold_header(header)
-    return _HEADER_LOOKUP.get(folded) or _HEADER_LOOKUP.get(stripped)
+    return _HEADERS.column_for(header)
 
 
 def match_columns(headers) -> dict[str, str]:
@@ -317,12 +314,8 @@ def match_columns(headers) -> dict[str, str]:
     {'time': '测试时间', 'lon': '经度', 'lat': '纬度', 'rsrp_dbm': 'RSRP'}
     """
     headers = list(headers)
-    matched: dict[str, str] = {}
-    for header in headers:
-        name = column_for_header(header)
-        if name is not None and name not in matched:
-            matched[name] = header
-    folded = {_fold(h): h for h in headers}
+    matched = _HEADERS.match(headers)
+    folded = {fold_word(h): h for h in headers}
     if "operatorname" in folded and "operator" in folded and "plmn" not in matched:
         matched["plmn"] = folded["operator"]  # G-NetTrack: Operatorname is the name, Operator the MCC-MNC
     return matched
