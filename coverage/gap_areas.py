@@ -177,15 +177,17 @@ def _pieces(layer: gpd.GeoDataFrame, towns: gpd.GeoDataFrame | None) -> tuple[li
     gap_geoms = layer.geometry.to_numpy()
     gap_ids = layer["gap_id"].to_numpy()
     whole = shapely.union_all(gap_geoms)
+    gap_tree = shapely.STRtree(gap_geoms)
+    shapely.prepare(gap_geoms)
     pieces, dropped = [], 0.0
     remainder = whole
     if towns is not None and len(towns):
         town_geoms = towns.geometry.to_numpy()
-        parts = shapely.intersection(whole, town_geoms)
+        parts = cut(whole, town_geoms)
         for part, code, name in zip(parts, towns["code"].astype(str), towns["name"], strict=True):
             area = shapely.area(part) / M2_PER_KM2
             if area >= SLIVER_KM2:
-                pieces.append(_piece(part, "township", code, name, gap_geoms, gap_ids))
+                pieces.append(_piece(part, "township", code, name, gap_geoms, gap_ids, gap_tree))
             else:
                 dropped += area
         remainder = shapely.difference(whole, shapely.union_all(town_geoms))
@@ -193,17 +195,22 @@ def _pieces(layer: gpd.GeoDataFrame, towns: gpd.GeoDataFrame | None) -> tuple[li
         for cell, part in _h3_parts(remainder):
             area = shapely.area(part) / M2_PER_KM2
             if area >= SLIVER_KM2:
-                pieces.append(_piece(part, "h3_res7", cell, None, gap_geoms, gap_ids))
+                pieces.append(_piece(part, "h3_res7", cell, None, gap_geoms, gap_ids, gap_tree))
             else:
                 dropped += area
     return pieces, dropped
 
 
-def _piece(geom, kind, code, name, gap_geoms, gap_ids) -> dict:
+def _piece(geom, kind, code, name, gap_geoms, gap_ids, gap_tree: shapely.STRtree) -> dict:
     parts = shapely.get_parts(geom)
     polygons = shapely.multipolygons(parts[shapely.get_type_id(parts) == 3])
-    touching = shapely.intersection(gap_geoms, polygons)
-    of = gap_ids[shapely.area(touching) > 0]
+    near = np.sort(gap_tree.query(polygons))
+    if len(near) > 1:
+        # each polygon of the piece is a connected part of the county's disjoint gaps, so it lies in
+        # one of them: the gap holding a point inside it (prepared: no overlay with a county-sized gap)
+        inner = shapely.point_on_surface(shapely.get_parts(polygons))
+        near = near[[bool(shapely.intersects(gap_geoms[g], inner).any()) for g in near]]
+    of = gap_ids[near]
     return {"unit_kind": kind, "unit_code": str(code), "unit_name": name, "gap_ids": ";".join(map(str, of)),
             "geometry": polygons}
 
@@ -223,9 +230,66 @@ def _h3_parts(region):
         return []
     hexes = [Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in cells]
     hexes_xy = gpd.GeoSeries(hexes, crs=4326).to_crs(CHINA_ALBERS_PROJ4).to_numpy()
-    parts = shapely.intersection(region, hexes_xy)
+    parts = cut(region, hexes_xy)
     keep = ~shapely.is_empty(parts)
     return [(c, p) for c, p, k in zip(cells, parts, keep, strict=True) if k]
+
+
+#: Most vertices of a region's piece in :func:`cut` (the pieces' overlays stay cheap).
+CUT_PIECE_VERTICES = 512
+
+
+def cut(region, cutters: np.ndarray) -> np.ndarray:
+    """``region ∩ cutter`` for each cutter, as ``shapely.intersection(region, cutters)`` gives it, fast.
+
+    A county's gap region can have tens of thousands of vertices, and every overlay
+    with it costs time in proportion to them (about 1 ms per H3 cell: hours for the
+    country). A cutter lying wholly inside the region is its own intersection (a
+    prepared-geometry test); the others meet only the pieces of the region (cut in
+    halves until each has at most :data:`CUT_PIECE_VERTICES` vertices) their
+    envelope touches, and their parts are joined again. The areas are the same.
+    """
+    cutters = np.asarray(cutters, dtype=object)
+    out = np.empty(len(cutters), dtype=object)
+    if len(cutters) == 0:
+        return out
+    shapely.prepare(region)
+    inside = shapely.contains_properly(region, cutters)
+    out[inside] = cutters[inside]
+    rest = np.flatnonzero(~inside)
+    if len(rest):
+        pieces = _halves(region, CUT_PIECE_VERTICES)
+        cutter_pos, piece_pos = shapely.STRtree(pieces).query(cutters[rest], predicate="intersects")
+        parts = shapely.intersection(pieces[piece_pos], cutters[rest][cutter_pos])
+        by_cutter: dict[int, list] = {}
+        for position, part in zip(cutter_pos.tolist(), parts, strict=True):
+            if not shapely.is_empty(part):
+                by_cutter.setdefault(position, []).append(part)
+        empty = shapely.from_wkt("POLYGON EMPTY")
+        for position, cutter_index in enumerate(rest):
+            found = by_cutter.get(position)
+            out[cutter_index] = (empty if not found else found[0] if len(found) == 1
+                                 else shapely.union_all(found))
+    return out
+
+
+def _halves(geom, max_vertices: int) -> np.ndarray:
+    """``geom`` cut by its envelope's longer side into pieces of at most ``max_vertices`` vertices."""
+    pieces, stack = [], [geom]
+    while stack:
+        g = stack.pop()
+        if shapely.is_empty(g):
+            continue
+        x0, y0, x1, y1 = shapely.bounds(g)
+        if shapely.get_num_coordinates(g) <= max_vertices or (x1 - x0 < 1e-6 and y1 - y0 < 1e-6):
+            pieces.append(g)
+        elif x1 - x0 >= y1 - y0:  # an overlay with a box, not clip_by_rect: its output may be invalid
+            xm = 0.5 * (x0 + x1)
+            stack += list(shapely.intersection(g, shapely.box([x0, xm], y0, [xm, x1], y1)))
+        else:
+            ym = 0.5 * (y0 + y1)
+            stack += list(shapely.intersection(g, shapely.box(x0, [y0, ym], x1, [ym, y1])))
+    return np.array(pieces, dtype=object)
 
 
 def _empty() -> gpd.GeoDataFrame:

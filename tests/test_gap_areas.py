@@ -128,3 +128,48 @@ def test_rank_keys_need_their_data():
         check_rank("built-up", True, False)
     with pytest.raises(SchemaError, match="not one of"):
         check_rank("sites", True, True)
+
+
+def _county_sized_region():
+    """A 40 x 30 km gap with 300 covered holes (pixel-stepped squares): over 1,200 vertices."""
+    rng = np.random.default_rng(7)
+    holes = [square(x, y, x + w, y + w) for x, y, w in
+             zip(rng.uniform(0, 38, 300).round(1), rng.uniform(0, 28, 300).round(1), rng.uniform(0.2, 1.5, 300).round(1),
+                 strict=True)]
+    return shapely.difference(square(0, 0, 40, 30), shapely.union_all(holes))
+
+
+def test_cut_gives_shapely_intersections_with_a_many_vertex_region():
+    from coverage.gap_areas import CUT_PIECE_VERTICES, cut
+
+    region = _county_sized_region()
+    assert shapely.get_num_coordinates(region) > 2 * CUT_PIECE_VERTICES  # so the halving is exercised
+    rng = np.random.default_rng(8)
+    centres = rng.uniform([-5, -5], [45, 35], (200, 2))
+    cutters = np.array([shapely.buffer(shapely.Point(X0 + x * 1000, Y0 + y * 1000), r * 1000, quad_segs=2)
+                        for (x, y), r in zip(centres, rng.uniform(0.3, 4.0, 200), strict=True)], dtype=object)
+    cutters = np.append(cutters, [square(100, 100, 101, 101)])  # far outside: empty
+    fast = cut(region, cutters)
+    slow = shapely.intersection(region, cutters)
+    assert np.allclose(shapely.area(fast), shapely.area(slow), rtol=1e-9, atol=1e-3)
+    assert shapely.is_empty(fast[-1])
+    assert (shapely.area(shapely.symmetric_difference(fast, slow)) < 1e-3).all()  # m², the same shapes
+    assert shapely.is_valid(fast).all()
+
+
+def test_a_cell_holding_two_gaps_names_both_and_its_neighbours_only_theirs():
+    # an L of 6 x 6 km and a square in its notch: their envelopes overlap, the gaps do not
+    left = shapely.difference(square(1, 1, 7, 7), square(3, 3, 7, 7))
+    right = square(3.2, 3.2, 7, 7)
+    far = square(15, 15, 16, 16)
+    areas = split_gaps(gaps_frame([left, right, far]), RES_M)
+    ids = areas.set_index("unit_code")["gap_ids"]
+    named = {gap for text in ids for gap in text.split(";")}
+    assert named == {"redcap_cm-350212-1", "redcap_cm-350212-2", "redcap_cm-350212-3"}
+    for cell, text in ids.items():
+        hexagon = gpd.GeoSeries([shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(cell)])],
+                                crs=4326).to_crs(ALBERS).iloc[0]
+        expected = [f"redcap_cm-350212-{i + 1}" for i, g in enumerate([left, right, far])
+                    if shapely.intersection(g, hexagon).area > 0]
+        assert text.split(";") == expected
+    assert any(";" in text for text in ids)  # some cell holds both the L and the square
