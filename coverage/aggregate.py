@@ -101,10 +101,11 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
         Overrides the configuration's smallest reported gap (km²).
     workers : int, optional
         Processes polygonising the counties' gaps side by side (default: one per
-        CPU, but at most one per :data:`UNITS_PER_GAP_WORKER` counties). The outputs do
+        CPU, but at most one per :data:`UNITS_PER_GAP_WORKER` counties), and then
+        computing the H3 blocks (:func:`coverage.h3hex.write_h3`). The outputs do
         not depend on it; each process holds only its chunk of counties and the
-        polygons it sends back. With more than one, the gaps are found while this
-        process computes the statistics.
+        polygons it sends back, or one H3 block. With more than one, the gaps are
+        found while this process computes the statistics.
         The processes are spawned, so a script calling this with more than one
         must run it under ``if __name__ == "__main__":`` (``workers=1`` needs not).
     rank : str, optional
@@ -181,7 +182,7 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
     step()
     summary = summary_table(county_table)
     effective = _effective_config(config)
-    h3_result = write_h3(layout, layers, counties, covered_fraction=effective.h3.covered_fraction)
+    h3_result = write_h3(layout, layers, counties, covered_fraction=effective.h3.covered_fraction, workers=workers)
     step()
     targets_csv, targets_summary_csv = _write_targets(layout, report, layers, counties, county_table, town_table,
                                                       sectors, effective)

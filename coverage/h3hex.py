@@ -76,6 +76,7 @@ from scipy import ndimage
 from coverage.errors import CRSMismatchError, SchemaError
 from coverage.files import atomic_output
 from coverage.layout import ALL_OPERATORS, CLASS_DEEP, CLASS_NODATA, CLASS_OUTDOOR, RunLayout
+from coverage.processes import spawn_pool, worker_count
 from coverage.zonal import Layer, units_in_crs
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def h3_paths(layout: RunLayout, tech: str) -> H3Outputs:
 
 def write_h3(layout: RunLayout, layers: Sequence[Layer], counties: gpd.GeoDataFrame,
              covered_fraction: float = DEFAULT_COVERED_FRACTION, block_px: int = DEFAULT_BLOCK_PX,
-             progress: Callable[[int, int], None] | None = None) -> dict:
+             progress: Callable[[int, int], None] | None = None, workers: int | None = 1) -> dict:
     """Write the H3 files of every technology of ``layers`` (see the module docstring).
 
     Parameters
@@ -152,6 +153,10 @@ def write_h3(layout: RunLayout, layers: Sequence[Layer], counties: gpd.GeoDataFr
         Side of a block of the walk, pixels (the outputs do not depend on it).
     progress : callable, optional
         ``progress(done, total)`` after each block.
+    workers : int or None, default 1
+        Processes computing the blocks (None: one per CPU when there are at least
+        :data:`BLOCKS_PER_WORKER` blocks each); the files are written in block order,
+        so they do not depend on it.
 
     Returns
     -------
@@ -174,30 +179,22 @@ def write_h3(layout: RunLayout, layers: Sequence[Layer], counties: gpd.GeoDataFr
     if not isinstance(counties, gpd.GeoDataFrame) or "code" not in counties.columns or counties.crs is None:
         raise SchemaError("counties must be a GeoDataFrame with a CRS and a 'code' column")
     techs = list(dict.fromkeys(lay.tech for lay in layers))
+    hexagons = dict.fromkeys(techs, 0)
     with contextlib.ExitStack() as stack:
-        datasets = [stack.enter_context(rasterio.open(lay.class_path)) for lay in layers]
-        grid = _Grid.of(datasets[0])
-        for lay, ds in zip(layers, datasets, strict=True):
-            if ds.crs != datasets[0].crs or ds.transform != datasets[0].transform or ds.shape != datasets[0].shape:
-                raise CRSMismatchError(f"{lay.class_path} is not on the grid of {layers[0].class_path}")
-        land = _Land(counties, datasets[0].crs)
+        walk = stack.enter_context(_Walk(layers, counties, covered_fraction))
+        blocks = [b for b in walk.grid.blocks(block_px) if walk.land.touches(walk.grid, b)]
         sinks = {tech: _Sinks(stack, h3_paths(layout, tech)) for tech in techs}
-        by_tech = {tech: [(lay, ds) for lay, ds in zip(layers, datasets, strict=True) if lay.tech == tech]
-                   for tech in techs}
-        blocks = [b for b in grid.blocks(block_px) if land.touches(grid, b)]
-        hexagons = dict.fromkeys(techs, 0)
-        for done, block in enumerate(blocks, start=1):
-            cells8 = grid.hex8_in_block(block)
-            if cells8.size:
-                margin = grid.margin_px()
-                county_idx = land.rasterize(grid, block, margin)
-                for tech in techs:
-                    classes = [_read_padded(ds, block, margin) for _, ds in by_tech[tech]]
-                    res9, res8 = _block_tables(grid, block, margin, cells8, county_idx, classes,
-                                               [lay.operator for lay, _ in by_tech[tech]], land.codes, tech,
-                                               covered_fraction)
-                    sinks[tech].write(res9, res8)
-                    hexagons[tech] += int(res9["h3_index"].nunique()) if len(res9) else 0
+        workers = worker_count(workers, len(blocks), BLOCKS_PER_WORKER)
+        if workers > 1:
+            pool = stack.enter_context(spawn_pool(workers, initializer=_open_walk,
+                                                  initargs=(layers, counties, covered_fraction)))
+            tables = pool.map(_walk_block, blocks)
+        else:
+            tables = map(walk.tables, blocks)
+        for done, block_tables in enumerate(tables, start=1):  # in block order, whatever the processes
+            for tech, (res9, res8) in block_tables.items():
+                sinks[tech].write(res9, res8)
+                hexagons[tech] += int(res9["h3_index"].nunique()) if len(res9) else 0
             if progress is not None:
                 progress(done, len(blocks))
         for sink in sinks.values():
@@ -207,6 +204,61 @@ def write_h3(layout: RunLayout, layers: Sequence[Layer], counties: gpd.GeoDataFr
     log.info("H3: %s hex-9s in %d blocks in %.1f s", ", ".join(f"{t} {n:,}" for t, n in hexagons.items()),
              len(blocks), result["seconds"])
     return result
+
+
+#: Blocks per worker process below which the walk stays in this process (a process starts in ~1 s).
+BLOCKS_PER_WORKER = 8
+
+
+class _Walk:
+    """The class rasters of every layer, their grid and the land, open for the blocks' tables."""
+
+    def __init__(self, layers: Sequence[Layer], counties: gpd.GeoDataFrame, covered_fraction: float):
+        self._stack = contextlib.ExitStack()
+        datasets = [self._stack.enter_context(rasterio.open(lay.class_path)) for lay in layers]
+        self.grid = _Grid.of(datasets[0])
+        for lay, ds in zip(layers, datasets, strict=True):
+            if ds.crs != datasets[0].crs or ds.transform != datasets[0].transform or ds.shape != datasets[0].shape:
+                self._stack.close()
+                raise CRSMismatchError(f"{lay.class_path} is not on the grid of {layers[0].class_path}")
+        self.land = _Land(counties, datasets[0].crs)
+        techs = list(dict.fromkeys(lay.tech for lay in layers))
+        self.by_tech = {tech: [(lay, ds) for lay, ds in zip(layers, datasets, strict=True) if lay.tech == tech]
+                        for tech in techs}
+        self.covered_fraction = float(covered_fraction)
+
+    def __enter__(self) -> _Walk:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def tables(self, block: _Block) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+        """``{tech: (res-9 rows, res-8 rows)}`` of the hexagons whose hex-8 centre lies in ``block``."""
+        cells8 = self.grid.hex8_in_block(block)
+        if not cells8.size:
+            return {}
+        margin = self.grid.margin_px()
+        county_idx = self.land.rasterize(self.grid, block, margin)
+        out = {}
+        for tech, pairs in self.by_tech.items():
+            classes = [_read_padded(ds, block, margin) for _, ds in pairs]
+            out[tech] = _block_tables(self.grid, block, margin, cells8, county_idx, classes,
+                                      [lay.operator for lay, _ in pairs], self.land.codes, tech,
+                                      self.covered_fraction)
+        return out
+
+
+_WORKER_WALK: _Walk | None = None
+
+
+def _open_walk(layers, counties, covered_fraction) -> None:
+    global _WORKER_WALK
+    _WORKER_WALK = _Walk(layers, counties, covered_fraction)
+
+
+def _walk_block(block: _Block) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    return _WORKER_WALK.tables(block)
 
 
 def read_h3(path: str | os.PathLike) -> pd.DataFrame:

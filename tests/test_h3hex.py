@@ -180,6 +180,18 @@ def test_blocks_change_nothing(hand_run, written, tmp_path):
     assert not res9.duplicated(key).any()
 
 
+def test_worker_processes_write_the_same_bytes(hand_run, tmp_path):
+    """Blocks computed in two spawned processes are written in block order: the same four files."""
+    _, layers, county = hand_run
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one = write_h3(_other_run(tmp_path / "one"), layers, county, block_px=37, workers=1)
+    two = write_h3(_other_run(tmp_path / "two"), layers, county, block_px=37, workers=2)
+    assert one["hexagons"] == two["hexagons"] and one["hexagons"]["nbiot"] > 0
+    for name in ("res9_parquet", "res9_csv", "res8_parquet", "res8_csv"):
+        assert getattr(one["files"]["nbiot"], name).read_bytes() == getattr(two["files"]["nbiot"], name).read_bytes()
+
+
 def test_csv_rounded_for_people_parquet_full_precision(written, hand_run):
     layout, _, _ = hand_run
     paths = h3_paths(layout, "nbiot")
