@@ -101,7 +101,8 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
         Overrides the configuration's smallest reported gap (km²).
     workers : int, optional
         Processes polygonising the counties' gaps side by side (default: one per
-        CPU, but at most one per :data:`UNITS_PER_GAP_WORKER` counties), and then
+        CPU, but at most one per :data:`UNITS_PER_GAP_WORKER` counties), then
+        splitting them into gap areas (:func:`coverage.gap_areas.split_gaps`) and
         computing the H3 blocks (:func:`coverage.h3hex.write_h3`). The outputs do
         not depend on it; each process holds only its chunk of counties and the
         polygons it sends back, or one H3 block. With more than one, the gaps are
@@ -177,7 +178,7 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
     step()
     resolution_m = float(report["grid"]["resolution_m"])
     gap_areas = {tech: split_gaps(frame, resolution_m, townships=town_units, landcover=landcover,
-                                  class_table=class_table, population=population, rank=rank)
+                                  class_table=class_table, population=population, rank=rank, workers=workers)
                  for tech, frame in gaps.items()}
     step()
     summary = summary_table(county_table)

@@ -39,6 +39,7 @@ from coverage.errors import SchemaError
 from coverage.grid import CHINA_ALBERS_PROJ4
 from coverage.layout import layer_key
 from coverage.pixel_weights import GridWindow, built_up_mask, polygon_sums, population_on_window
+from coverage.processes import spawn_pool, worker_count
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,8 @@ def check_rank(rank: str | None, has_population: bool, has_built_up: bool) -> st
 
 
 def split_gaps(gaps: gpd.GeoDataFrame, resolution_m: float, townships: gpd.GeoDataFrame | None = None,
-               landcover=None, class_table=None, population=None, rank: str | None = None) -> gpd.GeoDataFrame:
+               landcover=None, class_table=None, population=None, rank: str | None = None,
+               workers: int | None = 1) -> gpd.GeoDataFrame:
     """Split each county's gaps of each layer into townships / H3 res-7 cells, with their weights.
 
     Parameters
@@ -106,6 +108,10 @@ def split_gaps(gaps: gpd.GeoDataFrame, resolution_m: float, townships: gpd.GeoDa
         Population raster (people per pixel, any CRS).
     rank : str, optional
         One of :data:`RANK_KEYS`; default :func:`default_rank`.
+    workers : int or None, default 1
+        Processes splitting the counties side by side (None: one per CPU when there
+        are at least :data:`COUNTIES_PER_WORKER` counties each); the result does not
+        depend on it.
 
     Returns
     -------
@@ -119,15 +125,52 @@ def split_gaps(gaps: gpd.GeoDataFrame, resolution_m: float, townships: gpd.GeoDa
         return _empty()
     projected = gaps.to_crs(CHINA_ALBERS_PROJ4)
     towns = None if townships is None else townships.to_crs(CHINA_ALBERS_PROJ4)
-    rows, sliver_km2 = [], 0.0
+    jobs = []
     for county_code, county_gaps in projected.groupby("county_code", sort=True):
+        county_towns = None if towns is None else towns[towns["parent"].astype(str) == str(county_code)]
+        jobs.append((county_code, county_gaps, county_towns))
+    sources = (resolution_m, landcover, class_table, population)
+    workers = worker_count(workers, len(jobs), COUNTIES_PER_WORKER)
+    if workers > 1:
+        # interleaved chunks, so that the vast western counties spread over the processes
+        n_chunks = min(len(jobs), _CHUNKS_PER_WORKER * workers)
+        chunks = [(jobs[k::n_chunks], sources) for k in range(n_chunks)]
+        with spawn_pool(workers) as pool:
+            done = [part for chunk in pool.map(_split_counties, chunks) for part in chunk]
+        done.sort(key=lambda part: part[0])
+    else:
+        done = _split_counties((jobs, sources))
+    rows = [row for _, county_rows, _ in done for row in county_rows]
+    sliver_km2 = sum(dropped for _, _, dropped in done)
+    if not rows:
+        return _empty()
+    frame = gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=CHINA_ALBERS_PROJ4)
+    frame["area_km2"] = shapely.area(frame.geometry.to_numpy()) / M2_PER_KM2
+    centroids = gpd.GeoSeries(shapely.centroid(frame.geometry.to_numpy()), crs=CHINA_ALBERS_PROJ4).to_crs(4326)
+    frame["centroid_lon"], frame["centroid_lat"] = centroids.x.to_numpy(), centroids.y.to_numpy()
+    frame = rank_areas(frame.to_crs(4326), rank)
+    frame.attrs["rank"] = rank
+    frame.attrs["sliver_km2"] = sliver_km2
+    return frame
+
+
+#: Counties per worker process below which the split stays in this process.
+COUNTIES_PER_WORKER = 50
+_CHUNKS_PER_WORKER = 8
+
+
+def _split_counties(job) -> list[tuple[str, list[dict], float]]:
+    """``(county code, its area rows, sliver km² dropped)`` of each county of a chunk."""
+    counties, (resolution_m, landcover, class_table, population) = job
+    out = []
+    for county_code, county_gaps, county_towns in counties:
+        rows, sliver_km2 = [], 0.0
         window = GridWindow.around(county_gaps.total_bounds, resolution_m, pad_px=2)
         values = {}
         if landcover is not None:
             values["built_up_km2"] = built_up_mask(window, landcover, class_table) * window.pixel_area_km2
         if population is not None:
             values["population"] = population_on_window(window, population)
-        county_towns = None if towns is None else towns[towns["parent"].astype(str) == str(county_code)]
         for (tech, operator), layer in county_gaps.groupby(["tech", "operator"], sort=False):
             pieces, dropped = _pieces(layer, county_towns)
             sliver_km2 += dropped
@@ -142,16 +185,8 @@ def split_gaps(gaps: gpd.GeoDataFrame, resolution_m: float, townships: gpd.GeoDa
                     "built_up_km2": float(sums["built_up_km2"][i]) if "built_up_km2" in sums else np.nan,
                     "population": float(sums["population"][i]) if "population" in sums else np.nan,
                 })
-    if not rows:
-        return _empty()
-    frame = gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=CHINA_ALBERS_PROJ4)
-    frame["area_km2"] = shapely.area(frame.geometry.to_numpy()) / M2_PER_KM2
-    centroids = gpd.GeoSeries(shapely.centroid(frame.geometry.to_numpy()), crs=CHINA_ALBERS_PROJ4).to_crs(4326)
-    frame["centroid_lon"], frame["centroid_lat"] = centroids.x.to_numpy(), centroids.y.to_numpy()
-    frame = rank_areas(frame.to_crs(4326), rank)
-    frame.attrs["rank"] = rank
-    frame.attrs["sliver_km2"] = sliver_km2
-    return frame
+        out.append((county_code, rows, sliver_km2))
+    return out
 
 
 def rank_areas(frame: pd.DataFrame, rank: str) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import geopandas as gpd
 import h3
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 import shapely
@@ -173,3 +174,16 @@ def test_a_cell_holding_two_gaps_names_both_and_its_neighbours_only_theirs():
                     if shapely.intersection(g, hexagon).area > 0]
         assert text.split(";") == expected
     assert any(";" in text for text in ids)  # some cell holds both the L and the square
+
+
+def test_processes_split_the_counties_as_one_does():
+    """Counties dealt out to two spawned processes give the same table, in the same order."""
+    frames = []
+    for k, county in enumerate(["350203", "350205", "350206", "350211", "350212"]):
+        frames.append(gaps_frame([square(4 * k, 0, 4 * k + 3, 7), square(4 * k, 9, 4 * k + 2, 12)], county=county))
+    gaps = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=4326)
+    one = split_gaps(gaps, RES_M, workers=1)
+    two = split_gaps(gaps, RES_M, workers=2)
+    assert one["county_code"].nunique() == 5
+    pd.testing.assert_frame_equal(one.drop(columns="geometry"), two.drop(columns="geometry"))
+    assert shapely.equals_exact(one.geometry.to_numpy(), two.geometry.to_numpy(), tolerance=0).all()
