@@ -90,7 +90,7 @@ def synthetic_run(root: Path, size: int, n_layers: int, seed: int = 7):
 
 
 
-def _measure(work: Path, block: int | None) -> dict:
+def _measure(work: Path, block: int | None, workers: int = 1) -> dict:
     """write_h3 on the run saved in ``work`` (this process holds nothing else)."""
     import pickle
 
@@ -99,12 +99,12 @@ def _measure(work: Path, block: int | None) -> dict:
     layout, layers, counties, land_km2 = pickle.loads((work / "run.pickle").read_bytes())
     rss_before = peak_rss_mib()
     started = time.perf_counter()
-    result = write_h3(layout, layers, counties, block_px=block or DEFAULT_BLOCK_PX)
+    result = write_h3(layout, layers, counties, block_px=block or DEFAULT_BLOCK_PX, workers=workers)
     seconds = time.perf_counter() - started
     files = result["files"]["redcap"]
     hexes = result["hexagons"]["redcap"]
     return {
-        "land_km2": round(land_km2), "hex9": hexes, "write_h3_s": round(seconds, 1),
+        "workers": workers, "land_km2": round(land_km2), "hex9": hexes, "write_h3_s": round(seconds, 1),
         "hex9_per_s": round(hexes / seconds), "peak_rss_mib": round(peak_rss_mib()),
         "rss_before_mib": round(rss_before), "china_extrapolated_s": round(seconds * CHINA_LAND_KM2 / land_km2),
         "output_bytes": {Path(p).name: Path(p).stat().st_size for p in (files.res9_parquet, files.res9_csv,
@@ -117,12 +117,13 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=8192, help="raster side, pixels of 100 m")
     parser.add_argument("--layers", type=int, default=5, help="coverage layers of the technology")
     parser.add_argument("--block", type=int, default=None, help="block side, pixels (default: the library's)")
+    parser.add_argument("--workers", type=int, default=1, help="processes computing the blocks (default 1)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the run (default: a temporary one)")
     parser.add_argument("--measure-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="h3bench-"))
     if args.measure_only:
-        print(json.dumps(_measure(work, args.block)))
+        print(json.dumps(_measure(work, args.block, args.workers)))
         return 0
 
     import os
@@ -135,7 +136,7 @@ def main(argv=None) -> int:
     generated_s = time.perf_counter() - started
     # measured in a fresh process, so the peak memory is write_h3's, not the generator's
     command = [sys.executable, __file__, "--measure-only", "--work", str(work)] + \
-        (["--block", str(args.block)] if args.block else [])
+        (["--block", str(args.block)] if args.block else []) + ["--workers", str(args.workers)]
     child = subprocess.run(command, capture_output=True, text=True, check=True)
     figures = {"size_px": args.size, "layers": args.layers, "generate_s": round(generated_s, 1),
                **json.loads(child.stdout.strip().splitlines()[-1]), "load_avg_1min": round(os.getloadavg()[0], 2)}
