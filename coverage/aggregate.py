@@ -48,8 +48,8 @@ import numpy as np
 import pandas as pd
 
 from coverage.errors import InputReadError, SchemaError, StageError, UnknownUnitError
-from coverage.files import atomic_output, write_csv_bom
-from coverage.gap_areas import check_rank, split_gaps
+from coverage.files import atomic_output, round_for_people, write_csv_bom
+from coverage.gap_areas import check_rank, split_gaps_in_chunks
 from coverage.gaps import DEFAULT_GAP_ENVIRONMENT, DEFAULT_MIN_GAP_KM2, GAP_COLUMNS, gaps_by_layer
 from coverage.h3hex import write_h3
 from coverage.layout import ALL_OPERATORS, RunLayout
@@ -177,10 +177,11 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
             for tech in techs}
     step()
     resolution_m = float(report["grid"]["resolution_m"])
-    gap_areas = {tech: split_gaps(frame, resolution_m, townships=town_units, landcover=landcover,
-                                  class_table=class_table, population=population, rank=rank, workers=workers)
-                 for tech, frame in gaps.items()}
-    step()
+
+    def gap_area_chunks(tech):
+        return split_gaps_in_chunks(gaps[tech], resolution_m, townships=town_units, landcover=landcover,
+                                    class_table=class_table, population=population, rank=rank, workers=workers)
+
     summary = summary_table(county_table)
     effective = _effective_config(config)
     h3_result = write_h3(layout, layers, counties, covered_fraction=effective.h3.covered_fraction, workers=workers)
@@ -196,9 +197,10 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
     gaps_csv = {}
     for tech, frame in gaps.items():
         gaps_csv[tech] = write_csv_bom(pd.DataFrame(frame.drop(columns="geometry")), layout.gaps_csv(tech))
-    gap_areas_csv = {tech: write_csv_bom(pd.DataFrame(frame.drop(columns="geometry")), layout.gap_areas_csv(tech))
-                     for tech, frame in gap_areas.items()}
-    _write_gpkg(layout.stats_gpkg, counties, county_table, town_units, town_table, gaps, techs, gap_areas)
+    gap_areas_csv = {tech: layout.gap_areas_csv(tech) for tech in techs}
+    _write_gpkg(layout.stats_gpkg, counties, county_table, town_units, town_table, gaps, techs,
+                {tech: (gap_area_chunks(tech), gap_areas_csv[tech]) for tech in techs})
+    step()
 
     headline = {}
     national = summary[summary["scope"] == "national"]
@@ -558,6 +560,8 @@ def _gdal_options(options: dict):
 
 
 def _write_gpkg(path, counties, county_table, towns, town_table, gaps, techs, gap_areas=None) -> None:
+    """The statistics GeoPackage; ``gap_areas`` maps a technology to (its gap-area chunks, their CSV path):
+    each chunk is appended to the layer and the CSV as it comes, so only one is held."""
     with atomic_output(path) as tmp, _gdal_options(_GPKG_FIXED_DATE):
         _wide(counties, county_table, techs).to_file(tmp, layer="county", driver="GPKG")
         if towns is not None:
@@ -565,8 +569,21 @@ def _write_gpkg(path, counties, county_table, towns, town_table, gaps, techs, ga
         for tech, frame in gaps.items():
             frame.to_file(tmp, layer=f"gaps_{tech}", driver="GPKG", mode="a",
                           geometry_type="MultiPolygon" if frame.empty else None)
-        for tech, frame in (gap_areas or {}).items():
-            frame.to_file(tmp, layer=f"gap_areas_{tech}", driver="GPKG", mode="a", geometry_type="MultiPolygon")
+        for tech, (chunks, csv_path) in (gap_areas or {}).items():
+            with atomic_output(csv_path) as csv_tmp, open(csv_tmp, "w", encoding="utf-8-sig", newline="") as csv:
+                written = 0
+                for frame in chunks:
+                    if len(frame):
+                        _append_gap_areas(tmp, tech, csv, frame, header=written == 0)
+                        written += 1
+                if written == 0:  # the layer and the header all the same
+                    _append_gap_areas(tmp, tech, csv, frame, header=True)
+
+
+def _append_gap_areas(gpkg, tech: str, csv, frame, header: bool) -> None:
+    frame.to_file(gpkg, layer=f"gap_areas_{tech}", driver="GPKG", mode="a", geometry_type="MultiPolygon")
+    round_for_people(pd.DataFrame(frame.drop(columns="geometry"))).to_csv(csv, index=False, header=header,
+                                                                          lineterminator="\n")
 
 
 def format_gaps(frame: pd.DataFrame, limit: int | None = 20) -> str:

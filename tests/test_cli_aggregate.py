@@ -252,3 +252,31 @@ def test_cli_gaps_before_aggregate_exits_2(runner, run_dir):
     result = runner.invoke(cli.main, ["gaps", str(run_dir)])
     assert result.exit_code == 2
     assert "aggregate" in result.output
+
+
+def test_gap_areas_written_chunk_by_chunk_are_the_whole_table(run_dir, counties, tmp_path, monkeypatch):
+    """With a chunk per county (as the country's vast counties need), the files hold the same rows."""
+    import shutil
+
+    import coverage.gap_areas
+
+    whole_dir = tmp_path / "whole"
+    shutil.copytree(run_dir, whole_dir)
+    aggregate(whole_dir, counties=counties)
+    monkeypatch.setattr(coverage.gap_areas, "DEFAULT_CHUNK_KM2", 1e-9)
+    aggregate(run_dir, counties=counties)
+    key = ["tech", "operator", "county_code", "rank_in_county"]
+    for tech in ("nbiot", "redcap"):
+        whole = pd.read_csv(RunLayout(whole_dir).gap_areas_csv(tech), encoding="utf-8-sig", dtype=str)
+        chunked = pd.read_csv(RunLayout(run_dir).gap_areas_csv(tech), encoding="utf-8-sig", dtype=str)
+        assert whole["county_code"].nunique() >= 2  # more than one chunk was written
+        assert list(chunked.columns) == list(whole.columns)
+        pd.testing.assert_frame_equal(chunked.sort_values(key).reset_index(drop=True),
+                                      whole.sort_values(key).reset_index(drop=True))
+        layer_whole = gpd.read_file(RunLayout(whole_dir).stats_gpkg, layer=f"gap_areas_{tech}")
+        layer_chunked = gpd.read_file(RunLayout(run_dir).stats_gpkg, layer=f"gap_areas_{tech}")
+        assert len(layer_chunked) == len(whole)
+        a = layer_whole.sort_values(key).reset_index(drop=True)
+        b = layer_chunked.sort_values(key).reset_index(drop=True)
+        pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"))
+        assert a.geometry.geom_equals_exact(b.geometry, 0).all()
