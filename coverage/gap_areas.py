@@ -154,7 +154,7 @@ def split_gaps_in_chunks(gaps: gpd.GeoDataFrame, resolution_m: float, townships:
     towns = None if townships is None else townships.to_crs(CHINA_ALBERS_PROJ4)
     chunks, chunk, chunk_km2 = [], [], 0.0
     for county_code, county_gaps in projected.groupby("county_code", sort=True):
-        county_km2 = float(county_gaps["area_km2"].sum()) if "area_km2" in county_gaps else 0.0
+        county_km2 = float(shapely.area(county_gaps.geometry.to_numpy()).sum()) / M2_PER_KM2
         if chunk and chunk_km2 + county_km2 > max_chunk_km2:
             chunks.append(chunk)
             chunk, chunk_km2 = [], 0.0
