@@ -373,7 +373,8 @@ def read_points(paths: str | os.PathLike | Iterable[str | os.PathLike],
     InputReadError
         A file is missing, of an unknown format or has no 经度/纬度 columns.
     """
-    from coverage.tables import parse_degrees, read_raw_table
+    from coverage.row_checks import Rejects, cells, resolve_datums
+    from coverage.tables import normalise_ids, parse_degrees, read_raw_table
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -382,6 +383,7 @@ def read_points(paths: str | os.PathLike | Iterable[str | os.PathLike],
         raise ArgumentError("read_points: no point files given")
     crs_of = _crs_of_files(crs, paths)
     frames, problems, rows_read = [], [], {}
+    offset = 0
     for path in paths:
         table = read_raw_table(path, match_point_columns)
         frame = table.frame.reset_index(drop=True)
@@ -389,55 +391,31 @@ def read_points(paths: str | os.PathLike | Iterable[str | os.PathLike],
             frame[col] = (frame[col].astype("str").fillna("").str.strip() if col in frame
                           else pd.Series("", index=frame.index, dtype="str"))
         header = {col: table.headers.get(col, col) for col in ("lon", "lat", "crs")}
-        default = chinacrs.WGS84 if table.crs_fixed else (crs_of[path] or table.default_crs or chinacrs.WGS84)
-        frame["_crs"] = frame["crs"].where(frame["crs"] != "", "" if table.crs_fixed else default)
-        if table.crs_fixed:  # a reprojected layer is WGS-84 now, whatever its rows say
-            frame["_crs"] = chinacrs.WGS84
+        # a reprojected layer is WGS-84 now, whatever its rows say
+        frame["_wgs84"] = table.crs_fixed
+        frame["_default_crs"] = crs_of[path] or table.default_crs or chinacrs.WGS84
         frame["source_file"] = table.name
         frame["_lon_header"], frame["_lat_header"], frame["_crs_header"] = header["lon"], header["lat"], header["crs"]
-        for pos, col, value, reason, _ in table.problems:
-            problems.append((table.name, int(frame["source_row"].iat[pos]), col, value, reason))
+        problems += [(offset + pos, col, value, reason, check) for pos, col, value, reason, check in table.problems]
         frames.append(frame)
         rows_read[table.name] = int(len(frame))
+        offset += len(frame)
     raw = pd.concat(frames, ignore_index=True)
     n = len(raw)
-    bad = np.zeros(n, dtype=bool)
-    reject_rows: list[pd.DataFrame] = []
+    rej = Rejects(n, pd.DataFrame(problems, columns=["pos", "column", "value", "reason", "check"]))
 
-    def reject(mask, column, value, reason):
-        mask = np.asarray(mask, dtype=bool) & ~bad
-        if mask.any():
-            pos = np.flatnonzero(mask)
-            reject_rows.append(pd.DataFrame({
-                "source_file": raw["source_file"].to_numpy()[pos], "source_row": raw["source_row"].to_numpy()[pos],
-                "column": _pick(column, pos), "value": _pick(value, pos), "reason": _pick(reason, pos)}))
-            bad[pos] = True
+    def add(mask, header, value, reason, check):
+        """One line per rejected row: the first problem found (a swapped pair is not also out of range)."""
+        rej.add(np.asarray(mask, dtype=bool) & ~rej.bad, header, value, reason, check)
 
-    if problems:
-        known = pd.DataFrame(problems, columns=["source_file", "source_row", "column", "value", "reason"])
-        keys = set(zip(known["source_file"], known["source_row"], strict=True))
-        bad |= np.fromiter(((f, r) in keys for f, r in zip(raw["source_file"], raw["source_row"], strict=True)),
-                           dtype=bool, count=n)
-        reject_rows.append(known)
     lon, lon_blank, lon_bad = parse_degrees(raw["lon"])
     lat, lat_blank, lat_bad = parse_degrees(raw["lat"])
-    # the headers and texts of rejected rows only (a million points rarely have more than a few)
-    def lon_h(p):
-        return raw["_lon_header"].iloc[p].to_numpy(object)
-
-    def lat_h(p):
-        return raw["_lat_header"].iloc[p].to_numpy(object)
-
-    def lon_value(p):
-        return raw["lon"].iloc[p].to_numpy(object)
-
-    def lat_value(p):
-        return raw["lat"].iloc[p].to_numpy(object)
-
-    reject(lon_blank, lon_h, "", "longitude missing (经度 is blank)")
-    reject(lat_blank, lat_h, "", "latitude missing (纬度 is blank)")
-    reject(lon_bad, lon_h, lon_value, lambda p: "longitude is not a number (" + lon_value(p) + ")")
-    reject(lat_bad, lat_h, lat_value, lambda p: "latitude is not a number (" + lat_value(p) + ")")
+    lon_h, lat_h = cells(raw["_lon_header"]), cells(raw["_lat_header"])
+    lon_value, lat_value = cells(raw["lon"]), cells(raw["lat"])
+    add(lon_blank, lon_h, "", "longitude missing (经度 is blank)", "missing")
+    add(lat_blank, lat_h, "", "latitude missing (纬度 is blank)", "missing")
+    add(lon_bad, lon_h, lon_value, lambda p: "longitude is not a number (" + lon_value(p) + ")", "not a number")
+    add(lat_bad, lat_h, lat_value, lambda p: "latitude is not a number (" + lat_value(p) + ")", "not a number")
     in_lon = (lon >= _LON_RANGE[0]) & (lon <= _LON_RANGE[1])
     in_lat = (lat >= _LAT_RANGE[0]) & (lat <= _LAT_RANGE[1])
     swapped = ~(in_lon & in_lat) & (lat >= _LON_RANGE[0]) & (lat <= _LON_RANGE[1]) & (lon >= _LAT_RANGE[0]) & (
@@ -449,30 +427,14 @@ def read_points(paths: str | os.PathLike | Iterable[str | os.PathLike],
     def pair_h(p):
         return lon_h(p) + "/" + lat_h(p)
 
-    reject(swapped, pair_h, pair, "纬度/经度 appear swapped: the longitude looks like a latitude and the "
-                                  "latitude like a longitude")
-    reject(~in_lon, lon_h, lon_value, "longitude is outside China's extent (73–136°E)")
-    reject(~in_lat, lat_h, lat_value, "latitude is outside China's extent (3–54°N)")
-    from coverage.tables import map_unique
-
-    row_crs = map_unique(raw["_crs"], chinacrs.normalise_crs_name)
-
-    def crs_value(p):
-        return raw["_crs"].iloc[p].to_numpy(object)
-
-    reject(row_crs.isna(), lambda p: raw["_crs_header"].iloc[p].to_numpy(object), crs_value,
-           lambda p: "unknown coordinate system " + crs_value(p) + ": use wgs84, cgcs2000, gcj02 or bd09")
-    row_crs = row_crs.to_numpy(object)
-    for name in (chinacrs.GCJ02, chinacrs.BD09):
-        shift = ~bad & (row_crs == name)
-        if shift.any():
-            lon[shift], lat[shift] = chinacrs.to_wgs84(lon[shift], lat[shift], name)
-            log.info("converted %d points from %s to WGS-84", int(shift.sum()), name)
-    ok = ~bad
-    ids = raw["point_id"].to_numpy(object)[ok]
-    excel_integer = pd.Series(ids).str.endswith(".0").to_numpy(bool)  # Excel's 12345.0
-    if excel_integer.any():
-        ids[excel_integer] = pd.Series(ids[excel_integer]).str.replace(r"^(\d+)\.0+$", r"\1", regex=True).to_numpy()
+    add(swapped, pair_h, pair, "纬度/经度 appear swapped: the longitude looks like a latitude and the "
+                               "latitude like a longitude", "swapped")
+    add(~in_lon, lon_h, lon_value, "longitude is outside China's extent (73–136°E)", "out of range")
+    add(~in_lat, lat_h, lat_value, "latitude is outside China's extent (3–54°N)", "out of range")
+    resolve_datums(rej, raw["crs"].where(~raw["_wgs84"], ""), raw["_default_crs"], cells(raw["_crs_header"]),
+                   lon, lat, ~rej.bad, already_wgs84=raw["_wgs84"].to_numpy(bool), noun="points")
+    ok = ~rej.bad
+    ids = normalise_ids(raw["point_id"][ok]).to_numpy(object)
     blank_id = ids == ""
     if blank_id.any():  # the row number, with the file's name when there are several
         rows = raw["source_row"].to_numpy(np.int64)[ok][blank_id].astype(str).astype(object)
@@ -486,21 +448,15 @@ def read_points(paths: str | os.PathLike | Iterable[str | os.PathLike],
         "source_file": raw["source_file"].to_numpy(object)[ok],
         "source_row": raw["source_row"].to_numpy(np.int64)[ok],
     })
-    rejects = (pd.concat(reject_rows, ignore_index=True) if reject_rows
-               else pd.DataFrame(columns=["source_file", "source_row", "column", "value", "reason"]))
+    lines = rej.frame()
+    pos = lines["pos"].to_numpy(np.int64)
+    rejects = pd.DataFrame({
+        "source_file": raw["source_file"].to_numpy(object)[pos], "source_row": raw["source_row"].to_numpy(np.int64)[pos],
+        "column": lines["column"].to_numpy(object), "value": lines["value"].to_numpy(object),
+        "reason": lines["reason"].to_numpy(object)})
     log.info("read %d points from %d files: %d accepted, %d rejected", n, len(paths), int(ok.sum()),
              int((~ok).sum()))
     return Points(accepted, rejects, rows_read)
-
-
-def _pick(value, pos: np.ndarray) -> np.ndarray:
-    if callable(value):
-        return np.asarray(value(pos), dtype=object)
-    if isinstance(value, pd.Series):
-        return value.to_numpy(dtype=object)[pos]
-    if isinstance(value, np.ndarray):
-        return value[pos]
-    return np.full(len(pos), value, dtype=object)
 
 
 def _crs_of_files(crs, paths: list[str]) -> dict[str, str | None]:

@@ -548,8 +548,18 @@ def _fast_float(text: pd.Series, blank: np.ndarray) -> np.ndarray:
 
 
 def normalise_ids(text: pd.Series) -> pd.Series:
-    """IDs as text: Excel's ``12345.0`` becomes ``12345``; leading zeros are kept."""
-    return text.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+    """IDs as text: Excel's ``12345.0`` becomes ``12345``; leading zeros are kept.
+
+    >>> normalise_ids(pd.Series(["12345.0", "12.00", "007", "1.5", "A.0"])).tolist()
+    ['12345', '12', '007', '1.5', 'A.0']
+    """
+    # the regex only where a '.0' occurs: a million plain IDs take a scan, not a million matches
+    maybe = text.str.contains(".0", regex=False).fillna(False).to_numpy(bool)
+    out = text.copy()
+    if not maybe.any():
+        return out
+    out[maybe] = text[maybe].str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+    return out
 
 
 def map_unique(values: pd.Series, func) -> pd.Series:

@@ -180,6 +180,24 @@ def test_per_file_datum_and_chinese_headers_in_xlsx_and_geojson(run_dir, tmp_pat
     assert first["township_code"].astype(str).unique().tolist() == ["110101000"]
 
 
+def test_reader_problems_and_ids_across_files(tmp_path):
+    # the second file's malformed row is rejected under its own file and row (the reader's positions are
+    # per file; the points of both files are read as one table), and IDs follow the submissions' rule
+    first = tmp_path / "a.csv"
+    first.write_text("编号,经度,纬度\n12.00,110.05,30.05\n0012,110.06,30.06\n", encoding="utf-8")
+    second = tmp_path / "b.csv"
+    second.write_text("编号,经度,纬度\nb1,110.05,30.05\nb2,110.06,30.06,extra\nb3,110.07,30.07\n"
+                      "b4,140.0,200.0\n", encoding="utf-8")
+    read = read_points([first, second])
+    assert read.frame["point_id"].tolist() == ["12", "0012", "b1", "b3"]
+    assert read.total_read == 6 and len(read.frame) + len(read.rejects) == 6
+    rejects = read.rejects.set_index(["source_file", "source_row"])["reason"]
+    assert "fields but the header has" in rejects[(str(second), 2)]
+    # one line per row: out of range in both coordinates, reported once
+    assert "longitude is outside" in rejects[(str(second), 4)]
+    assert not rejects.index.duplicated().any()
+
+
 def test_rejects_with_reasons_nothing_lost(run_dir, tmp_path):
     path = tmp_path / "points.csv"
     path.write_text(
