@@ -57,13 +57,10 @@ def national_sectors(cache: Path, n_sectors: int, seed: int):
 
 def candidates(arrays, col0: int, row0: int) -> np.ndarray:
     """Rows whose reach disc meets the tile's box (the test of coverage.grid.sectors_by_tile)."""
-    x, y = arrays["x_m"], arrays["y_m"]
+    from coverage.measure.terrain_terms import _candidates
+
     reach = np.maximum(arrays["reach_m"], arrays.get("site_reach_m", arrays["reach_m"]))
-    bx0, bx1 = col0 * RESOLUTION_M, (col0 + TILE_PX) * RESOLUTION_M
-    by1, by0 = -row0 * RESOLUTION_M, -(row0 + TILE_PX) * RESOLUTION_M
-    dx = np.maximum(np.maximum(bx0 - x, x - bx1), 0.0)
-    dy = np.maximum(np.maximum(by0 - y, y - by1), 0.0)
-    return np.flatnonzero(dx * dx + dy * dy <= (reach + 1e-3) ** 2)
+    return _candidates(arrays["x_m"], arrays["y_m"], reach, col0, row0, TILE_PX, RESOLUTION_M)
 
 
 def main(argv=None) -> None:
