@@ -52,6 +52,7 @@ pixel; only the others are split. ``bench/h3_national.py`` measures it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -68,6 +69,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import rasterio
 from h3.api import numpy_int as h3
+
+try:  # h3-py's Cython core: the public cell_to_latlng less its per-call argument check, the same C call (2.2x)
+    from h3._cy import cell_to_latlng as _cell_to_latlng
+except ImportError:  # another h3-py layout: the public function, slower, the same numbers
+    _cell_to_latlng = h3.cell_to_latlng
 from pyproj import Transformer
 from rasterio.features import rasterize
 from rasterio.windows import Window
@@ -194,7 +200,7 @@ def write_h3(layout: RunLayout, layers: Sequence[Layer], counties: gpd.GeoDataFr
         for done, block_tables in enumerate(tables, start=1):  # in block order, whatever the processes
             for tech, (res9, res8) in block_tables.items():
                 sinks[tech].write(res9, res8)
-                hexagons[tech] += int(res9["h3_index"].nunique()) if len(res9) else 0
+                hexagons[tech] += pc.count_distinct(res9["h3_index"]).as_py()
             if progress is not None:
                 progress(done, len(blocks))
         for sink in sinks.values():
@@ -233,7 +239,7 @@ class _Walk:
     def __exit__(self, *exc) -> None:
         self._stack.close()
 
-    def tables(self, block: _Block) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    def tables(self, block: _Block) -> dict[str, tuple[pa.Table, pa.Table]]:
         """``{tech: (res-9 rows, res-8 rows)}`` of the hexagons whose hex-8 centre lies in ``block``."""
         cells8 = self.grid.hex8_in_block(block)
         if not cells8.size:
@@ -257,7 +263,7 @@ def _open_walk(layers, counties, covered_fraction) -> None:
     _WORKER_WALK = _Walk(layers, counties, covered_fraction)
 
 
-def _walk_block(block: _Block) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+def _walk_block(block: _Block) -> dict[str, tuple[pa.Table, pa.Table]]:
     return _WORKER_WALK.tables(block)
 
 
@@ -389,7 +395,7 @@ def _read_padded(ds, b: _Block, margin: int) -> np.ndarray:
 
 def _block_tables(grid: _Grid, b: _Block, margin: int, cells8: np.ndarray, county_idx: np.ndarray,
                   classes: list[np.ndarray], operators: list[str], codes: np.ndarray, tech: str,
-                  covered_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  covered_fraction: float) -> tuple[pa.Table, pa.Table]:
     """The res-9 and res-8 rows of one block for one technology's layers."""
     land = county_idx > 0
     # only the hex-8s within reach of land have a counted hex-11
@@ -398,7 +404,7 @@ def _block_tables(grid: _Grid, b: _Block, margin: int, cells8: np.ndarray, count
                                        mode="constant")[rows8, cols8]
     cells8, rows8, cols8 = cells8[near_land], rows8[near_land], cols8[near_land]
     if cells8.size == 0:
-        empty = pd.DataFrame(columns=list(H3_COLUMNS))
+        empty = _SCHEMA.empty_table()
         return empty, empty
     if np.isin(cells8, _PENTAGONS8).any():  # none lies on land; H3's own functions would serve one
         raise SchemaError("an H3 pentagon lies in the run's counties; covmap's H3 walk assumes hexagons")
@@ -409,9 +415,8 @@ def _block_tables(grid: _Grid, b: _Block, margin: int, cells8: np.ndarray, count
 
     # a hex-9 is uniform when neither a class nor the land changes within reach of its centre
     k = _reach_px(H3_RESOLUTION, grid.res_m)
-    mixed = _mixed(land.view(np.uint8), k)[rows9, cols9]
-    for level in classes:
-        mixed |= _mixed(level, k)[rows9, cols9]
+    code = _uniformity_code(land, classes)
+    mixed = _mixed(code, k)[rows9, cols9]
 
     children = np.zeros(n9, dtype=np.int64)
     covered = np.zeros((n_layers, n9), dtype=np.int64)
@@ -431,8 +436,8 @@ def _block_tables(grid: _Grid, b: _Block, margin: int, cells8: np.ndarray, count
     mixed_at = {}  # reach in pixels -> "not uniform" mask of the padded block
     for start in range(0, m.size, _MIXED_CHUNK):  # bounded memory: a chunk of mixed hex-9s at a time
         part = m[start:start + _MIXED_CHUNK]
-        _descend(_children(cells9[part], H3_RESOLUTION + 1), np.repeat(part, 7), H3_RESOLUTION + 1, grid, b, margin, county_idx, land, classes, mixed_at, children, covered, deep,
-                 votes, county9 == "")
+        _descend(_children(cells9[part], H3_RESOLUTION + 1), np.repeat(part, 7), H3_RESOLUTION + 1, grid, b, margin,
+                 county_idx, code, classes, mixed_at, children, covered, deep, votes, county9 == "")
     if votes:
         tally = pd.concat(votes, ignore_index=True)
         tally["code"] = codes[tally["county"].to_numpy()]
@@ -455,26 +460,24 @@ def _block_tables(grid: _Grid, b: _Block, margin: int, cells8: np.ndarray, count
     return res9, res8
 
 
-def _descend(cells, owner, resolution, grid, b, margin, county_idx, land, classes, mixed_at, children, covered,
+def _descend(cells, owner, resolution, grid, b, margin, county_idx, code, classes, mixed_at, children, covered,
              deep, votes, offshore) -> None:
     """Add the hex-11 centres under ``cells`` (resolution 10 or 11, each of hex-9 ``owner``) to the counts.
 
     A resolution-10 cell whose neighbourhood is uniform stands for its 7 hex-11 centres
     (the class of its centre's pixel); the others are split into their hex-11s, whose
-    centres are sampled one by one. ``offshore`` marks the hex-9s whose county is voted.
+    centres are sampled one by one. ``code`` is the block's :func:`_uniformity_code`;
+    ``offshore`` marks the hex-9s whose county is voted.
     """
     rows, cols = _pixels(grid, b, margin, _centres(cells))
     if resolution < CHILD_RESOLUTION:
         k = _reach_px(resolution, grid.res_m)
         if k not in mixed_at:
-            mask = _mixed(land.view(np.uint8), k)
-            for level in classes:
-                mask |= _mixed(level, k)
-            mixed_at[k] = mask
+            mixed_at[k] = _mixed(code, k)
         split = mixed_at[k][rows, cols]
         if split.any():
             _descend(_children(cells[split], resolution + 1), np.repeat(owner[split], 7), resolution + 1, grid, b, margin,
-                     county_idx, land, classes, mixed_at, children, covered, deep, votes, offshore)
+                     county_idx, code, classes, mixed_at, children, covered, deep, votes, offshore)
         keep = ~split
         cells, owner, rows, cols = cells[keep], owner[keep], rows[keep], cols[keep]
     weight = 7 ** (CHILD_RESOLUTION - resolution)
@@ -512,7 +515,7 @@ def _children(cells: np.ndarray, resolution: int) -> np.ndarray:
 
 def _centres(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(lon, lat) of each cell's centre, degrees."""
-    latlng = np.fromiter((v for c in cells.tolist() for v in h3.cell_to_latlng(c)), dtype=np.float64,
+    latlng = np.fromiter(itertools.chain.from_iterable(map(_cell_to_latlng, cells.tolist())), dtype=np.float64,
                          count=2 * cells.size).reshape(-1, 2)
     return latlng[:, 1], latlng[:, 0]
 
@@ -526,6 +529,20 @@ def _pixels(grid: _Grid, b: _Block, margin: int, lonlat) -> tuple[np.ndarray, np
     rows = np.floor((north - np.asarray(y)) / grid.res_m).astype(np.int64)
     rows_max, cols_max = b.rows + 2 * margin - 1, b.cols + 2 * margin - 1
     return np.clip(rows, 0, rows_max), np.clip(cols, 0, cols_max)
+
+
+def _uniformity_code(land: np.ndarray, classes: list[np.ndarray]) -> np.ndarray:
+    """A value per pixel that is the same for two pixels only when their land and every level are.
+
+    Land (0/1) plus each layer's level (0-2) as a base-3 digit: one pair of window
+    filters tells where anything changes, instead of a pair per layer.
+    """
+    code = land.astype(np.min_scalar_type(2 * 3 ** len(classes) - 1))
+    digit = 2
+    for level in classes:
+        code += level.astype(code.dtype) * code.dtype.type(digit)
+        digit *= 3
+    return code
 
 
 def _mixed(values: np.ndarray, k: int) -> np.ndarray:
@@ -542,28 +559,26 @@ def _majority(tally: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return best["hex"].to_numpy(), best["code"].to_numpy()
 
 
-def _rows(cells, resolution, county, tech, operators, children, covered, deep, covered_fraction) -> pd.DataFrame:
+def _rows(cells, resolution, county, tech, operators, children, covered, deep, covered_fraction) -> pa.Table:
+    """The rows of the hexagons with a counted centre: by ``h3_index``, then operator (``all`` first)."""
     keep = np.flatnonzero(children > 0)
     if keep.size == 0:
-        return pd.DataFrame(columns=list(H3_COLUMNS))
+        return _SCHEMA.empty_table()
     ids = np.array([h3.int_to_str(int(c)) for c in cells[keep]], dtype=object)
     order = np.argsort(ids, kind="stable")
     keep, ids = keep[order], ids[order]
-    frames = []
-    for i, op in enumerate(operators):
-        n = children[keep]
-        cov, dp = covered[i, keep], deep[i, keep]
-        frames.append(pd.DataFrame({
-            "h3_index": ids, "resolution": np.int8(resolution), "county_code": county[keep], "tech": tech,
-            "operator": op, "children": n.astype(np.int32), "covered_children": cov.astype(np.int32),
-            "deep_children": dp.astype(np.int32), "coverage_pct": 100.0 * cov / n, "deep_coverage_pct": 100.0 * dp / n,
-            "covered": cov >= covered_fraction * n,
-        }))
-    frame = pd.concat(frames, ignore_index=True)
-    rank = {op: j for j, op in enumerate(sorted(operators, key=lambda o: (o != ALL_OPERATORS, o)))}
-    frame["_rank"] = frame["operator"].map(rank)
-    frame = frame.sort_values(["h3_index", "_rank"], kind="stable").drop(columns=["_rank"])
-    return frame.reset_index(drop=True)
+    ranked = sorted(range(len(operators)), key=lambda i: (operators[i] != ALL_OPERATORS, operators[i]))
+    hexagon = np.repeat(keep, len(ranked))
+    layer = np.tile(np.asarray(ranked, dtype=np.int64), keep.size)
+    n = children[hexagon]
+    cov, dp = covered[layer, hexagon], deep[layer, hexagon]
+    return pa.table({
+        "h3_index": np.repeat(ids, len(ranked)), "resolution": np.full(n.size, resolution, dtype=np.int8),
+        "county_code": np.repeat(county[keep], len(ranked)), "tech": np.full(n.size, tech, dtype=object),
+        "operator": np.asarray(operators, dtype=object)[layer], "children": n.astype(np.int32),
+        "covered_children": cov.astype(np.int32), "deep_children": dp.astype(np.int32),
+        "coverage_pct": 100.0 * cov / n, "deep_coverage_pct": 100.0 * dp / n, "covered": cov >= covered_fraction * n,
+    }, schema=_SCHEMA)
 
 
 # ---------------------------------------------------------------- streaming outputs
@@ -586,12 +601,10 @@ class _Sinks:
         stack.callback(self._abort)
         self._closed = False
 
-    def write(self, res9: pd.DataFrame, res8: pd.DataFrame) -> None:
-        for resolution, frame in ((H3_RESOLUTION, res9), (PUBLIC_RESOLUTION, res8)):
-            if not len(frame):
+    def write(self, res9: pa.Table, res8: pa.Table) -> None:
+        for resolution, table in ((H3_RESOLUTION, res9), (PUBLIC_RESOLUTION, res8)):
+            if not table.num_rows:
                 continue
-            frame = frame.loc[:, list(H3_COLUMNS)]
-            table = pa.Table.from_pandas(frame, schema=_SCHEMA, preserve_index=False)
             self._parquet[resolution].write_table(table)
             for name in _PCT_COLUMNS:
                 table = table.set_column(table.schema.get_field_index(name), name, pc.round(table[name], 1))

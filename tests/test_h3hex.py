@@ -206,3 +206,19 @@ def test_csv_rounded_for_people_parquet_full_precision(written, hand_run):
     assert list(csv.columns)[:5] == ["h3_index", "resolution", "county_code", "tech", "operator"]
     first = res9.drop_duplicates("h3_index", keep="first")
     assert (first["operator"] == "all").all()  # "all" first in each hexagon
+
+
+def test_uniformity_code_changes_exactly_where_land_or_a_level_does():
+    """The walk's one code per pixel: equal codes exactly when land and every layer's level are equal."""
+    from coverage.h3hex import _uniformity_code
+
+    rng = np.random.default_rng(7)
+    land = rng.integers(0, 2, (40, 40)).astype(bool)
+    classes = [rng.integers(0, 3, (40, 40)).astype(np.uint8) for _ in range(5)]
+    code = _uniformity_code(land, classes)
+    state = np.stack([land.astype(np.int64)] + [c.astype(np.int64) for c in classes], axis=-1).reshape(-1, 6)
+    flat = code.reshape(-1)
+    same_code = flat[:, None] == flat[None, :]
+    same_state = (state[:, None, :] == state[None, :, :]).all(axis=-1)
+    assert (same_code == same_state).all()
+    assert code.max() <= 2 * 3 ** 5 - 1 and code.dtype == np.uint16
