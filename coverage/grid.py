@@ -405,6 +405,24 @@ class TileSectors:
         return int(self.sector_index.size)
 
 
+def sectors_meeting_square(x_m, y_m, reach_m, col0: int, row0: int, size_px: int, res_m: float) -> np.ndarray:
+    """Indices of the sectors whose reach disc meets a square of the run's pixel lattice.
+
+    The same test as :func:`sectors_by_tile` (with its slack) for one square of
+    ``size_px`` pixels whose top-left pixel is (``col0``, ``row0``) of the lattice
+    whose pixel (c, r) spans ``x ∈ [c·res, (c+1)·res]``, ``y ∈ [−(r+1)·res, −r·res]``
+    (the prediction's global pixels), so a tile or a window computed alone sees the
+    sectors a tile of the run would.
+    """
+    x_m, y_m, reach_m = (np.asarray(a, dtype=np.float64) for a in (x_m, y_m, reach_m))
+    bx0, bx1 = col0 * res_m, (col0 + size_px) * res_m
+    by1, by0 = -row0 * res_m, -(row0 + size_px) * res_m
+    dx = np.maximum(np.maximum(bx0 - x_m, x_m - bx1), 0.0)
+    dy = np.maximum(np.maximum(by0 - y_m, y_m - by1), 0.0)
+    r = reach_m + _SELECTION_SLACK_M
+    return np.flatnonzero(dx * dx + dy * dy <= r * r)
+
+
 def sectors_by_tile(
     grid: Grid,
     x_m: np.ndarray,

@@ -155,6 +155,27 @@ def test_sectors_by_tile_never_leaves_out_a_sector_that_reaches_a_pixel():
     assert np.all(np.diff(binned.tile_index) > 0)
 
 
+def test_sectors_meeting_square_sees_what_the_tiles_see():
+    """One square alone (a calibration window, a benchmark tile) gets its tile's candidates."""
+    from coverage.grid import sectors_meeting_square
+
+    rng = np.random.default_rng(11)
+    n = 400
+    x = rng.uniform(0, 40_000, n)
+    y = rng.uniform(-40_000, 0, n)
+    reach = rng.choice([0.0, 150.0, 2_000.0, 9_000.0], n)
+    grid = grid_for_sectors(x, y, reach, resolution_m=250, tile_size_px=16)
+    binned = dict(sectors_by_tile(grid, x, y, reach).items())
+    seen = 0
+    for tile in grid.tiles():
+        xmin, _, _, ymax = grid.tile_bounds(tile)
+        col0, row0 = round(xmin / grid.resolution_m), round(-ymax / grid.resolution_m)
+        alone = sectors_meeting_square(x, y, reach, col0, row0, grid.tile_size_px, grid.resolution_m)
+        assert np.array_equal(alone, binned.get(tile.index, np.zeros(0, dtype=np.int64)))
+        seen += alone.size
+    assert seen > n  # discs over several tiles were compared too
+
+
 def test_sectors_by_tile_chunking_does_not_change_the_result():
     rng = np.random.default_rng(3)
     x = rng.uniform(0, 100_000, 2_000)

@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from coverage.errors import InputReadError
+from coverage.grid import sectors_meeting_square
 from coverage.layout import RunLayout
 
 log = logging.getLogger(__name__)
@@ -113,18 +114,6 @@ def _run_sectors(run_dir, techs):
     frame = frame.assign(environment=_environments(frame) if len(frame) else frame["environment"])
     frame = frame[frame["tech"].isin(list(techs)) & frame["operator"].notna()].reset_index(drop=True)
     return frame
-
-
-def _candidates(x_m, y_m, reach_m, col0: int, row0: int, size_px: int, res_m: float) -> np.ndarray:
-    """Sectors whose reach disc meets the square (the test of :func:`coverage.grid.sectors_by_tile`)."""
-    from coverage.grid import _SELECTION_SLACK_M
-
-    bx0, bx1 = col0 * res_m, (col0 + size_px) * res_m
-    by1, by0 = -row0 * res_m, -(row0 + size_px) * res_m
-    dx = np.maximum(np.maximum(bx0 - x_m, x_m - bx1), 0.0)
-    dy = np.maximum(np.maximum(by0 - y_m, y_m - by1), 0.0)
-    r = reach_m + _SELECTION_SLACK_M
-    return np.flatnonzero(dx * dx + dy * dy <= r * r)
 
 
 def table_values(tables, table_index: np.ndarray, col: np.ndarray, row: np.ndarray, k: int) -> np.ndarray:
@@ -232,7 +221,7 @@ def bin_terrain_terms(bins: pd.DataFrame, run_dir, config, report: dict | None =
     for done, (tech, prep, wc, wr, index) in enumerate(jobs, start=1):
         arrays = prep.arrays
         col0, row0 = wc * window_px, wr * window_px
-        near = _candidates(arrays["x_m"], arrays["y_m"], arrays["reach_m"], col0, row0, window_px, res)
+        near = sectors_meeting_square(arrays["x_m"], arrays["y_m"], arrays["reach_m"], col0, row0, window_px, res)
         if near.size:
             if tech not in inputs_of:
                 inputs_of[tech] = tech_terrain(setup, config.profiles[tech])

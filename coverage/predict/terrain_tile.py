@@ -177,7 +177,8 @@ def _sweep_all(z, gi0, gj0, step, half_res, unique, height, heff, reach_bins, wa
 
 
 def predict_tile_terrain(sectors, setup, tech_terrain, terrain: TileTerrain, col0: int, row0: int, size_px: int,
-                         ue_height_m: float, block_px: int | None = None, keep: dict | None = None):
+                         ue_height_m: float, block_px: int | None = None, keep: dict | None = None,
+                         tables: SiteTables | None = None):
     """Best-server rsrp and class of one tile over terrain (plain arrays in and out).
 
     ``sectors`` holds the kernel arrays (:data:`coverage.predict.kernel.SECTOR_FIELDS`)
@@ -185,12 +186,15 @@ def predict_tile_terrain(sectors, setup, tech_terrain, terrain: TileTerrain, col
     one operator's candidate sectors. Returns ``(rsrp, class, evaluations, samples)``.
     ``keep``, a dict, receives ``best_sector`` (per pixel, −1 where none) and
     ``tables`` (:class:`SiteTables`), for the calibration's per-pixel terrain terms.
+    ``tables``: this tile's :func:`site_tables` of ``sectors`` when already swept
+    (``bench/terrain_tiles.py`` times the sweeps apart), else they are swept here.
     """
     from coverage.predict.kernel import PRUNE_BLOCK_PX, loss_slope_array
     from coverage.predict.terrain_kernel import best_server_terrain_kernel, classify_by_environment
 
     block_px = PRUNE_BLOCK_PX if block_px is None else block_px
-    tables = site_tables(setup, terrain, sectors, col0, row0, size_px, ue_height_m)
+    if tables is None:
+        tables = site_tables(setup, terrain, sectors, col0, row0, size_px, ue_height_m)
     f64 = {name: np.ascontiguousarray(sectors[name], dtype=np.float64) for name in (
         "x_m", "y_m", "rs_eirp_dbm", "height_m", "h_ts_m", "freq_mhz", "azimuth_deg", "beamwidth_deg",
         "downtilt_deg", "vertical_beamwidth_deg", "front_to_back_db", "sla_v_db", "reach_m")}
