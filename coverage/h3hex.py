@@ -102,7 +102,8 @@ DEFAULT_COVERED_FRACTION = 0.5
 DEFAULT_BLOCK_PX = 1024
 #: Hex-11 centres lie within 0.98 of the average hex-9 edge of their hex-9's centre and
 #: 1.08 of the average hex-8 edge of their hex-8's (measured over 3,000 random hex-8s
-#: across China); the reach used for margins and uniform windows adds a safety factor.
+#: across China; 1.005 and, for hex-10s, 0.73 over the random cells of
+#: tests/test_h3hex.py); the reach used for margins and uniform windows adds a safety factor.
 _REACH_PER_EDGE = 1.25
 # Mixed hex-9s whose descendants are sampled together (≈ 10⁶ hex-11 centres at most).
 _MIXED_CHUNK = 20_000
@@ -341,6 +342,16 @@ def _reach_px(resolution: int, res_m: float) -> int:
     return int(math.ceil(_REACH_PER_EDGE * h3.average_hexagon_edge_length(resolution, "m") / res_m)) + 1
 
 
+def _uniform_window_px(resolution: int, res_m: float) -> int:
+    """Half-side of the window around a cell's centre pixel that holds the pixels of all its hex-11 centres.
+
+    A point ``δ`` pixels from the centre (in x or y) lies at most ``ceil(δ)`` pixel
+    columns (rows) from the centre's pixel, wherever the centre sits in it; the hex-11
+    centres lie within ``_REACH_PER_EDGE`` average edges of the cell's centre.
+    """
+    return int(math.ceil(_REACH_PER_EDGE * h3.average_hexagon_edge_length(resolution, "m") / res_m))
+
+
 class _Land:
     """The counties on the grid: a county index per pixel (0 = outside every county)."""
 
@@ -414,7 +425,7 @@ def _block_tables(grid: _Grid, b: _Block, margin: int, cells8: np.ndarray, count
     n9, n_layers = cells9.size, len(classes)
 
     # a hex-9 is uniform when neither a class nor the land changes within reach of its centre
-    k = _reach_px(H3_RESOLUTION, grid.res_m)
+    k = _uniform_window_px(H3_RESOLUTION, grid.res_m)
     code = _uniformity_code(land, classes)
     mixed = _mixed(code, k)[rows9, cols9]
 
@@ -471,7 +482,7 @@ def _descend(cells, owner, resolution, grid, b, margin, county_idx, code, classe
     """
     rows, cols = _pixels(grid, b, margin, _centres(cells))
     if resolution < CHILD_RESOLUTION:
-        k = _reach_px(resolution, grid.res_m)
+        k = _uniform_window_px(resolution, grid.res_m)
         if k not in mixed_at:
             mixed_at[k] = _mixed(code, k)
         split = mixed_at[k][rows, cols]
@@ -559,21 +570,35 @@ def _majority(tally: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return best["hex"].to_numpy(), best["code"].to_numpy()
 
 
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_NIBBLE_SHIFTS = np.arange(56, -1, -4, dtype=np.uint64)  # the 15 hex digits below the index's top (always 0) one
+
+
+def _hex_ids(cells: np.ndarray) -> pa.Array:
+    """H3's string form of cells (``h3.int_to_str``), vectorised: lowercase hex, 15 digits.
+
+    An H3 cell index has bit 63 reserved (0) and the mode 1 in bits 59-62, so its top
+    hex digit is 0 and the next one at least 8: every cell's string has 15 digits.
+    """
+    nibbles = (np.asarray(cells, dtype=np.uint64)[:, None] >> _NIBBLE_SHIFTS[None, :]) & np.uint64(0xF)
+    text = np.ascontiguousarray(_HEX_DIGITS[nibbles.astype(np.intp)]).view("S15").ravel()
+    return pa.array(text, type=pa.binary(15)).cast(pa.string())
+
+
 def _rows(cells, resolution, county, tech, operators, children, covered, deep, covered_fraction) -> pa.Table:
     """The rows of the hexagons with a counted centre: by ``h3_index``, then operator (``all`` first)."""
     keep = np.flatnonzero(children > 0)
     if keep.size == 0:
         return _SCHEMA.empty_table()
-    ids = np.array([h3.int_to_str(int(c)) for c in cells[keep]], dtype=object)
-    order = np.argsort(ids, kind="stable")
-    keep, ids = keep[order], ids[order]
+    keep = keep[np.argsort(cells[keep], kind="stable")]  # = the order of their ids (hex strings of one length)
+    ids = _hex_ids(cells[keep])
     ranked = sorted(range(len(operators)), key=lambda i: (operators[i] != ALL_OPERATORS, operators[i]))
     hexagon = np.repeat(keep, len(ranked))
     layer = np.tile(np.asarray(ranked, dtype=np.int64), keep.size)
     n = children[hexagon]
     cov, dp = covered[layer, hexagon], deep[layer, hexagon]
     return pa.table({
-        "h3_index": np.repeat(ids, len(ranked)), "resolution": np.full(n.size, resolution, dtype=np.int8),
+        "h3_index": pc.take(ids, np.repeat(np.arange(keep.size), len(ranked))), "resolution": np.full(n.size, resolution, dtype=np.int8),
         "county_code": np.repeat(county[keep], len(ranked)), "tech": np.full(n.size, tech, dtype=object),
         "operator": np.asarray(operators, dtype=object)[layer], "children": n.astype(np.int32),
         "covered_children": cov.astype(np.int32), "deep_children": dp.astype(np.int32),

@@ -222,3 +222,22 @@ def test_uniformity_code_changes_exactly_where_land_or_a_level_does():
     same_state = (state[:, None, :] == state[None, :, :]).all(axis=-1)
     assert (same_code == same_state).all()
     assert code.max() <= 2 * 3 ** 5 - 1 and code.dtype == np.uint16
+
+
+@pytest.mark.parametrize("res_m", [30.0, 100.0, 250.0])
+def test_uniform_window_holds_the_pixels_of_every_hex11_centre(res_m):
+    """A cell is counted whole from its centre's class only when its window is uniform: every
+    hex-11 centre under a hex-9 or hex-10 must lie in that window, wherever in China."""
+    from coverage.h3hex import CHILD_RESOLUTION, H3_RESOLUTION, _uniform_window_px
+
+    rng = np.random.default_rng(5)
+    lats, lons = rng.uniform(18.0, 53.0, 600), rng.uniform(74.0, 134.0, 600)
+    for resolution in (H3_RESOLUTION, H3_RESOLUTION + 1):
+        k = _uniform_window_px(resolution, res_m)
+        cells = np.unique([h3.latlng_to_cell(a, b, resolution) for a, b in zip(lats, lons, strict=True)])
+        for cell in cells:
+            kids = h3.cell_to_children(cell, CHILD_RESOLUTION)
+            lat, lon = np.array([h3.cell_to_latlng(int(c)) for c in [cell, *kids]]).T
+            x, y = TO_ALBERS.transform(lon, lat)
+            col, row = np.floor(x / res_m), np.floor(-y / res_m)
+            assert np.abs(col[1:] - col[0]).max() <= k and np.abs(row[1:] - row[0]).max() <= k
