@@ -34,7 +34,7 @@ import h3
 import numpy as np
 import pandas as pd
 import shapely
-from shapely.geometry import Polygon
+from pyproj import Transformer
 
 from coverage.config import GAP_RANKS
 from coverage.errors import SchemaError
@@ -270,12 +270,12 @@ def _pieces(layer: gpd.GeoDataFrame, towns: gpd.GeoDataFrame | None) -> tuple[li
                 dropped += area
         remainder = shapely.difference(whole, shapely.union_all(town_geoms))
     if not shapely.is_empty(remainder):
-        for cell, part in _h3_parts(remainder):
-            area = shapely.area(part) / M2_PER_KM2
-            if area >= SLIVER_KM2:
-                pieces.append(_piece(part, "h3_res7", cell, None, gap_geoms, gap_ids, gap_tree))
-            else:
-                dropped += area
+        cells, parts = _h3_parts(remainder)
+        areas = shapely.area(parts) / M2_PER_KM2
+        kept = areas >= SLIVER_KM2
+        for area in areas[~kept].tolist():
+            dropped += area
+        pieces += _h3_pieces(cells[kept], parts[kept], gap_geoms, gap_ids, gap_tree)
     return pieces, dropped
 
 
@@ -284,17 +284,54 @@ def _piece(geom, kind, code, name, gap_geoms, gap_ids, gap_tree: shapely.STRtree
     polygons = shapely.multipolygons(parts[shapely.get_type_id(parts) == 3])
     near = np.sort(gap_tree.query(polygons))
     if len(near) > 1:
-        # each polygon of the piece is a connected part of the county's disjoint gaps, so it lies in
-        # one of them: the gap holding a point inside it (prepared: no overlay with a county-sized gap)
-        inner = shapely.point_on_surface(shapely.get_parts(polygons))
-        near = near[[bool(shapely.intersects(gap_geoms[g], inner).any()) for g in near]]
+        near = _holding_gaps(polygons, near, gap_geoms)
     of = gap_ids[near]
     return {"unit_kind": kind, "unit_code": str(code), "unit_name": name, "gap_ids": ";".join(map(str, of)),
             "geometry": polygons}
 
 
-def _h3_parts(region):
-    """``(cell, region ∩ cell)`` for the H3 res-7 cells overlapping ``region`` (lattice CRS)."""
+def _h3_pieces(cells: np.ndarray, parts: np.ndarray, gap_geoms, gap_ids, gap_tree: shapely.STRtree) -> list[dict]:
+    """:func:`_piece` of each H3 part, with one query of the gaps' tree for all of them."""
+    polygons = _polygonal(parts)
+    hit_part, hit_gap = gap_tree.query(polygons)
+    order = np.lexsort((hit_gap, hit_part))
+    hit_part, hit_gap = hit_part[order], hit_gap[order]
+    near = np.split(hit_gap, np.searchsorted(hit_part, np.arange(1, len(parts))))
+    out = []
+    for cell, polygon, gaps in zip(cells.tolist(), polygons, near, strict=True):
+        if len(gaps) > 1:
+            gaps = _holding_gaps(polygon, gaps, gap_geoms)
+        out.append({"unit_kind": "h3_res7", "unit_code": cell, "unit_name": None,
+                    "gap_ids": ";".join(map(str, gap_ids[gaps])), "geometry": polygon})
+    return out
+
+
+def _polygonal(geoms: np.ndarray) -> np.ndarray:
+    """Each geometry's polygons as one multipolygon (empty when it has none), vectorised."""
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    polygonal = shapely.get_type_id(parts) == 3
+    out = np.full(len(geoms), _EMPTY_MULTIPOLYGON, dtype=object)
+    if polygonal.any():
+        shapely.multipolygons(parts[polygonal], indices=owner[polygonal], out=out)
+    return out
+
+
+_EMPTY_MULTIPOLYGON = shapely.from_wkt("MULTIPOLYGON EMPTY")
+
+
+def _holding_gaps(polygons, near: np.ndarray, gap_geoms) -> np.ndarray:
+    """Of the gaps ``near`` a piece, those holding a point inside one of its polygons.
+
+    Each polygon of a piece is a connected part of the county's disjoint gaps, so it
+    lies in one of them: the gap holding a point inside it (prepared: no overlay with a
+    county-sized gap).
+    """
+    inner = shapely.point_on_surface(shapely.get_parts(polygons))
+    return near[[bool(shapely.intersects(gap_geoms[g], inner).any()) for g in near]]
+
+
+def _h3_parts(region) -> tuple[np.ndarray, np.ndarray]:
+    """Cells and ``region ∩ cell`` of the H3 res-7 cells overlapping ``region`` (lattice CRS), in cell order."""
     lonlat = gpd.GeoSeries([region], crs=CHINA_ALBERS_PROJ4).to_crs(4326).iloc[0]
     cells = set()
     for poly in shapely.get_parts(lonlat):
@@ -305,13 +342,30 @@ def _h3_parts(region):
         cells.update(h3.h3shape_to_cells_experimental(shape, H3_RESOLUTION, contain="overlap"))
     cells = sorted(cells)
     if not cells:
-        return []
-    hexes = [Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in cells]
-    hexes_xy = gpd.GeoSeries(hexes, crs=4326).to_crs(CHINA_ALBERS_PROJ4).to_numpy()
-    parts = cut(region, hexes_xy)
+        return np.zeros(0, dtype=object), np.zeros(0, dtype=object)
+    parts = cut(region, _cell_polygons_xy(cells))
     keep = ~shapely.is_empty(parts)
-    return [(c, p) for c, p, k in zip(cells, parts, keep, strict=True) if k]
+    return np.asarray(cells, dtype=object)[keep], parts[keep]
 
+
+def _cell_polygons_xy(cells: list[str]) -> np.ndarray:
+    """The cells' boundaries as polygons on the lattice CRS (vertices projected as ``to_crs`` projects them)."""
+    boundaries = [h3.cell_to_boundary(c) for c in cells]
+    vertices = np.fromiter(map(len, boundaries), dtype=np.int64, count=len(boundaries))
+    lat, lng = np.array([point for ring in boundaries for point in ring], dtype=np.float64).T
+    x, y = _lonlat_to_lattice().transform(lng, lat)
+    rings = shapely.linearrings(np.column_stack([x, y]), indices=np.repeat(np.arange(len(cells)), vertices))
+    return shapely.polygons(rings)
+
+
+def _lonlat_to_lattice() -> Transformer:
+    global _TO_LATTICE
+    if _TO_LATTICE is None:
+        _TO_LATTICE = Transformer.from_crs("EPSG:4326", CHINA_ALBERS_PROJ4, always_xy=True)
+    return _TO_LATTICE
+
+
+_TO_LATTICE: Transformer | None = None
 
 #: Most vertices of a region's piece in :func:`cut` (the pieces' overlays stay cheap).
 CUT_PIECE_VERTICES = 512
