@@ -292,6 +292,8 @@ def _piece(geom, kind, code, name, gap_geoms, gap_ids, gap_tree: shapely.STRtree
 
 def _h3_pieces(cells: np.ndarray, parts: np.ndarray, gap_geoms, gap_ids, gap_tree: shapely.STRtree) -> list[dict]:
     """:func:`_piece` of each H3 part, with one query of the gaps' tree for all of them."""
+    if len(parts) == 0:  # every part a sliver
+        return []
     polygons = _polygonal(parts)
     hit_part, hit_gap = gap_tree.query(polygons)
     order = np.lexsort((hit_gap, hit_part))
