@@ -83,7 +83,7 @@ from coverage.errors import CRSMismatchError, SchemaError
 from coverage.files import atomic_output
 from coverage.layout import ALL_OPERATORS, CLASS_DEEP, CLASS_NODATA, CLASS_OUTDOOR, RunLayout
 from coverage.processes import spawn_pool, worker_count
-from coverage.zonal import Layer, units_in_crs
+from coverage.zonal import GDAL_CACHE_MB, Layer, units_in_crs
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +222,9 @@ class _Walk:
 
     def __init__(self, layers: Sequence[Layer], counties: gpd.GeoDataFrame, covered_fraction: float):
         self._stack = contextlib.ExitStack()
+        # GDAL's block cache defaults to 5 % of the RAM per process (1.2 GB here), which a
+        # national walk fills in each process: the readers of the other stages' bound
+        self._stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
         datasets = [self._stack.enter_context(rasterio.open(lay.class_path)) for lay in layers]
         self.grid = _Grid.of(datasets[0])
         for lay, ds in zip(layers, datasets, strict=True):
