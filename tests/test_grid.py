@@ -133,13 +133,17 @@ def _brute_force_candidates(grid, x, y, reach):
     return needed
 
 
-def test_sectors_by_tile_never_leaves_out_a_sector_that_reaches_a_pixel():
-    rng = np.random.default_rng(7)
-    n = 300
+def _scattered_sectors(seed, n):
+    """``n`` sectors over 40 km square with reaches from none to several tiles, and their grid."""
+    rng = np.random.default_rng(seed)
     x = rng.uniform(0, 40_000, n)
     y = rng.uniform(-40_000, 0, n)
     reach = rng.choice([0.0, 150.0, 2_000.0, 9_000.0], n)
-    grid = grid_for_sectors(x, y, reach, resolution_m=250, tile_size_px=16)
+    return x, y, reach, grid_for_sectors(x, y, reach, resolution_m=250, tile_size_px=16)
+
+
+def test_sectors_by_tile_never_leaves_out_a_sector_that_reaches_a_pixel():
+    x, y, reach, grid = _scattered_sectors(7, 300)
     binned = sectors_by_tile(grid, x, y, reach)
     selected = {tile: set(rows.tolist()) for tile, rows in binned.items()}
     needed = _brute_force_candidates(grid, x, y, reach)
@@ -159,12 +163,7 @@ def test_sectors_meeting_square_sees_what_the_tiles_see():
     """One square alone (a calibration window, a benchmark tile) gets its tile's candidates."""
     from coverage.grid import sectors_meeting_square
 
-    rng = np.random.default_rng(11)
-    n = 400
-    x = rng.uniform(0, 40_000, n)
-    y = rng.uniform(-40_000, 0, n)
-    reach = rng.choice([0.0, 150.0, 2_000.0, 9_000.0], n)
-    grid = grid_for_sectors(x, y, reach, resolution_m=250, tile_size_px=16)
+    x, y, reach, grid = _scattered_sectors(11, 400)
     binned = dict(sectors_by_tile(grid, x, y, reach).items())
     seen = 0
     for tile in grid.tiles():
@@ -173,7 +172,7 @@ def test_sectors_meeting_square_sees_what_the_tiles_see():
         alone = sectors_meeting_square(x, y, reach, col0, row0, grid.tile_size_px, grid.resolution_m)
         assert np.array_equal(alone, binned.get(tile.index, np.zeros(0, dtype=np.int64)))
         seen += alone.size
-    assert seen > n  # discs over several tiles were compared too
+    assert seen > x.size  # discs over several tiles were compared too
 
 
 def test_sectors_by_tile_chunking_does_not_change_the_result():
