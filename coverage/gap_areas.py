@@ -34,11 +34,10 @@ import h3
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import Transformer
 
 from coverage.config import GAP_RANKS
 from coverage.errors import SchemaError
-from coverage.grid import CHINA_ALBERS_PROJ4
+from coverage.grid import CHINA_ALBERS_PROJ4, project_lonlat
 from coverage.layout import layer_key
 from coverage.pixel_weights import GridWindow, built_up_mask, polygon_sums, population_on_window
 from coverage.processes import spawn_pool, worker_count
@@ -261,51 +260,47 @@ def _pieces(layer: gpd.GeoDataFrame, towns: gpd.GeoDataFrame | None) -> tuple[li
     remainder = whole
     if towns is not None and len(towns):
         town_geoms = towns.geometry.to_numpy()
-        parts = cut(whole, town_geoms)
-        for part, code, name in zip(parts, towns["code"].astype(str), towns["name"], strict=True):
-            area = shapely.area(part) / M2_PER_KM2
-            if area >= SLIVER_KM2:
-                pieces.append(_piece(part, "township", code, name, gap_geoms, gap_ids, gap_tree))
-            else:
-                dropped += area
+        kept, slivers = _unit_pieces("township", towns["code"].astype(str).to_numpy(dtype=object),
+                                     towns["name"].to_numpy(dtype=object), cut(whole, town_geoms),
+                                     gap_geoms, gap_ids, gap_tree)
+        pieces += kept
+        for area in slivers:
+            dropped += area
         remainder = shapely.difference(whole, shapely.union_all(town_geoms))
     if not shapely.is_empty(remainder):
         cells, parts = _h3_parts(remainder)
-        areas = shapely.area(parts) / M2_PER_KM2
-        kept = areas >= SLIVER_KM2
-        for area in areas[~kept].tolist():
+        kept, slivers = _unit_pieces("h3_res7", cells, np.full(len(cells), None, dtype=object), parts,
+                                     gap_geoms, gap_ids, gap_tree)
+        pieces += kept
+        for area in slivers:
             dropped += area
-        pieces += _h3_pieces(cells[kept], parts[kept], gap_geoms, gap_ids, gap_tree)
     return pieces, dropped
 
 
-def _piece(geom, kind, code, name, gap_geoms, gap_ids, gap_tree: shapely.STRtree) -> dict:
-    parts = shapely.get_parts(geom)
-    polygons = shapely.multipolygons(parts[shapely.get_type_id(parts) == 3])
-    near = np.sort(gap_tree.query(polygons))
-    if len(near) > 1:
-        near = _holding_gaps(polygons, near, gap_geoms)
-    of = gap_ids[near]
-    return {"unit_kind": kind, "unit_code": str(code), "unit_name": name, "gap_ids": ";".join(map(str, of)),
-            "geometry": polygons}
+def _unit_pieces(kind: str, codes: np.ndarray, names: np.ndarray, parts: np.ndarray, gap_geoms, gap_ids,
+                 gap_tree: shapely.STRtree) -> tuple[list[dict], list[float]]:
+    """The pieces of the units' ``parts`` of the gaps, and the sliver areas left out (km², in unit order).
 
-
-def _h3_pieces(cells: np.ndarray, parts: np.ndarray, gap_geoms, gap_ids, gap_tree: shapely.STRtree) -> list[dict]:
-    """:func:`_piece` of each H3 part, with one query of the gaps' tree for all of them."""
-    if len(parts) == 0:  # every part a sliver
-        return []
-    polygons = _polygonal(parts)
+    A piece's geometry is its part's polygons; its gaps are found with one query of
+    the gaps' tree for all the parts.
+    """
+    areas = shapely.area(parts) / M2_PER_KM2
+    kept = np.flatnonzero(areas >= SLIVER_KM2)
+    slivers = areas[areas < SLIVER_KM2].tolist()
+    if kept.size == 0:
+        return [], slivers
+    polygons = _polygonal(parts[kept])
     hit_part, hit_gap = gap_tree.query(polygons)
     order = np.lexsort((hit_gap, hit_part))
     hit_part, hit_gap = hit_part[order], hit_gap[order]
-    near = np.split(hit_gap, np.searchsorted(hit_part, np.arange(1, len(parts))))
+    near = np.split(hit_gap, np.searchsorted(hit_part, np.arange(1, kept.size)))
     out = []
-    for cell, polygon, gaps in zip(cells.tolist(), polygons, near, strict=True):
+    for code, name, polygon, gaps in zip(codes[kept].tolist(), names[kept].tolist(), polygons, near, strict=True):
         if len(gaps) > 1:
             gaps = _holding_gaps(polygon, gaps, gap_geoms)
-        out.append({"unit_kind": "h3_res7", "unit_code": cell, "unit_name": None,
+        out.append({"unit_kind": kind, "unit_code": str(code), "unit_name": name,
                     "gap_ids": ";".join(map(str, gap_ids[gaps])), "geometry": polygon})
-    return out
+    return out, slivers
 
 
 def _polygonal(geoms: np.ndarray) -> np.ndarray:
@@ -355,19 +350,10 @@ def _cell_polygons_xy(cells: list[str]) -> np.ndarray:
     boundaries = [h3.cell_to_boundary(c) for c in cells]
     vertices = np.fromiter(map(len, boundaries), dtype=np.int64, count=len(boundaries))
     lat, lng = np.array([point for ring in boundaries for point in ring], dtype=np.float64).T
-    x, y = _lonlat_to_lattice().transform(lng, lat)
+    x, y = project_lonlat(lng, lat)
     rings = shapely.linearrings(np.column_stack([x, y]), indices=np.repeat(np.arange(len(cells)), vertices))
     return shapely.polygons(rings)
 
-
-def _lonlat_to_lattice() -> Transformer:
-    global _TO_LATTICE
-    if _TO_LATTICE is None:
-        _TO_LATTICE = Transformer.from_crs("EPSG:4326", CHINA_ALBERS_PROJ4, always_xy=True)
-    return _TO_LATTICE
-
-
-_TO_LATTICE: Transformer | None = None
 
 #: Most vertices of a region's piece in :func:`cut` (the pieces' overlays stay cheap).
 CUT_PIECE_VERTICES = 512

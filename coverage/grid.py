@@ -37,6 +37,7 @@ far faster than they predict. That cap also bounds the tiles a rural sector touc
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Iterator
@@ -497,11 +498,16 @@ def sectors_by_tile(
 
 def project_lonlat(lon_deg: np.ndarray, lat_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """WGS-84 longitude/latitude (degrees) → China Albers x, y (metres), vectorised."""
+    x_m, y_m = _lonlat_to_albers().transform(np.asarray(lon_deg, dtype=np.float64), np.asarray(lat_deg, dtype=np.float64))
+    return np.asarray(x_m, dtype=np.float64), np.asarray(y_m, dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=1)
+def _lonlat_to_albers():
+    """One transformer for every call (making one costs ~14 ms; pyproj's are thread-safe since 3.1)."""
     from pyproj import Transformer
 
-    transformer = Transformer.from_crs("EPSG:4326", CHINA_ALBERS_PROJ4, always_xy=True)
-    x_m, y_m = transformer.transform(np.asarray(lon_deg, dtype=np.float64), np.asarray(lat_deg, dtype=np.float64))
-    return np.asarray(x_m, dtype=np.float64), np.asarray(y_m, dtype=np.float64)
+    return Transformer.from_crs("EPSG:4326", CHINA_ALBERS_PROJ4, always_xy=True)
 
 
 def grid_north_bearing_deg(lon_deg: np.ndarray, lat_deg: np.ndarray) -> np.ndarray:
