@@ -250,3 +250,31 @@ def test_sample_resubmission_raises_only_the_resubmitted_county(two_sample_runs)
     pd.testing.assert_series_equal(merged["built_up_km2_before"], merged["built_up_km2_after"], check_names=False)
     assert (merged["built_up_source_after"] == "landcover").all()
     assert merged.loc[merged["code"] == "350212", "built_up_km2_after"].iloc[0] > 10.0  # MODIS urban cells
+
+
+def test_urban_discs_are_the_pixels_a_nearest_sector_query_finds():
+    """The stamped discs mark exactly the pixel centres cKDTree finds within the radius (strictly
+    closer, as its distance_upper_bound): random sites, sites on pixel centres whose disc edge
+    passes exactly through other centres, and sites beyond the window's edges."""
+    from scipy.spatial import cKDTree
+
+    from coverage.targets import _UrbanSites
+
+    rng = np.random.default_rng(7)
+    rows, cols, res, radius = 180, 240, 100.0, 300.0
+    transform = from_origin(WEST_M, NORTH_M, res, res)
+    x = np.concatenate([WEST_M + rng.uniform(-400, cols * res + 400, 300),
+                        WEST_M + (rng.integers(0, cols, 40) + 0.5) * res])
+    y = np.concatenate([NORTH_M - rng.uniform(-400, rows * res + 400, 300),
+                        NORTH_M - (rng.integers(0, rows, 40) + 0.5) * res])
+    got = _UrbanSites(x, y).mask(transform, rows, cols, res, radius)
+
+    gx, gy = np.meshgrid(WEST_M + (np.arange(cols) + 0.5) * res, NORTH_M - (np.arange(rows) + 0.5) * res)
+    dist, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([gx.ravel(), gy.ravel()]),
+                                                      distance_upper_bound=radius)
+    expected = np.isfinite(dist).reshape(rows, cols)
+    assert 0.1 < expected.mean() < 0.9
+    np.testing.assert_array_equal(got, expected)
+    on_centre = _UrbanSites([WEST_M + 10.5 * res], [NORTH_M - 10.5 * res]).mask(transform, rows, cols, res, radius)
+    assert on_centre[10, 13 - 1] and not on_centre[10, 13]  # 300 m east of the site: on the edge, left out
+    assert not _UrbanSites.none().mask(transform, rows, cols, res, radius).any()
