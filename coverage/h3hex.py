@@ -612,37 +612,31 @@ def _rows(cells, resolution, county, tech, operators, children, covered, deep, c
 # ---------------------------------------------------------------- streaming outputs
 
 
-class _Sinks:
-    """The four open output files of one technology, each written to a temporary file and renamed at close."""
+class H3Writer:
+    """One H3 table streamed to its Parquet file (full precision) and its CSV (UTF-8 with BOM,
+    percentages rounded to 0.1), each written to a temporary file renamed when ``stack`` closes
+    without an error (removed on one).
+    """
 
-    def __init__(self, stack: contextlib.ExitStack, paths: H3Outputs):
-        self._tmp = {}
-        for name in ("res9_parquet", "res9_csv", "res8_parquet", "res8_csv"):
-            self._tmp[name] = stack.enter_context(atomic_output(getattr(paths, name)))
-        self._parquet = {r: pq.ParquetWriter(self._tmp[f"res{r}_parquet"], _SCHEMA, compression="zstd")
-                         for r in (H3_RESOLUTION, PUBLIC_RESOLUTION)}
-        self._csv = {}
-        for r in (H3_RESOLUTION, PUBLIC_RESOLUTION):
-            handle = open(self._tmp[f"res{r}_csv"], "wb")  # noqa: SIM115
-            handle.write(("\ufeff" + ",".join(H3_COLUMNS) + "\n").encode("utf-8"))
-            self._csv[r] = handle
-        stack.callback(self._abort)
+    def __init__(self, stack: contextlib.ExitStack, parquet_path: os.PathLike, csv_path: os.PathLike):
+        self._parquet = pq.ParquetWriter(stack.enter_context(atomic_output(parquet_path)), _SCHEMA,
+                                         compression="zstd")
+        self._csv = open(stack.enter_context(atomic_output(csv_path)), "wb")  # noqa: SIM115
+        self._csv.write(("\ufeff" + ",".join(H3_COLUMNS) + "\n").encode("utf-8"))
         self._closed = False
+        stack.callback(self._abort)
 
-    def write(self, res9: pa.Table, res8: pa.Table) -> None:
-        for resolution, table in ((H3_RESOLUTION, res9), (PUBLIC_RESOLUTION, res8)):
-            if not table.num_rows:
-                continue
-            self._parquet[resolution].write_table(table)
-            for name in _PCT_COLUMNS:
-                table = table.set_column(table.schema.get_field_index(name), name, pc.round(table[name], 1))
-            pacsv.write_csv(table, self._csv[resolution], write_options=_CSV_OPTIONS)
+    def write(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        self._parquet.write_table(table)
+        for name in _PCT_COLUMNS:
+            table = table.set_column(table.schema.get_field_index(name), name, pc.round(table[name], 1))
+        pacsv.write_csv(table, self._csv, write_options=_CSV_OPTIONS)
 
     def close(self) -> None:
-        for writer in self._parquet.values():
-            writer.close()
-        for handle in self._csv.values():
-            handle.close()
+        self._parquet.close()
+        self._csv.close()
         self._closed = True
 
     def _abort(self) -> None:
@@ -650,5 +644,44 @@ class _Sinks:
             self.close()
 
 
-__all__ = ["CHILD_RESOLUTION", "DEFAULT_BLOCK_PX", "DEFAULT_COVERED_FRACTION", "H3Outputs", "H3_COLUMNS",
-           "H3_RESOLUTION", "PUBLIC_RESOLUTION", "h3_paths", "read_h3", "write_h3"]
+class _Sinks:
+    """The two tables (resolutions 9 and 8) of one technology."""
+
+    def __init__(self, stack: contextlib.ExitStack, paths: H3Outputs):
+        self._writers = (H3Writer(stack, paths.res9_parquet, paths.res9_csv),
+                         H3Writer(stack, paths.res8_parquet, paths.res8_csv))
+
+    def write(self, res9: pa.Table, res8: pa.Table) -> None:
+        for writer, table in zip(self._writers, (res9, res8), strict=True):
+            writer.write(table)
+
+    def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
+
+
+def write_operator_rows(source: os.PathLike, parquet_path: os.PathLike, csv_path: os.PathLike,
+                        operator: str) -> int:
+    """Copy the rows of one operator from an H3 Parquet file of :func:`write_h3`; the rows written.
+
+    Read and written batch by batch (a national resolution-9 file holds some 4 × 10⁸ rows: its CSV is ~22 GB), so
+    memory is that of one batch.
+    """
+    with contextlib.ExitStack() as stack:
+        writer = H3Writer(stack, parquet_path, csv_path)
+        rows = 0
+        for batch in pq.ParquetFile(source).iter_batches(batch_size=_COPY_BATCH_ROWS):
+            table = pa.Table.from_batches([batch]).cast(_SCHEMA)
+            table = table.filter(pc.equal(table["operator"], operator))
+            writer.write(table)
+            rows += table.num_rows
+        writer.close()
+    return rows
+
+
+# Rows read at a time by write_operator_rows (~100 MB of Arrow memory).
+_COPY_BATCH_ROWS = 1_000_000
+
+
+__all__ = ["CHILD_RESOLUTION", "DEFAULT_BLOCK_PX", "DEFAULT_COVERED_FRACTION", "H3Outputs", "H3Writer", "H3_COLUMNS",
+           "H3_RESOLUTION", "PUBLIC_RESOLUTION", "h3_paths", "read_h3", "write_h3", "write_operator_rows"]

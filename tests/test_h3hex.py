@@ -241,3 +241,29 @@ def test_uniform_window_holds_the_pixels_of_every_hex11_centre(res_m):
             x, y = TO_ALBERS.transform(lon, lat)
             col, row = np.floor(x / res_m), np.floor(-y / res_m)
             assert np.abs(col[1:] - col[0]).max() <= k and np.abs(row[1:] - row[0]).max() <= k
+
+
+def test_operator_rows_copied_batch_by_batch(written, hand_run, tmp_path, monkeypatch):
+    """write_operator_rows: exactly one operator's rows, in order, the run's CSV format, read in
+    batches smaller than the file (so memory is one batch); none of another operator's."""
+    import coverage.h3hex as h3hex
+
+    layout, _, _ = hand_run
+    paths = h3_paths(layout, "nbiot")
+    monkeypatch.setattr(h3hex, "_COPY_BATCH_ROWS", 7)
+    rows = h3hex.write_operator_rows(paths.res9_parquet, tmp_path / "ct.parquet", tmp_path / "ct.csv", "CT")
+    _, res9, _ = written
+    expected = res9[res9["operator"] == "CT"].reset_index(drop=True)
+    assert rows == len(expected) > 7
+    pd.testing.assert_frame_equal(read_h3(tmp_path / "ct.parquet"), expected)
+    run_csv = paths.res9_csv.read_text(encoding="utf-8-sig").splitlines()
+    own_csv = (tmp_path / "ct.csv").read_bytes()
+    assert own_csv.startswith(b"\xef\xbb\xbf")
+    own_lines = own_csv.decode("utf-8-sig").splitlines()
+    assert own_lines[0] == run_csv[0]
+    assert own_lines[1:] == [line for line in run_csv[1:] if line.split(",")[4] == "CT"]
+    assert h3hex.write_operator_rows(paths.res9_parquet, tmp_path / "x.parquet", tmp_path / "x.csv", "CM") == 0
+    assert len(read_h3(tmp_path / "x.parquet")) == 0
+    with pytest.raises(FileNotFoundError):
+        h3hex.write_operator_rows(tmp_path / "missing.parquet", tmp_path / "y.parquet", tmp_path / "y.csv", "CT")
+    assert not list(tmp_path.glob("*y.*"))  # nothing half-written left behind

@@ -20,13 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from coverage.files import atomic_output, write_csv_bom
-from coverage.h3hex import H3_RESOLUTION, PUBLIC_RESOLUTION, h3_paths
+from coverage.files import atomic_output
+from coverage.h3hex import H3_RESOLUTION, PUBLIC_RESOLUTION, h3_paths, write_operator_rows
 from coverage.layout import ALL_OPERATORS
 from coverage.publish import layers
 from coverage.targets import (
     BUILT_UP_LANDCOVER,
-    for_people,
     read_targets,
     read_targets_rules,
     targets_paths,
@@ -67,13 +66,9 @@ def _copy(source, target: Path) -> str:
 
 
 def _own_res9(source, out: Path, tech: str, operator: str) -> list[str]:
-    """The operator's own resolution-9 rows (never another operator's, nor ``all``)."""
-    frame = pd.read_parquet(source)
-    frame = frame[frame["operator"] == operator]
+    """The operator's own resolution-9 rows (never another operator's, nor ``all``), streamed."""
     stem = f"h3_res{H3_RESOLUTION}_{tech}_{operator.lower()}"
-    with atomic_output(out / f"{stem}.parquet", overwrite=True) as tmp:
-        frame.to_parquet(tmp, index=False)
-    write_csv_bom(for_people(frame), out / f"{stem}.csv")
+    write_operator_rows(source, out / f"{stem}.parquet", out / f"{stem}.csv", operator)
     return [f"{stem}.parquet", f"{stem}.csv"]
 
 
