@@ -108,7 +108,8 @@ def _measure(work: Path, block: int | None, workers: int = 1) -> dict:
         "hex9_per_s": round(hexes / seconds), "peak_rss_mib": round(peak_rss_mib()),
         "rss_before_mib": round(rss_before), "china_extrapolated_s": round(seconds * CHINA_LAND_KM2 / land_km2),
         "output_bytes": {Path(p).name: Path(p).stat().st_size for p in (files.res9_parquet, files.res9_csv,
-                                                                          files.res8_parquet)},
+                                                                          files.res8_parquet, files.res8_csv)
+                         if Path(p).exists()},  # a CSV only where it fits a spreadsheet ([h3] csv)
     }
 
 

@@ -184,7 +184,8 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
 
     summary = summary_table(county_table)
     effective = _effective_config(config)
-    h3_result = write_h3(layout, layers, counties, covered_fraction=effective.h3.covered_fraction, workers=workers)
+    h3_result = write_h3(layout, layers, counties, covered_fraction=effective.h3.covered_fraction, workers=workers,
+                         csv=effective.h3.csv)
     step()
     targets_csv, targets_summary_csv = _write_targets(layout, report, layers, counties, county_table, town_table,
                                                       sectors, effective)
@@ -222,7 +223,7 @@ def aggregate(run_dir, townships=None, population=None, config=None, counties=No
         "gaps_csv": gaps_csv,
         "gap_areas_csv": gap_areas_csv,
         "gap_rank": rank,
-        "h3": {tech: [str(p) for p in (f.res9_parquet, f.res9_csv, f.res8_parquet, f.res8_csv)]
+        "h3": {tech: [str(p) for p in (f.res9_parquet, f.res9_csv, f.res8_parquet, f.res8_csv) if Path(p).exists()]
                for tech, f in h3_result["files"].items()},
         "targets_csv": targets_csv,
         "targets_summary_csv": targets_summary_csv,

@@ -24,7 +24,10 @@ Tables and keys (units in the key names)
 ``[h3]``
     ``covered_fraction``: share of a hexagon's resolution-11 centres that must be
     covered for its ``covered`` flag (default 0.5, 0.5-1; the 5G Fund's "substantial
-    majority", 47 CFR §54.1012(c)(1)(iii), see :mod:`coverage.h3hex`).
+    majority", 47 CFR §54.1012(c)(1)(iii), see :mod:`coverage.h3hex`); ``csv``: the CSV
+    files beside the Parquet ones, ``auto`` (default) those whose rows fit one
+    spreadsheet sheet (2²⁰ rows: with five operator layers, about 22,000 km² of land at
+    resolution 9 and 155,000 km² at resolution 8), ``always`` or ``never``.
 ``[targets]``
     The 2027 targets (:mod:`coverage.targets`): ``redcap_at_scale_pct``, RedCap
     coverage of a county's built-up area that counts as 规模覆盖 at scale (default
@@ -142,6 +145,9 @@ class H3Config:
     # land hex-11 centres are; the stored rule text read breaks off before its figure,
     # so a simple majority (coverage.h3hex.DEFAULT_COVERED_FRACTION).
     covered_fraction: float = 0.5
+    # CSV beside each Parquet table: "auto" when its rows fit one spreadsheet sheet
+    # (2^20; a national resolution-9 table has ~4e8), "always" or "never" (coverage.h3hex.CSV_CHOICES).
+    csv: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,7 @@ class TargetsConfig:
 # [terrain] clutter_table values that are not paths: guess from the raster, or a built-in table.
 CLUTTER_TABLE_NAMES = ("auto", "worldcover", "igbp")
 GAP_RANKS = ("auto", "population", "built-up", "area")  # [gaps] rank
+H3_CSV_CHOICES = ("auto", "always", "never")  # [h3] csv (coverage.h3hex.CSV_CHOICES)
 
 
 @dataclass(frozen=True)
@@ -450,7 +457,8 @@ _SECTION_RULES: dict[str, tuple[type, dict[str, tuple]]] = {
                           "rank": (_STR, None, None, "")}),  # checked in _override_section
     "plan": (PlanConfig, {"spacing_fraction": (_NUMBER, 0.05, 2.0, "")}),
     "publish": (PublishConfig, {"resolution_m": (_INT, 100, 5000, "m")}),
-    "h3": (H3Config, {"covered_fraction": (_NUMBER, 0.5, 1.0, "")}),
+    "h3": (H3Config, {"covered_fraction": (_NUMBER, 0.5, 1.0, ""),
+                      "csv": (_STR, None, None, "")}),  # checked in _override_section
     "targets": (TargetsConfig, {
         "redcap_at_scale_pct": (_NUMBER, 1.0, 100.0, "%"),
         "township_reached_pct": (_NUMBER, 0.01, 100.0, "%"),
@@ -586,6 +594,11 @@ def _override_section(checker: _Checker, name: str, table: dict):
         if rank not in GAP_RANKS:
             raise checker.fail("[gaps] rank", f"{section.rank!r} is not one of {', '.join(GAP_RANKS)}")
         section = replace(section, rank=rank)
+    if name == "h3":
+        choice = section.csv.strip().lower()
+        if choice not in H3_CSV_CHOICES:
+            raise checker.fail("[h3] csv", f"{section.csv!r} is not one of {', '.join(H3_CSV_CHOICES)}")
+        section = replace(section, csv=choice)
     if name == "challenge" and not section.day_start_hour < section.day_end_hour:
         raise checker.fail("[challenge] day_end_hour",
                            f"{section.day_end_hour!r} h must be after day_start_hour {section.day_start_hour!r} h")

@@ -8,6 +8,11 @@ The aggregate stage writes, per technology (paths from :class:`coverage.layout.R
   (≈ 0.74 km², about the public raster's 500 m), which the public site offers as
   downloads. Resolution 9 stays in the run directory and the operator edition.
 
+The Parquet files are always written; each CSV by ``csv`` (``[h3] csv``): by default
+only when its rows fit one spreadsheet sheet (:data:`SPREADSHEET_ROWS`), since the CSV
+is for people and a national resolution-9 table (~4 × 10⁸ rows, 22 GB) opens in no
+spreadsheet. The CSVs are written from the Parquet files after the walk.
+
 The rule (47 CFR §54.1012(c)(1), the 5G Fund Phase I eligible areas)
 ----------------------------------------------------------------------
 (i) a resolution-11 hexagon (hex-11) is served when its centre lies in covered
@@ -59,6 +64,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -105,6 +111,12 @@ DEFAULT_BLOCK_PX = 1024
 #: across China; 1.005 and, for hex-10s, 0.73 over the random cells of
 #: tests/test_h3hex.py); the reach used for margins and uniform windows adds a safety factor.
 _REACH_PER_EDGE = 1.25
+#: ``csv`` of :func:`write_h3` (``[h3] csv``).
+CSV_CHOICES = ("auto", "always", "never")
+#: Rows of one spreadsheet sheet, header included (Excel and LibreOffice Calc: 2²⁰). A national
+#: resolution-9 table has some 4 × 10⁸ (a 22 GB CSV that no spreadsheet opens): ``auto``
+#: leaves such CSVs out, and the Parquet file holds the same rows.
+SPREADSHEET_ROWS = 1_048_576
 # Mixed hex-9s whose descendants are sampled together (≈ 10⁶ hex-11 centres at most).
 _MIXED_CHUNK = 20_000
 
@@ -142,7 +154,8 @@ def h3_paths(layout: RunLayout, tech: str) -> H3Outputs:
 
 def write_h3(layout: RunLayout, layers: Sequence[Layer], counties: gpd.GeoDataFrame,
              covered_fraction: float = DEFAULT_COVERED_FRACTION, block_px: int = DEFAULT_BLOCK_PX,
-             progress: Callable[[int, int], None] | None = None, workers: int | None = 1) -> dict:
+             progress: Callable[[int, int], None] | None = None, workers: int | None = 1,
+             csv: str = "auto") -> dict:
     """Write the H3 files of every technology of ``layers`` (see the module docstring).
 
     Parameters
@@ -164,11 +177,16 @@ def write_h3(layout: RunLayout, layers: Sequence[Layer], counties: gpd.GeoDataFr
         Processes computing the blocks (None: one per CPU when there are at least
         :data:`BLOCKS_PER_WORKER` blocks each); the files are written in block order,
         so they do not depend on it.
+    csv : {"auto", "always", "never"}, default "auto"
+        Which CSV files to write beside the Parquet ones: ``auto`` those whose rows fit
+        one spreadsheet sheet (:data:`SPREADSHEET_ROWS` with the header), ``always``
+        all of them, ``never`` none. A CSV not written is removed from the run.
 
     Returns
     -------
     dict
         ``{tech: H3Outputs}`` under ``files``; ``hexagons``: {tech: hex-9 count};
+        ``rows``: {tech: {resolution: rows}}; ``csv``: {tech: {resolution: written}};
         ``seconds``.
 
     Raises
@@ -183,6 +201,8 @@ def write_h3(layout: RunLayout, layers: Sequence[Layer], counties: gpd.GeoDataFr
         raise SchemaError("no coverage layer to write H3 hexagons from")
     if not 0.0 < float(covered_fraction) <= 1.0:
         raise SchemaError(f"covered_fraction must be in (0, 1], got {covered_fraction!r}")
+    if csv not in CSV_CHOICES:
+        raise SchemaError(f"csv must be one of {', '.join(CSV_CHOICES)}, got {csv!r}")
     if not isinstance(counties, gpd.GeoDataFrame) or "code" not in counties.columns or counties.crs is None:
         raise SchemaError("counties must be a GeoDataFrame with a CRS and a 'code' column")
     techs = list(dict.fromkeys(lay.tech for lay in layers))
@@ -206,8 +226,19 @@ def write_h3(layout: RunLayout, layers: Sequence[Layer], counties: gpd.GeoDataFr
                 progress(done, len(blocks))
         for sink in sinks.values():
             sink.close()
-    result = {"files": {tech: h3_paths(layout, tech) for tech in techs}, "hexagons": hexagons,
-              "covered_fraction": float(covered_fraction), "seconds": time.perf_counter() - started}
+    rows, csv_written = {}, {}
+    for tech in techs:
+        paths = h3_paths(layout, tech)
+        for resolution, parquet_path, csv_path in ((H3_RESOLUTION, paths.res9_parquet, paths.res9_csv),
+                                                   (PUBLIC_RESOLUTION, paths.res8_parquet, paths.res8_csv)):
+            rows.setdefault(tech, {})[resolution] = pq.ParquetFile(parquet_path).metadata.num_rows
+            csv_written.setdefault(tech, {})[resolution] = _csv_of(parquet_path, csv_path, csv)
+            if not csv_written[tech][resolution]:
+                log.info("H3: no %s (%s rows, csv=%s): the Parquet file holds them", Path(csv_path).name,
+                         f"{rows[tech][resolution]:,}", csv)
+    result = {"files": {tech: h3_paths(layout, tech) for tech in techs}, "hexagons": hexagons, "rows": rows,
+              "csv": csv_written, "covered_fraction": float(covered_fraction),
+              "seconds": time.perf_counter() - started}
     log.info("H3: %s hex-9s in %d blocks in %.1f s", ", ".join(f"{t} {n:,}" for t, n in hexagons.items()),
              len(blocks), result["seconds"])
     return result
@@ -612,17 +643,39 @@ def _rows(cells, resolution, county, tech, operators, children, covered, deep, c
 # ---------------------------------------------------------------- streaming outputs
 
 
+class _CsvSink:
+    """An H3 table's CSV (UTF-8 with BOM, percentages rounded to 0.1), renamed into place when
+    ``stack`` closes without an error."""
+
+    def __init__(self, stack: contextlib.ExitStack, csv_path: os.PathLike):
+        self._handle = open(stack.enter_context(atomic_output(csv_path)), "wb")  # noqa: SIM115
+        self._handle.write(("\ufeff" + ",".join(H3_COLUMNS) + "\n").encode("utf-8"))
+        self._closed = False
+        stack.callback(self._abort)
+
+    def write(self, table: pa.Table) -> None:
+        for name in _PCT_COLUMNS:
+            table = table.set_column(table.schema.get_field_index(name), name, pc.round(table[name], 1))
+        pacsv.write_csv(table, self._handle, write_options=_CSV_OPTIONS)
+
+    def close(self) -> None:
+        self._handle.close()
+        self._closed = True
+
+    def _abort(self) -> None:
+        if not self._closed:  # an error: close the handle so the temporary file can be removed
+            self.close()
+
+
 class H3Writer:
-    """One H3 table streamed to its Parquet file (full precision) and its CSV (UTF-8 with BOM,
-    percentages rounded to 0.1), each written to a temporary file renamed when ``stack`` closes
-    without an error (removed on one).
+    """One H3 table streamed to its Parquet file (full precision) and, with ``csv_path``, its
+    CSV; temporary files renamed when ``stack`` closes without an error (removed on one).
     """
 
-    def __init__(self, stack: contextlib.ExitStack, parquet_path: os.PathLike, csv_path: os.PathLike):
+    def __init__(self, stack: contextlib.ExitStack, parquet_path: os.PathLike, csv_path: os.PathLike | None = None):
         self._parquet = pq.ParquetWriter(stack.enter_context(atomic_output(parquet_path)), _SCHEMA,
                                          compression="zstd")
-        self._csv = open(stack.enter_context(atomic_output(csv_path)), "wb")  # noqa: SIM115
-        self._csv.write(("\ufeff" + ",".join(H3_COLUMNS) + "\n").encode("utf-8"))
+        self._csv = None if csv_path is None else _CsvSink(stack, csv_path)
         self._closed = False
         stack.callback(self._abort)
 
@@ -630,13 +683,13 @@ class H3Writer:
         if not table.num_rows:
             return
         self._parquet.write_table(table)
-        for name in _PCT_COLUMNS:
-            table = table.set_column(table.schema.get_field_index(name), name, pc.round(table[name], 1))
-        pacsv.write_csv(table, self._csv, write_options=_CSV_OPTIONS)
+        if self._csv is not None:
+            self._csv.write(table)
 
     def close(self) -> None:
         self._parquet.close()
-        self._csv.close()
+        if self._csv is not None:
+            self._csv.close()
         self._closed = True
 
     def _abort(self) -> None:
@@ -645,11 +698,10 @@ class H3Writer:
 
 
 class _Sinks:
-    """The two tables (resolutions 9 and 8) of one technology."""
+    """The two Parquet tables (resolutions 9 and 8) of one technology."""
 
     def __init__(self, stack: contextlib.ExitStack, paths: H3Outputs):
-        self._writers = (H3Writer(stack, paths.res9_parquet, paths.res9_csv),
-                         H3Writer(stack, paths.res8_parquet, paths.res8_csv))
+        self._writers = (H3Writer(stack, paths.res9_parquet), H3Writer(stack, paths.res8_parquet))
 
     def write(self, res9: pa.Table, res8: pa.Table) -> None:
         for writer, table in zip(self._writers, (res9, res8), strict=True):
@@ -660,15 +712,35 @@ class _Sinks:
             writer.close()
 
 
+def _csv_of(parquet_path: os.PathLike, csv_path: os.PathLike, csv: str) -> bool:
+    """Write ``csv_path`` from the Parquet table by the ``csv`` rule (:data:`CSV_CHOICES`); whether it was.
+
+    A CSV not written is removed, so a run's directory never holds one of an earlier aggregate.
+    """
+    rows = pq.ParquetFile(parquet_path).metadata.num_rows
+    if csv == "never" or (csv == "auto" and rows > SPREADSHEET_ROWS - 1):
+        Path(csv_path).unlink(missing_ok=True)
+        return False
+    with contextlib.ExitStack() as stack:
+        sink = _CsvSink(stack, csv_path)
+        for batch in pq.ParquetFile(parquet_path).iter_batches(batch_size=_COPY_BATCH_ROWS):
+            sink.write(pa.Table.from_batches([batch]).cast(_SCHEMA))
+        sink.close()
+    return True
+
+
 def write_operator_rows(source: os.PathLike, parquet_path: os.PathLike, csv_path: os.PathLike,
-                        operator: str) -> int:
+                        operator: str, csv: str = "auto") -> int:
     """Copy the rows of one operator from an H3 Parquet file of :func:`write_h3`; the rows written.
 
-    Read and written batch by batch (a national resolution-9 file holds some 4 × 10⁸ rows: its CSV is ~22 GB), so
-    memory is that of one batch.
+    Read and written batch by batch (a national resolution-9 file holds some 4 × 10⁸
+    rows: its CSV is ~22 GB), so memory is that of one batch. ``csv`` as in
+    :func:`write_h3`.
     """
+    if csv not in CSV_CHOICES:
+        raise SchemaError(f"csv must be one of {', '.join(CSV_CHOICES)}, got {csv!r}")
     with contextlib.ExitStack() as stack:
-        writer = H3Writer(stack, parquet_path, csv_path)
+        writer = H3Writer(stack, parquet_path)
         rows = 0
         for batch in pq.ParquetFile(source).iter_batches(batch_size=_COPY_BATCH_ROWS):
             table = pa.Table.from_batches([batch]).cast(_SCHEMA)
@@ -676,6 +748,7 @@ def write_operator_rows(source: os.PathLike, parquet_path: os.PathLike, csv_path
             writer.write(table)
             rows += table.num_rows
         writer.close()
+    _csv_of(parquet_path, csv_path, csv)
     return rows
 
 
@@ -683,5 +756,5 @@ def write_operator_rows(source: os.PathLike, parquet_path: os.PathLike, csv_path
 _COPY_BATCH_ROWS = 1_000_000
 
 
-__all__ = ["CHILD_RESOLUTION", "DEFAULT_BLOCK_PX", "DEFAULT_COVERED_FRACTION", "H3Outputs", "H3Writer", "H3_COLUMNS",
-           "H3_RESOLUTION", "PUBLIC_RESOLUTION", "h3_paths", "read_h3", "write_h3", "write_operator_rows"]
+__all__ = ["CHILD_RESOLUTION", "CSV_CHOICES", "DEFAULT_BLOCK_PX", "DEFAULT_COVERED_FRACTION", "H3Outputs", "H3Writer", "H3_COLUMNS",
+           "H3_RESOLUTION", "PUBLIC_RESOLUTION", "SPREADSHEET_ROWS", "h3_paths", "read_h3", "write_h3", "write_operator_rows"]

@@ -26,6 +26,7 @@ from pyproj import Transformer
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
+from coverage.errors import SchemaError
 from coverage.h3hex import h3_paths, read_h3, write_h3
 from coverage.layout import RunLayout
 from coverage.zonal import Layer
@@ -267,3 +268,37 @@ def test_operator_rows_copied_batch_by_batch(written, hand_run, tmp_path, monkey
     with pytest.raises(FileNotFoundError):
         h3hex.write_operator_rows(tmp_path / "missing.parquet", tmp_path / "y.parquet", tmp_path / "y.csv", "CT")
     assert not list(tmp_path.glob("*y.*"))  # nothing half-written left behind
+
+
+def test_csv_rule_auto_always_never(written, hand_run, tmp_path, monkeypatch):
+    """[h3] csv: "always" writes every CSV (the same bytes as "auto" where both write one),
+    "never" none, "auto" only those whose rows fit a sheet; a CSV left out is removed from the
+    run (none of an earlier aggregate stays); the Parquet files never change."""
+    import coverage.h3hex as h3hex
+
+    layout, layers, county = hand_run
+    reference = h3_paths(layout, "nbiot")  # written with the default rule: all rows fit
+    run = _other_run(tmp_path)
+    paths = h3_paths(run, "nbiot")
+    names = ("res9_csv", "res8_csv")
+
+    always = write_h3(run, layers, county, csv="always")
+    assert all(getattr(paths, n).read_bytes() == getattr(reference, n).read_bytes() for n in names)
+    assert always["csv"]["nbiot"] == {9: True, 8: True}
+    parquet = paths.res9_parquet.read_bytes()
+
+    never = write_h3(run, layers, county, csv="never")
+    assert never["csv"]["nbiot"] == {9: False, 8: False}
+    assert not any(getattr(paths, n).exists() for n in names)  # the "always" CSVs are gone
+    assert paths.res9_parquet.read_bytes() == parquet
+
+    rows9, rows8 = never["rows"]["nbiot"][9], never["rows"]["nbiot"][8]
+    assert rows9 > rows8 > 0
+    monkeypatch.setattr(h3hex, "SPREADSHEET_ROWS", rows8 + 1)  # res-8 fits with its header, res-9 not
+    auto = write_h3(run, layers, county)
+    assert auto["csv"]["nbiot"] == {9: False, 8: True}
+    assert not paths.res9_csv.exists() and paths.res8_csv.read_bytes() == reference.res8_csv.read_bytes()
+    monkeypatch.setattr(h3hex, "SPREADSHEET_ROWS", rows8)  # one row too many
+    assert write_h3(run, layers, county)["csv"]["nbiot"] == {9: False, 8: False}
+    with pytest.raises(SchemaError, match="csv must be one of auto, always, never"):
+        write_h3(run, layers, county, csv="yes")

@@ -157,6 +157,7 @@ def test_override_applies_and_merges_sub_tables(write_toml):
     assert band_to_freq_mhz("redcap", "n78") == 3500.0  # defaults untouched
     assert cfg.grid.resolution_m == 50 and cfg.grid.tile_size_px == 512
     assert cfg.gaps.min_gap_km2 == 0.5
+    assert load_config().h3.csv == "auto" and load_config(write_toml('[h3]\ncsv = "Never"\n')).h3.csv == "never"
     assert cfg.fingerprint() != load_config().fingerprint()
     assert cfg.source == str(path)
 
@@ -185,6 +186,8 @@ def test_override_applies_and_merges_sub_tables(write_toml):
     ("[terrain]\nclutter_table = 3\n", "[terrain] clutter_table: must be a non-empty string"),
     ("[terrain]\nclutter_table = \"corine\"\n", "[terrain] clutter_table: 'corine' is not one of auto, worldcover"),
     ("[terrain]\nk_factor = 1.0\n", "[terrain] k_factor: unknown key; did you mean 'earth_k_factor'?"),
+    ("[h3]\ncsv = \"sometimes\"\n", "[h3] csv: 'sometimes' is not one of auto, always, never"),
+    ("[h3]\ncsv = true\n", "[h3] csv: must be a non-empty string"),
     ("[lte]\neirp_dbm = 40\n", "lte: unknown key"),
     ("nbiot = 3\n", "[nbiot]: must be a table"),
     ("[nbiot\n", "not valid TOML"),

@@ -7,6 +7,9 @@ Layout added to ``out_dir``::
     downloads/targets.csv, targets_summary.csv   the 2027 targets (sums over whole units)
     targets.html                                 national and provincial progress, every unit
 
+Each H3 CSV is there when the run has it (``[h3] csv``) or, for an operator's own rows,
+when they fit one spreadsheet sheet; the Parquet files always.
+
 The public edition never carries resolution 9 (≈ 0.1 km², finer than the public
 raster's 500 m): the aggregate stage's ``stats/h3_res9_<tech>.*`` stay in the run.
 Resolution 8 (≈ 0.74 km²) is coarser than the public raster.
@@ -49,6 +52,8 @@ def write_downloads(opts, written: dict[str, int]) -> list[str]:
         for source in (paths.res8_csv, paths.res8_parquet):
             if Path(source).exists():
                 names.append(_copy(source, out / Path(source).name))
+            else:  # not in this run (``[h3] csv``): no copy of an earlier run's left beside the new files
+                (out / Path(source).name).unlink(missing_ok=True)
         if opts.edition == "operator" and opts.operator and Path(paths.res9_parquet).exists():
             names.extend(_own_res9(paths.res9_parquet, out, tech, opts.operator))
     for source in targets_paths(opts.run):
@@ -66,10 +71,11 @@ def _copy(source, target: Path) -> str:
 
 
 def _own_res9(source, out: Path, tech: str, operator: str) -> list[str]:
-    """The operator's own resolution-9 rows (never another operator's, nor ``all``), streamed."""
+    """The operator's own resolution-9 rows (never another operator's, nor ``all``), streamed; the
+    CSV only when they fit a spreadsheet sheet (``csv="auto"`` of :func:`coverage.h3hex.write_h3`)."""
     stem = f"h3_res{H3_RESOLUTION}_{tech}_{operator.lower()}"
     write_operator_rows(source, out / f"{stem}.parquet", out / f"{stem}.csv", operator)
-    return [f"{stem}.parquet", f"{stem}.csv"]
+    return [name for name in (f"{stem}.parquet", f"{stem}.csv") if (out / name).exists()]
 
 
 # ---------------------------------------------------------------- the targets page
