@@ -146,7 +146,7 @@ class H3Config:
     # so a simple majority (coverage.h3hex.DEFAULT_COVERED_FRACTION).
     covered_fraction: float = 0.5
     # CSV beside each Parquet table: "auto" when its rows fit one spreadsheet sheet
-    # (2^20; a national resolution-9 table has ~4e8), "always" or "never" (coverage.h3hex.CSV_CHOICES).
+    # (2^20; a national resolution-9 table has ~4e8), "always" or "never" (H3_CSV_CHOICES).
     csv: str = "auto"
 
 
@@ -168,7 +168,7 @@ class TargetsConfig:
 # [terrain] clutter_table values that are not paths: guess from the raster, or a built-in table.
 CLUTTER_TABLE_NAMES = ("auto", "worldcover", "igbp")
 GAP_RANKS = ("auto", "population", "built-up", "area")  # [gaps] rank
-H3_CSV_CHOICES = ("auto", "always", "never")  # [h3] csv (coverage.h3hex.CSV_CHOICES)
+H3_CSV_CHOICES = ("auto", "always", "never")  # [h3] csv, and csv of coverage.h3hex.write_h3
 
 
 @dataclass(frozen=True)

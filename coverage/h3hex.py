@@ -85,6 +85,7 @@ from rasterio.features import rasterize
 from rasterio.windows import Window
 from scipy import ndimage
 
+from coverage.config import H3_CSV_CHOICES
 from coverage.errors import CRSMismatchError, SchemaError
 from coverage.files import atomic_output
 from coverage.layout import ALL_OPERATORS, CLASS_DEEP, CLASS_NODATA, CLASS_OUTDOOR, RunLayout
@@ -111,8 +112,6 @@ DEFAULT_BLOCK_PX = 1024
 #: across China; 1.005 and, for hex-10s, 0.73 over the random cells of
 #: tests/test_h3hex.py); the reach used for margins and uniform windows adds a safety factor.
 _REACH_PER_EDGE = 1.25
-#: ``csv`` of :func:`write_h3` (``[h3] csv``).
-CSV_CHOICES = ("auto", "always", "never")
 #: Rows of one spreadsheet sheet, header included (Excel and LibreOffice Calc: 2²⁰). A national
 #: resolution-9 table has some 4 × 10⁸ (a 22 GB CSV that no spreadsheet opens): ``auto``
 #: leaves such CSVs out, and the Parquet file holds the same rows.
@@ -201,8 +200,7 @@ def write_h3(layout: RunLayout, layers: Sequence[Layer], counties: gpd.GeoDataFr
         raise SchemaError("no coverage layer to write H3 hexagons from")
     if not 0.0 < float(covered_fraction) <= 1.0:
         raise SchemaError(f"covered_fraction must be in (0, 1], got {covered_fraction!r}")
-    if csv not in CSV_CHOICES:
-        raise SchemaError(f"csv must be one of {', '.join(CSV_CHOICES)}, got {csv!r}")
+    _check_csv(csv)
     if not isinstance(counties, gpd.GeoDataFrame) or "code" not in counties.columns or counties.crs is None:
         raise SchemaError("counties must be a GeoDataFrame with a CRS and a 'code' column")
     techs = list(dict.fromkeys(lay.tech for lay in layers))
@@ -232,8 +230,9 @@ def write_h3(layout: RunLayout, layers: Sequence[Layer], counties: gpd.GeoDataFr
         paths = h3_paths(layout, tech)
         for resolution, parquet_path, csv_path in ((H3_RESOLUTION, paths.res9_parquet, paths.res9_csv),
                                                    (PUBLIC_RESOLUTION, paths.res8_parquet, paths.res8_csv)):
-            rows.setdefault(tech, {})[resolution] = pq.ParquetFile(parquet_path).metadata.num_rows
-            csv_written.setdefault(tech, {})[resolution] = _csv_of(parquet_path, csv_path, csv)
+            with pq.ParquetFile(parquet_path) as parquet:
+                rows.setdefault(tech, {})[resolution] = parquet.metadata.num_rows
+                csv_written.setdefault(tech, {})[resolution] = _csv_of(parquet, csv_path, csv)
             if not csv_written[tech][resolution]:
                 log.info("H3: no %s (%s rows, csv=%s): the Parquet file holds them", Path(csv_path).name,
                          f"{rows[tech][resolution]:,}", csv)
@@ -644,54 +643,39 @@ def _rows(cells, resolution, county, tech, operators, children, covered, deep, c
 # ---------------------------------------------------------------- streaming outputs
 
 
-class _CsvSink:
-    """An H3 table's CSV (UTF-8 with BOM, percentages rounded to 0.1), renamed into place when
-    ``stack`` closes without an error."""
-
-    def __init__(self, stack: contextlib.ExitStack, csv_path: os.PathLike):
-        self._handle = open(stack.enter_context(atomic_output(csv_path)), "wb")  # noqa: SIM115
-        self._handle.write(("\ufeff" + ",".join(H3_COLUMNS) + "\n").encode("utf-8"))
-        self._closed = False
-        stack.callback(self._abort)
-
-    def write(self, table: pa.Table) -> None:
-        for name in _PCT_COLUMNS:
-            table = table.set_column(table.schema.get_field_index(name), name, pc.round(table[name], 1))
-        pacsv.write_csv(table, self._handle, write_options=_CSV_OPTIONS)
-
-    def close(self) -> None:
-        self._handle.close()
-        self._closed = True
-
-    def _abort(self) -> None:
-        if not self._closed:  # an error: close the handle so the temporary file can be removed
-            self.close()
-
-
 class H3Writer:
-    """One H3 table streamed to its Parquet file (full precision) and, with ``csv_path``, its
-    CSV; temporary files renamed when ``stack`` closes without an error (removed on one).
+    """One H3 table streamed to its Parquet file (full precision) and/or its CSV (UTF-8 with
+    BOM, percentages rounded to 0.1); temporary files renamed when ``stack`` closes without
+    an error (removed on one).
     """
 
-    def __init__(self, stack: contextlib.ExitStack, parquet_path: os.PathLike, csv_path: os.PathLike | None = None):
+    def __init__(self, stack: contextlib.ExitStack, parquet_path: os.PathLike | None = None,
+                 csv_path: os.PathLike | None = None):
         # no dictionary pages: zstd alone makes the files 40-55 % smaller and takes a quarter
         # less CPU (the sample's resolution-9 tables: 208-224 against 287 ns a row); the
         # Parquet writer is most of the main process's work in a national walk
-        self._parquet = pq.ParquetWriter(stack.enter_context(atomic_output(parquet_path)), _SCHEMA,
-                                         compression="zstd", use_dictionary=False)
-        self._csv = None if csv_path is None else _CsvSink(stack, csv_path)
+        self._parquet = None if parquet_path is None else pq.ParquetWriter(
+            stack.enter_context(atomic_output(parquet_path)), _SCHEMA, compression="zstd", use_dictionary=False)
+        self._csv = None
+        if csv_path is not None:
+            self._csv = open(stack.enter_context(atomic_output(csv_path)), "wb")  # noqa: SIM115
+            self._csv.write(("\ufeff" + ",".join(H3_COLUMNS) + "\n").encode("utf-8"))
         self._closed = False
         stack.callback(self._abort)
 
     def write(self, table: pa.Table) -> None:
         if not table.num_rows:
             return
-        self._parquet.write_table(table)
+        if self._parquet is not None:
+            self._parquet.write_table(table)
         if self._csv is not None:
-            self._csv.write(table)
+            for name in _PCT_COLUMNS:
+                table = table.set_column(table.schema.get_field_index(name), name, pc.round(table[name], 1))
+            pacsv.write_csv(table, self._csv, write_options=_CSV_OPTIONS)
 
     def close(self) -> None:
-        self._parquet.close()
+        if self._parquet is not None:
+            self._parquet.close()
         if self._csv is not None:
             self._csv.close()
         self._closed = True
@@ -716,20 +700,24 @@ class _Sinks:
             writer.close()
 
 
-def _csv_of(parquet_path: os.PathLike, csv_path: os.PathLike, csv: str) -> bool:
-    """Write ``csv_path`` from the Parquet table by the ``csv`` rule (:data:`CSV_CHOICES`); whether it was.
+def _check_csv(csv: str) -> None:
+    if csv not in H3_CSV_CHOICES:
+        raise SchemaError(f"csv must be one of {', '.join(H3_CSV_CHOICES)}, got {csv!r}")
+
+
+def _csv_of(parquet: pq.ParquetFile, csv_path: os.PathLike, csv: str) -> bool:
+    """Write ``csv_path`` from an open Parquet table by the ``csv`` rule (``[h3] csv``); whether it was.
 
     A CSV not written is removed, so a run's directory never holds one of an earlier aggregate.
     """
-    rows = pq.ParquetFile(parquet_path).metadata.num_rows
-    if csv == "never" or (csv == "auto" and rows > SPREADSHEET_ROWS - 1):
+    if csv == "never" or (csv == "auto" and parquet.metadata.num_rows > SPREADSHEET_ROWS - 1):
         Path(csv_path).unlink(missing_ok=True)
         return False
     with contextlib.ExitStack() as stack:
-        sink = _CsvSink(stack, csv_path)
-        for batch in pq.ParquetFile(parquet_path).iter_batches(batch_size=_COPY_BATCH_ROWS):
-            sink.write(pa.Table.from_batches([batch]).cast(_SCHEMA))
-        sink.close()
+        writer = H3Writer(stack, csv_path=csv_path)
+        for batch in parquet.iter_batches(batch_size=_COPY_BATCH_ROWS):
+            writer.write(pa.Table.from_batches([batch]).cast(_SCHEMA))
+        writer.close()
     return True
 
 
@@ -741,8 +729,7 @@ def write_operator_rows(source: os.PathLike, parquet_path: os.PathLike, csv_path
     rows: its CSV is ~22 GB), so memory is that of one batch. ``csv`` as in
     :func:`write_h3`.
     """
-    if csv not in CSV_CHOICES:
-        raise SchemaError(f"csv must be one of {', '.join(CSV_CHOICES)}, got {csv!r}")
+    _check_csv(csv)
     with contextlib.ExitStack() as stack:
         writer = H3Writer(stack, parquet_path)
         rows = 0
@@ -752,7 +739,8 @@ def write_operator_rows(source: os.PathLike, parquet_path: os.PathLike, csv_path
             writer.write(table)
             rows += table.num_rows
         writer.close()
-    _csv_of(parquet_path, csv_path, csv)
+    with pq.ParquetFile(parquet_path) as parquet:
+        _csv_of(parquet, csv_path, csv)
     return rows
 
 
@@ -760,5 +748,5 @@ def write_operator_rows(source: os.PathLike, parquet_path: os.PathLike, csv_path
 _COPY_BATCH_ROWS = 1_000_000
 
 
-__all__ = ["CHILD_RESOLUTION", "CSV_CHOICES", "DEFAULT_BLOCK_PX", "DEFAULT_COVERED_FRACTION", "H3Outputs", "H3Writer", "H3_COLUMNS",
+__all__ = ["CHILD_RESOLUTION", "DEFAULT_BLOCK_PX", "DEFAULT_COVERED_FRACTION", "H3Outputs", "H3Writer", "H3_COLUMNS",
            "H3_RESOLUTION", "PUBLIC_RESOLUTION", "SPREADSHEET_ROWS", "h3_paths", "read_h3", "write_h3", "write_operator_rows"]
