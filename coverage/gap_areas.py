@@ -328,14 +328,24 @@ def _holding_gaps(polygons, near: np.ndarray, gap_geoms) -> np.ndarray:
 
 
 def _h3_parts(region) -> tuple[np.ndarray, np.ndarray]:
-    """Cells and ``region ∩ cell`` of the H3 res-7 cells overlapping ``region`` (lattice CRS), in cell order."""
+    """Cells and ``region ∩ cell`` of the H3 res-7 cells overlapping ``region`` (lattice CRS), in cell order.
+
+    The candidate cells are those overlapping the convex hull of each polygon's outer
+    ring; :func:`cut` gives each its exact part and the empty ones are dropped. The
+    polygon itself is not given to H3: h3 4.5's ``contain="overlap"`` leaves out cells
+    that touch one of the polygon's holes, however much of them lies in it (a national
+    run's Qinghai gaps lost 1,354 km², up to 66 km² in one county's layer), and it
+    costs time in proportion to the vertices (half of the gap areas' time there).
+    """
     lonlat = gpd.GeoSeries([region], crs=CHINA_ALBERS_PROJ4).to_crs(4326).iloc[0]
     cells = set()
     for poly in shapely.get_parts(lonlat):
         if shapely.get_type_id(poly) != 3 or poly.is_empty:
             continue
-        shape = h3.LatLngPoly([(y, x) for x, y in poly.exterior.coords],
-                              *[[(y, x) for x, y in ring.coords] for ring in poly.interiors])
+        hull = shapely.convex_hull(poly.exterior)
+        if shapely.get_type_id(hull) != 3:  # a degenerate ring: no area to hold a piece
+            continue
+        shape = h3.LatLngPoly([(y, x) for x, y in hull.exterior.coords])
         cells.update(h3.h3shape_to_cells_experimental(shape, H3_RESOLUTION, contain="overlap"))
     cells = sorted(cells)
     if not cells:
