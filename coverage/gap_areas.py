@@ -386,7 +386,10 @@ def cut(region, cutters: np.ndarray) -> np.ndarray:
     shapely.prepare(region)
     inside = shapely.contains_properly(region, cutters)
     out[inside] = cutters[inside]
+    out[~inside] = _EMPTY_POLYGON
+    # cutters in the region's holes or beyond it meet no piece: no overlay for them
     rest = np.flatnonzero(~inside)
+    rest = rest[shapely.intersects(region, cutters[rest])]
     if len(rest):
         pieces = _halves(region, CUT_PIECE_VERTICES)
         cutter_pos, piece_pos = shapely.STRtree(pieces).query(cutters[rest], predicate="intersects")
@@ -395,12 +398,14 @@ def cut(region, cutters: np.ndarray) -> np.ndarray:
         for position, part in zip(cutter_pos.tolist(), parts, strict=True):
             if not shapely.is_empty(part):
                 by_cutter.setdefault(position, []).append(part)
-        empty = shapely.from_wkt("POLYGON EMPTY")
         for position, cutter_index in enumerate(rest):
             found = by_cutter.get(position)
-            out[cutter_index] = (empty if not found else found[0] if len(found) == 1
+            out[cutter_index] = (_EMPTY_POLYGON if not found else found[0] if len(found) == 1
                                  else shapely.union_all(found))
     return out
+
+
+_EMPTY_POLYGON = shapely.from_wkt("POLYGON EMPTY")
 
 
 def _halves(geom, max_vertices: int) -> np.ndarray:
