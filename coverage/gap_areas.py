@@ -126,8 +126,9 @@ def split_gaps(gaps: gpd.GeoDataFrame, resolution_m: float, townships: gpd.GeoDa
 
 
 #: Gap area (km², all layers) of the counties split and written together by
-#: :func:`split_gaps_in_chunks`: about 250,000 H3 pieces, ~1 GiB held (4.2 KiB a piece measured).
-DEFAULT_CHUNK_KM2 = 1.0e6
+#: :func:`split_gaps_in_chunks`: about 100,000 H3 pieces, ~0.4 GiB held (4.2 KiB a piece
+#: measured); two chunks are held at a time when worker processes split them.
+DEFAULT_CHUNK_KM2 = 5.0e5
 
 
 def split_gaps_in_chunks(gaps: gpd.GeoDataFrame, resolution_m: float, townships: gpd.GeoDataFrame | None = None,
@@ -136,11 +137,12 @@ def split_gaps_in_chunks(gaps: gpd.GeoDataFrame, resolution_m: float, townships:
     """:func:`split_gaps` for a country: frames of consecutive counties, each ranked, for writing one by one.
 
     The counties go in code order into chunks whose gaps total at most ``max_chunk_km2``
-    (default :data:`DEFAULT_CHUNK_KM2`; a county bigger than that is a chunk alone), so memory holds one chunk's pieces, not
+    (default :data:`DEFAULT_CHUNK_KM2`; a county bigger than that is a chunk alone), so memory holds a chunk's pieces, not
     the country's (a national run without townships has ~10⁷ H3 pieces per technology).
     Ranks are per county, so they do not depend on the chunks. Yields at least one
-    frame (an empty one when there is no gap); the worker processes, if any, serve all
-    chunks.
+    frame (an empty one when there is no gap). The worker processes, if any, serve all
+    chunks and split the next one while the caller writes the one yielded (so two
+    chunks are held).
     """
     rank = check_rank(rank, population is not None, landcover is not None)
     if townships is not None and "parent" not in townships.columns:
@@ -164,16 +166,25 @@ def split_gaps_in_chunks(gaps: gpd.GeoDataFrame, resolution_m: float, townships:
     sources = (resolution_m, landcover, class_table, population)
     workers = worker_count(workers, sum(len(c) for c in chunks), COUNTIES_PER_WORKER)
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(spawn_pool(workers)) if workers > 1 else None
-        for jobs in chunks:
-            if pool is not None and len(jobs) > 1:
-                # interleaved parts, so that the vast western counties spread over the processes
-                n_parts = min(len(jobs), _CHUNKS_PER_WORKER * workers)
-                parts = [(jobs[k::n_parts], sources) for k in range(n_parts)]
-                done = [county for part in pool.map(_split_counties, parts) for county in part]
-                done.sort(key=lambda county: county[0])
-            else:
-                done = _split_counties((jobs, sources))
+        if workers <= 1:
+            for jobs in chunks:
+                yield _ranked_frame(_split_counties((jobs, sources)), rank)
+            return
+        pool = stack.enter_context(spawn_pool(workers))
+        stack.callback(pool.shutdown, cancel_futures=True)  # a caller that stops early waits for no chunk
+
+        def submit(jobs):
+            # interleaved parts, so that the vast western counties spread over the processes
+            n_parts = min(len(jobs), _CHUNKS_PER_WORKER * workers)
+            return [pool.submit(_split_counties, (jobs[k::n_parts], sources)) for k in range(n_parts)]
+
+        # the next chunk is split while this process ranks and the caller writes the current one
+        pending = submit(chunks[0])
+        for index in range(len(chunks)):
+            current = pending
+            pending = submit(chunks[index + 1]) if index + 1 < len(chunks) else []
+            done = [county for future in current for county in future.result()]
+            done.sort(key=lambda county: county[0])
             yield _ranked_frame(done, rank)
 
 
