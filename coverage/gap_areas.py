@@ -251,8 +251,9 @@ def rank_areas(frame: pd.DataFrame, rank: str) -> pd.DataFrame:
     out = out.sort_values(["_layer", "county_code", "_key", "_area", "unit_code"],
                           ascending=[True, True, False, False, True], kind="stable")
     out["rank_in_county"] = out.groupby(["_layer", "county_code"], sort=False).cumcount().astype("int64") + 1
-    out["area_id"] = [f"{layer_key(t, o)}-{c}-{u}" for t, o, c, u in
-                      zip(out["tech"], out["operator"], out["county_code"], out["unit_code"], strict=True)]
+    keys = {layer: layer_key(*layer.split("/", 1)) for layer in out["_layer"].unique().tolist()}
+    out["area_id"] = [f"{keys[layer]}-{c}-{u}" for layer, c, u in
+                      zip(out["_layer"].tolist(), out["county_code"].tolist(), out["unit_code"].tolist(), strict=True)]
     columns = [*GAP_AREA_COLUMNS, "geometry"] if "geometry" in out.columns else list(GAP_AREA_COLUMNS)
     result = out.loc[:, columns].reset_index(drop=True)
     result.attrs = dict(frame.attrs)
