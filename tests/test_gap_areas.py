@@ -12,7 +12,13 @@ import shapely
 from rasterio.transform import from_origin
 
 from coverage.errors import SchemaError
-from coverage.gap_areas import GAP_AREA_COLUMNS, check_rank, format_gap_areas, split_gaps
+from coverage.gap_areas import (
+    GAP_AREA_COLUMNS,
+    check_rank,
+    format_gap_areas,
+    split_gaps,
+    split_gaps_in_chunks,
+)
 from coverage.grid import CHINA_ALBERS_PROJ4 as ALBERS
 from coverage.terrain.clutter import builtin_table
 from coverage.terrain.landcover import open_landcover
@@ -187,6 +193,22 @@ def test_processes_split_the_counties_as_one_does():
     assert one["county_code"].nunique() == 5
     pd.testing.assert_frame_equal(one.drop(columns="geometry"), two.drop(columns="geometry"))
     assert shapely.equals_exact(one.geometry.to_numpy(), two.geometry.to_numpy(), tolerance=0).all()
+
+
+def test_processes_split_chunk_after_chunk_as_one_does():
+    """Chunks split by processes while the previous one is consumed: the same frames, in order; stopping early ends."""
+    frames = []
+    for k, county in enumerate(["350203", "350205", "350206", "350211", "350212"]):
+        frames.append(gaps_frame([square(4 * k, 0, 4 * k + 3, 7)], county=county))
+    gaps = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=4326)
+    whole = split_gaps(gaps, RES_M, workers=1)
+    chunks = list(split_gaps_in_chunks(gaps, RES_M, workers=2, max_chunk_km2=30.0))  # 21 km² a county: one each
+    assert [c["county_code"].unique().tolist() for c in chunks] == [[c] for c in sorted(gaps["county_code"])]
+    joined = pd.concat(chunks, ignore_index=True)
+    pd.testing.assert_frame_equal(whole.drop(columns="geometry"), joined.drop(columns="geometry"))
+    first = split_gaps_in_chunks(gaps, RES_M, workers=2, max_chunk_km2=30.0)
+    assert next(first)["county_code"].unique().tolist() == ["350203"]
+    first.close()  # the pool is shut down with the next chunk pending, without waiting for the rest
 
 
 def test_h3_pieces_add_up_to_a_gap_with_holes():
