@@ -251,9 +251,10 @@ def rank_areas(frame: pd.DataFrame, rank: str) -> pd.DataFrame:
     out = out.sort_values(["_layer", "county_code", "_key", "_area", "unit_code"],
                           ascending=[True, True, False, False, True], kind="stable")
     out["rank_in_county"] = out.groupby(["_layer", "county_code"], sort=False).cumcount().astype("int64") + 1
-    keys = {layer: layer_key(*layer.split("/", 1)) for layer in out["_layer"].unique().tolist()}
+    layers = list(zip(out["tech"].tolist(), out["operator"].tolist(), strict=True))
+    keys = {layer: layer_key(*layer) for layer in set(layers)}
     out["area_id"] = [f"{keys[layer]}-{c}-{u}" for layer, c, u in
-                      zip(out["_layer"].tolist(), out["county_code"].tolist(), out["unit_code"].tolist(), strict=True)]
+                      zip(layers, out["county_code"].tolist(), out["unit_code"].tolist(), strict=True)]
     columns = [*GAP_AREA_COLUMNS, "geometry"] if "geometry" in out.columns else list(GAP_AREA_COLUMNS)
     result = out.loc[:, columns].reset_index(drop=True)
     result.attrs = dict(frame.attrs)
@@ -326,6 +327,7 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
 
 
 _EMPTY_MULTIPOLYGON = shapely.from_wkt("MULTIPOLYGON EMPTY")
+_EMPTY_POLYGON = shapely.from_wkt("POLYGON EMPTY")
 
 
 def _holding_gaps(polygons, near: np.ndarray, gap_geoms) -> np.ndarray:
@@ -416,8 +418,6 @@ def cut(region, cutters: np.ndarray) -> np.ndarray:
                                  else shapely.union_all(found))
     return out
 
-
-_EMPTY_POLYGON = shapely.from_wkt("POLYGON EMPTY")
 
 
 def _halves(geom, max_vertices: int) -> np.ndarray:
