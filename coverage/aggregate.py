@@ -582,7 +582,9 @@ def _write_gpkg(path, counties, county_table, towns, town_table, gaps, techs, ga
 
 
 def _append_gap_areas(gpkg, tech: str, csv, frame, header: bool) -> None:
-    frame.to_file(gpkg, layer=f"gap_areas_{tech}", driver="GPKG", mode="a", geometry_type="MultiPolygon")
+    # through Arrow: the same features, 2.4 x faster on Qinghai's 719,233 RedCap areas (bench/README)
+    frame.to_file(gpkg, layer=f"gap_areas_{tech}", driver="GPKG", mode="a", geometry_type="MultiPolygon",
+                  use_arrow=True)
     round_for_people(pd.DataFrame(frame.drop(columns="geometry"))).to_csv(csv, index=False, header=header,
                                                                           lineterminator="\n")
 
