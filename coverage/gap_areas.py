@@ -163,12 +163,12 @@ def split_gaps_in_chunks(gaps: gpd.GeoDataFrame, resolution_m: float, townships:
         chunk.append((county_code, county_gaps, county_towns))
         chunk_km2 += county_km2
     chunks.append(chunk)
-    sources = (resolution_m, landcover, class_table, population)
+    sources = (resolution_m, landcover, class_table, population, rank)
     workers = worker_count(workers, sum(len(c) for c in chunks), COUNTIES_PER_WORKER)
     with contextlib.ExitStack() as stack:
         if workers <= 1:
             for jobs in chunks:
-                yield _ranked_frame(_split_counties((jobs, sources)), rank)
+                yield _chunk_frame(_split_counties((jobs, sources)), rank)
             return
         pool = stack.enter_context(spawn_pool(workers))
         stack.callback(pool.shutdown, cancel_futures=True)  # a caller that stops early waits for no chunk
@@ -178,32 +178,31 @@ def split_gaps_in_chunks(gaps: gpd.GeoDataFrame, resolution_m: float, townships:
             n_parts = min(len(jobs), _CHUNKS_PER_WORKER * workers)
             return [pool.submit(_split_counties, (jobs[k::n_parts], sources)) for k in range(n_parts)]
 
-        # the next chunk is split while this process ranks and the caller writes the current one
+        # the next chunk is split while the caller writes the current one
         pending = submit(chunks[0])
         for index in range(len(chunks)):
             current = pending
             pending = submit(chunks[index + 1]) if index + 1 < len(chunks) else []
             done = [county for future in current for county in future.result()]
             done.sort(key=lambda county: county[0])
-            yield _ranked_frame(done, rank)
+            yield _chunk_frame(done, rank)
 
 
-def _ranked_frame(done, rank: str) -> gpd.GeoDataFrame:
-    """The areas of some counties (``_split_counties``' output, in county order) as a ranked frame."""
-    rows = [row for _, county_rows, _ in done for row in county_rows]
+def _chunk_frame(done, rank: str) -> gpd.GeoDataFrame:
+    """The ranked areas of some counties (``_split_counties``' output, in county order) as one frame.
+
+    Each county comes ranked already (ranks are per county); the frame is theirs
+    concatenated and ordered by layer, then county, as :func:`rank_areas` orders them.
+    """
+    frames = [frame for _, frame, _ in done if frame is not None]
     sliver_km2 = sum(dropped for _, _, dropped in done)
-    if not rows:
+    if not frames:
         frame = _empty()
-        frame.attrs["sliver_km2"] = sliver_km2
-        frame.attrs["rank"] = rank
-        return frame
-    frame = gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=CHINA_ALBERS_PROJ4)
-    frame["area_km2"] = shapely.area(frame.geometry.to_numpy()) / M2_PER_KM2
-    centroids = gpd.GeoSeries(shapely.centroid(frame.geometry.to_numpy()), crs=CHINA_ALBERS_PROJ4).to_crs(4326)
-    frame["centroid_lon"], frame["centroid_lat"] = centroids.x.to_numpy(), centroids.y.to_numpy()
-    frame = rank_areas(frame.to_crs(4326), rank)
-    frame.attrs["rank"] = rank
-    frame.attrs["sliver_km2"] = sliver_km2
+    else:
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        layer_codes, _ = pd.factorize(frame["tech"] + "/" + frame["operator"], sort=True)
+        frame = frame.take(np.argsort(layer_codes, kind="stable")).reset_index(drop=True)
+    frame.attrs = {"rank": rank, "sliver_km2": sliver_km2}
     return frame
 
 
@@ -212,12 +211,17 @@ COUNTIES_PER_WORKER = 50
 _CHUNKS_PER_WORKER = 8
 
 
-def _split_counties(job) -> list[tuple[str, list[dict], float]]:
-    """``(county code, its area rows, sliver km² dropped)`` of each county of a chunk."""
-    counties, (resolution_m, landcover, class_table, population) = job
+def _split_counties(job) -> list[tuple[str, gpd.GeoDataFrame | None, float]]:
+    """``(county code, its areas ranked in EPSG:4326 or None, sliver km² dropped)`` of each county of a chunk.
+
+    The ranking and the reprojection happen here, in the worker processes, rather than
+    in the process that writes the chunks: on Qinghai's RedCap gaps they were a third
+    of the work and kept the writer from keeping up with two workers.
+    """
+    counties, (resolution_m, landcover, class_table, population, rank) = job
     out = []
     for county_code, county_gaps, county_towns in counties:
-        rows, sliver_km2 = [], 0.0
+        columns, sliver_km2 = [], 0.0
         window = GridWindow.around(county_gaps.total_bounds, resolution_m, pad_px=2)
         values = {}
         if landcover is not None:
@@ -227,19 +231,30 @@ def _split_counties(job) -> list[tuple[str, list[dict], float]]:
         for (tech, operator), layer in county_gaps.groupby(["tech", "operator"], sort=False):
             pieces, dropped = _pieces(layer, county_towns)
             sliver_km2 += dropped
-            if not pieces:
+            count = len(pieces["geometry"])
+            if count == 0:
                 continue
-            sums = polygon_sums(window, [p["geometry"] for p in pieces], values) if values else {}
-            first = layer.iloc[0]
-            for i, piece in enumerate(pieces):
-                rows.append({
-                    "tech": tech, "operator": operator, "county_code": county_code,
-                    "county_name": first["county_name"], **piece,
-                    "built_up_km2": float(sums["built_up_km2"][i]) if "built_up_km2" in sums else np.nan,
-                    "population": float(sums["population"][i]) if "population" in sums else np.nan,
-                })
-        out.append((county_code, rows, sliver_km2))
+            sums = polygon_sums(window, list(pieces["geometry"]), values) if values else {}
+            columns.append({
+                "tech": np.full(count, tech, dtype=object), "operator": np.full(count, operator, dtype=object),
+                "county_code": np.full(count, county_code, dtype=object),
+                "county_name": np.full(count, layer["county_name"].iloc[0], dtype=object), **pieces,
+                **{name: np.asarray(sums[name], dtype=np.float64) if name in sums else np.full(count, np.nan)
+                   for name in ("built_up_km2", "population")},
+            })
+        out.append((county_code, _county_frame(columns, rank) if columns else None, sliver_km2))
     return out
+
+
+def _county_frame(columns: list[dict], rank: str) -> gpd.GeoDataFrame:
+    """One county's pieces (columns per layer, lattice CRS) as ranked areas in EPSG:4326."""
+    data = {name: np.concatenate([part[name] for part in columns]) for name in columns[0]}
+    geometry = data.pop("geometry")
+    frame = gpd.GeoDataFrame(data, geometry=geometry, crs=CHINA_ALBERS_PROJ4)
+    frame["area_km2"] = shapely.area(geometry) / M2_PER_KM2
+    centroids = gpd.GeoSeries(shapely.centroid(geometry), crs=CHINA_ALBERS_PROJ4).to_crs(4326)
+    frame["centroid_lon"], frame["centroid_lat"] = centroids.x.to_numpy(), centroids.y.to_numpy()
+    return rank_areas(frame.to_crs(4326), rank)
 
 
 def rank_areas(frame: pd.DataFrame, rank: str) -> pd.DataFrame:
@@ -262,21 +277,24 @@ def rank_areas(frame: pd.DataFrame, rank: str) -> pd.DataFrame:
     return result
 
 
-def _pieces(layer: gpd.GeoDataFrame, towns: gpd.GeoDataFrame | None) -> tuple[list[dict], float]:
-    """The pieces of one layer's gaps in one county (lattice CRS) and the sliver area dropped (km²)."""
+_PIECE_COLUMNS = ("unit_kind", "unit_code", "unit_name", "gap_ids", "geometry")
+
+
+def _pieces(layer: gpd.GeoDataFrame, towns: gpd.GeoDataFrame | None) -> tuple[dict[str, np.ndarray], float]:
+    """The pieces of one layer's gaps in one county (columns, lattice CRS) and the sliver area dropped (km²)."""
     gap_geoms = layer.geometry.to_numpy()
     gap_ids = layer["gap_id"].to_numpy()
     whole = shapely.union_all(gap_geoms)
     gap_tree = shapely.STRtree(gap_geoms)
     shapely.prepare(gap_geoms)
-    pieces, dropped = [], 0.0
+    found, dropped = [], 0.0
     remainder = whole
     if towns is not None and len(towns):
         town_geoms = towns.geometry.to_numpy()
         kept, slivers = _unit_pieces("township", towns["code"].astype(str).to_numpy(dtype=object),
                                      towns["name"].to_numpy(dtype=object), cut(whole, town_geoms),
                                      gap_geoms, gap_ids, gap_tree)
-        pieces += kept
+        found.append(kept)
         for area in slivers:
             dropped += area
         remainder = shapely.difference(whole, shapely.union_all(town_geoms))
@@ -284,15 +302,17 @@ def _pieces(layer: gpd.GeoDataFrame, towns: gpd.GeoDataFrame | None) -> tuple[li
         cells, parts = _h3_parts(remainder)
         kept, slivers = _unit_pieces("h3_res7", cells, np.full(len(cells), None, dtype=object), parts,
                                      gap_geoms, gap_ids, gap_tree)
-        pieces += kept
+        found.append(kept)
         for area in slivers:
             dropped += area
-    return pieces, dropped
+    if not found:
+        return {name: np.zeros(0, dtype=object) for name in _PIECE_COLUMNS}, dropped
+    return {name: np.concatenate([part[name] for part in found]) for name in _PIECE_COLUMNS}, dropped
 
 
 def _unit_pieces(kind: str, codes: np.ndarray, names: np.ndarray, parts: np.ndarray, gap_geoms, gap_ids,
-                 gap_tree: shapely.STRtree) -> tuple[list[dict], list[float]]:
-    """The pieces of the units' ``parts`` of the gaps, and the sliver areas left out (km², in unit order).
+                 gap_tree: shapely.STRtree) -> tuple[dict[str, np.ndarray], list[float]]:
+    """The pieces (columns) of the units' ``parts`` of the gaps, and the sliver areas left out (km², in unit order).
 
     A piece's geometry is its part's polygons; its gaps are found with one query of
     the gaps' tree for all the parts.
@@ -301,19 +321,18 @@ def _unit_pieces(kind: str, codes: np.ndarray, names: np.ndarray, parts: np.ndar
     kept = np.flatnonzero(areas >= SLIVER_KM2)
     slivers = areas[areas < SLIVER_KM2].tolist()
     if kept.size == 0:
-        return [], slivers
+        return {name: np.zeros(0, dtype=object) for name in _PIECE_COLUMNS}, slivers
     polygons = _polygonal(parts[kept])
     hit_part, hit_gap = gap_tree.query(polygons)
     order = np.lexsort((hit_gap, hit_part))
     hit_part, hit_gap = hit_part[order], hit_gap[order]
     near = np.split(hit_gap, np.searchsorted(hit_part, np.arange(1, kept.size)))
-    out = []
-    for code, name, polygon, gaps in zip(codes[kept].tolist(), names[kept].tolist(), polygons, near, strict=True):
-        if len(gaps) > 1:
-            gaps = _holding_gaps(polygon, gaps, gap_geoms)
-        out.append({"unit_kind": kind, "unit_code": str(code), "unit_name": name,
-                    "gap_ids": ";".join(map(str, gap_ids[gaps])), "geometry": polygon})
-    return out, slivers
+    held = [";".join(map(str, gap_ids[gaps if len(gaps) <= 1 else _holding_gaps(polygon, gaps, gap_geoms)]))
+            for polygon, gaps in zip(polygons, near, strict=True)]
+    return {"unit_kind": np.full(kept.size, kind, dtype=object),
+            "unit_code": np.array([str(code) for code in codes[kept].tolist()], dtype=object),
+            "unit_name": np.asarray(names[kept], dtype=object), "gap_ids": np.array(held, dtype=object),
+            "geometry": polygons}, slivers
 
 
 def _polygonal(geoms: np.ndarray) -> np.ndarray:

@@ -221,3 +221,33 @@ def test_h3_pieces_add_up_to_a_gap_with_holes():
     centres = gpd.GeoSeries(shapely.centroid(holes), crs=ALBERS).to_crs(4326)
     touching_holes = {h3.latlng_to_cell(p.y, p.x, 7) for p in centres}
     assert touching_holes <= set(areas["unit_code"])
+
+
+def test_counties_ranked_apart_give_the_whole_frames_ranking_and_order(tmp_path):
+    """Each county is ranked in its worker; joined, the table is ranked and ordered as one ranking of it all
+    (by layer, then county), and the GeoPackage layer written through Arrow holds the same multipolygons."""
+    from coverage.aggregate import _append_gap_areas
+    from coverage.gap_areas import rank_areas
+
+    frames = []
+    for k, county in enumerate(["350203", "350205", "350206"]):
+        for operator, width in (("CT", 3), ("CM", 2)):
+            frames.append(gaps_frame([square(4 * k, 0, 4 * k + width, 7), square(4 * k, 9, 4 * k + 1, 12)],
+                                     operator=operator, county=county))
+    gaps = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=4326)
+    for workers in (1, 2):
+        areas = split_gaps(gaps, RES_M, workers=workers)
+        layers = (areas["tech"] + "/" + areas["operator"]).tolist()
+        assert layers == sorted(layers) and set(layers) == {"redcap/CM", "redcap/CT"}
+        for _, group in areas.groupby([areas["operator"], areas["county_code"]], sort=False):
+            assert group["rank_in_county"].tolist() == list(range(1, len(group) + 1))
+        reranked = rank_areas(areas.sample(frac=1.0, random_state=7), "area")
+        pd.testing.assert_frame_equal(areas.drop(columns="geometry"), reranked.drop(columns="geometry"))
+
+    gpkg = tmp_path / "areas.gpkg"
+    with open(tmp_path / "areas.csv", "w", encoding="utf-8-sig", newline="") as csv:
+        _append_gap_areas(gpkg, "redcap", csv, areas, header=True)
+    back = gpd.read_file(gpkg, layer="gap_areas_redcap")
+    assert set(back.geom_type) == {"MultiPolygon"} and back.crs.to_epsg() == 4326
+    assert shapely.equals_exact(back.geometry.to_numpy(), areas.geometry.to_numpy(), tolerance=0).all()
+    assert back["area_id"].tolist() == areas["area_id"].tolist()
