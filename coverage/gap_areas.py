@@ -199,8 +199,8 @@ def _chunk_frame(done, rank: str) -> gpd.GeoDataFrame:
     if not frames:
         frame = _empty()
     else:
-        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        layer_codes, _ = pd.factorize(frame["tech"] + "/" + frame["operator"], sort=True)
+        frame = pd.concat(frames, ignore_index=True)
+        layer_codes, _ = pd.factorize(_layer_labels(frame), sort=True)
         frame = frame.take(np.argsort(layer_codes, kind="stable")).reset_index(drop=True)
     frame.attrs = {"rank": rank, "sliver_km2": sliver_km2}
     return frame
@@ -257,12 +257,17 @@ def _county_frame(columns: list[dict], rank: str) -> gpd.GeoDataFrame:
     return rank_areas(frame.to_crs(4326), rank)
 
 
+def _layer_labels(frame: pd.DataFrame) -> pd.Series:
+    """``tech/operator`` of each area: the layer order of the tables."""
+    return frame["tech"] + "/" + frame["operator"]
+
+
 def rank_areas(frame: pd.DataFrame, rank: str) -> pd.DataFrame:
     """Order the areas of each layer and county by ``rank`` (then area, then code) and number them."""
     key = _RANK_COLUMN[rank]
     # rounded so that equal areas computed through different reprojections tie
     out = frame.assign(_key=frame[key].fillna(0.0).round(6), _area=frame["area_km2"].round(6),
-                       _layer=frame["tech"] + "/" + frame["operator"])
+                       _layer=_layer_labels(frame))
     out = out.sort_values(["_layer", "county_code", "_key", "_area", "unit_code"],
                           ascending=[True, True, False, False, True], kind="stable")
     out["rank_in_county"] = out.groupby(["_layer", "county_code"], sort=False).cumcount().astype("int64") + 1
@@ -278,6 +283,10 @@ def rank_areas(frame: pd.DataFrame, rank: str) -> pd.DataFrame:
 
 
 _PIECE_COLUMNS = ("unit_kind", "unit_code", "unit_name", "gap_ids", "geometry")
+
+
+def _no_pieces() -> dict[str, np.ndarray]:
+    return {name: np.zeros(0, dtype=object) for name in _PIECE_COLUMNS}
 
 
 def _pieces(layer: gpd.GeoDataFrame, towns: gpd.GeoDataFrame | None) -> tuple[dict[str, np.ndarray], float]:
@@ -306,7 +315,7 @@ def _pieces(layer: gpd.GeoDataFrame, towns: gpd.GeoDataFrame | None) -> tuple[di
         for area in slivers:
             dropped += area
     if not found:
-        return {name: np.zeros(0, dtype=object) for name in _PIECE_COLUMNS}, dropped
+        return _no_pieces(), dropped
     return {name: np.concatenate([part[name] for part in found]) for name in _PIECE_COLUMNS}, dropped
 
 
@@ -321,7 +330,7 @@ def _unit_pieces(kind: str, codes: np.ndarray, names: np.ndarray, parts: np.ndar
     kept = np.flatnonzero(areas >= SLIVER_KM2)
     slivers = areas[areas < SLIVER_KM2].tolist()
     if kept.size == 0:
-        return {name: np.zeros(0, dtype=object) for name in _PIECE_COLUMNS}, slivers
+        return _no_pieces(), slivers
     polygons = _polygonal(parts[kept])
     hit_part, hit_gap = gap_tree.query(polygons)
     order = np.lexsort((hit_gap, hit_part))
